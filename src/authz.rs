@@ -1,0 +1,154 @@
+//! Authorization: may this authenticated identity pass? Pure predicates, table-tested.
+//!
+//! Owns the meaning of `[authz]` and of oauth2-proxy's per-Ingress narrowing query
+//! (`/oauth2/auth?allowed_groups=a,b&allowed_emails=…`). Never authenticates; never does I/O.
+
+use crate::config::AuthzRules;
+use crate::identity::Identity;
+
+/// Why an authenticated user is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Denial {
+    /// Neither the address nor its domain is allowed.
+    #[error("email `{0}` is not allowed")]
+    Email(String),
+    /// None of the user's groups is allowed.
+    #[error("no allowed group")]
+    Group,
+}
+
+impl AuthzRules {
+    /// Parses the narrowing query of `/oauth2/auth` (`allowed_groups`, `allowed_emails`,
+    /// `allowed_email_domains`, each comma-separated).
+    pub fn from_query(query: &[(String, String)]) -> Self {
+        let mut rules = Self::default();
+        for (k, v) in query {
+            let items = v.split(',').map(str::trim).filter(|s| !s.is_empty());
+            match k.as_str() {
+                "allowed_groups" => rules.groups.extend(items.map(str::to_string)),
+                "allowed_emails" => rules.emails.extend(items.map(str::to_ascii_lowercase)),
+                "allowed_email_domains" => rules
+                    .email_domains
+                    .extend(items.map(|d| d.trim_start_matches('@').to_ascii_lowercase())),
+                _ => {}
+            }
+        }
+        rules
+    }
+
+    /// Whether no rule is set (everyone authenticated passes).
+    pub fn is_empty(&self) -> bool {
+        self.emails.is_empty() && self.email_domains.is_empty() && self.groups.is_empty()
+    }
+
+    /// Checks one identity. Emails and email domains together form one rule (either may match);
+    /// groups form another; every rule that is set must pass.
+    pub fn check(&self, id: &Identity) -> Result<(), Denial> {
+        if !self.emails.is_empty() || !self.email_domains.is_empty() {
+            let email = id.email.to_ascii_lowercase();
+            let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+            let ok = !email.is_empty()
+                && (self.emails.contains(&email) || self.email_domains.iter().any(|d| d == domain));
+            if !ok {
+                return Err(Denial::Email(id.email.clone()));
+            }
+        }
+        if !self.groups.is_empty() && !id.groups.iter().any(|g| self.groups.contains(g)) {
+            return Err(Denial::Group);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(emails: &[&str], domains: &[&str], groups: &[&str]) -> AuthzRules {
+        AuthzRules {
+            emails: emails.iter().map(|s| s.to_string()).collect(),
+            email_domains: domains.iter().map(|s| s.to_string()).collect(),
+            groups: groups.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn who(email: &str, groups: &[&str]) -> Identity {
+        Identity {
+            user: email.into(),
+            email: email.into(),
+            groups: groups.iter().map(|s| s.to_string()).collect(),
+            ..Identity::default()
+        }
+    }
+
+    #[test]
+    fn table() {
+        let cases: &[(AuthzRules, Identity, bool)] = &[
+            (rules(&[], &[], &[]), who("a@x.test", &[]), true),
+            (rules(&["a@x.test"], &[], &[]), who("A@X.test", &[]), true),
+            (rules(&["a@x.test"], &[], &[]), who("b@x.test", &[]), false),
+            (rules(&[], &["x.test"], &[]), who("b@x.test", &[]), true),
+            (
+                rules(&[], &["x.test"], &[]),
+                who("b@evil-x.test", &[]),
+                false,
+            ),
+            (
+                rules(&[], &["x.test"], &[]),
+                who("b@sub.x.test", &[]),
+                false,
+            ),
+            (rules(&[], &["x.test"], &[]), who("", &[]), false),
+            (
+                rules(&["a@y.test"], &["x.test"], &[]),
+                who("a@y.test", &[]),
+                true,
+            ),
+            (
+                rules(&[], &[], &["admins"]),
+                who("a@x.test", &["staff", "admins"]),
+                true,
+            ),
+            (
+                rules(&[], &[], &["admins"]),
+                who("a@x.test", &["staff"]),
+                false,
+            ),
+            (rules(&[], &[], &["admins"]), who("a@x.test", &[]), false),
+            (
+                rules(&[], &["x.test"], &["admins"]),
+                who("a@x.test", &["staff"]),
+                false,
+            ),
+            (
+                rules(&[], &["x.test"], &["admins"]),
+                who("a@y.test", &["admins"]),
+                false,
+            ),
+            (
+                rules(&[], &["x.test"], &["admins"]),
+                who("a@x.test", &["admins"]),
+                true,
+            ),
+        ];
+        for (i, (r, id, allowed)) in cases.iter().enumerate() {
+            assert_eq!(r.check(id).is_ok(), *allowed, "case {i}: {r:?} {id:?}");
+        }
+    }
+
+    #[test]
+    fn narrowing_query_is_parsed_like_oauth2_proxy() {
+        let q = vec![
+            ("allowed_groups".to_string(), "a, b,,".to_string()),
+            ("allowed_emails".to_string(), "X@Y.test".to_string()),
+            ("allowed_email_domains".to_string(), "@Z.test".to_string()),
+            ("other".to_string(), "ignored".to_string()),
+        ];
+        assert_eq!(
+            AuthzRules::from_query(&q),
+            rules(&["x@y.test"], &["z.test"], &["a", "b"])
+        );
+        assert!(AuthzRules::from_query(&[]).is_empty());
+    }
+}

@@ -1,0 +1,238 @@
+//! Typed configuration: the server file and one file per workspace, validated once at load.
+//!
+//! Owns reading `authgate.toml` and `workspaces/*.toml`, and every check on them. Plain data:
+//! it holds no runtime state and depends on nothing above it. Secrets are named here (where
+//! they come from) and read only by [`secrets`].
+
+mod raw;
+pub mod secrets;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use url::Url;
+
+pub use secrets::{Env, ProcessEnv, SecretSource};
+pub use validate::{authority as validate_authority, load, parse_host, SERVER_FILE};
+
+/// Default listen address: oauth2-proxy's port, so Services migrate unchanged.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:4180";
+
+/// Trusted proxies when the server file names none: loopback and the private ranges a
+/// K3s cluster's pods and nodes use.
+pub const DEFAULT_TRUSTED_PROXIES: &[&str] = &[
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fd00::/8",
+];
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The directory it was read from.
+    pub dir: PathBuf,
+    /// Server-wide settings.
+    pub server: ServerConfig,
+    /// Every workspace, sorted by name.
+    pub workspaces: Vec<WorkspaceConfig>,
+}
+
+/// `authgate.toml`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// The platform domain substituted for `{domain}` in workspace hosts.
+    pub domain: String,
+    /// Peers whose forwarding headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Where the master cookie secrets come from.
+    pub cookie_secrets: SecretSource,
+}
+
+/// Whether a workspace asks for a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Everyone passes; no identity headers.
+    None,
+    /// A session from one of the workspace's providers is required.
+    Login,
+}
+
+/// Which kind of identity provider a `[[provider]]` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// Any certified OpenID Provider.
+    Oidc,
+    /// Microsoft Entra ID (Azure AD).
+    Azure,
+    /// Keycloak realm.
+    Keycloak,
+    /// GitHub OAuth app (not OIDC).
+    Github,
+}
+
+impl ProviderKind {
+    /// The name used in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Oidc => "oidc",
+            Self::Azure => "azure",
+            Self::Keycloak => "keycloak",
+            Self::Github => "github",
+        }
+    }
+}
+
+/// One `[[provider]]` of a workspace.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// Identifier used by `/oauth2/start?provider=<id>`.
+    pub id: String,
+    /// The kind.
+    pub kind: ProviderKind,
+    /// Name shown on the sign-in page.
+    pub display_name: String,
+    /// OIDC issuer (for GitHub: the web base, `https://github.com`).
+    pub issuer: Url,
+    /// OAuth client id.
+    pub client_id: String,
+    /// Where the client secret comes from.
+    pub client_secret: SecretSource,
+    /// Scopes requested.
+    pub scopes: Vec<String>,
+    /// Signature algorithms accepted for ID tokens.
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    /// Settings only some kinds have.
+    pub extra: ProviderExtra,
+}
+
+/// Settings specific to one provider kind.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderExtra {
+    /// Azure: tenants accepted when the issuer is multi-tenant (`organizations`, `common`).
+    pub allowed_tenants: Vec<String>,
+    /// Azure: resolve group overage through Microsoft Graph instead of rejecting the login.
+    pub resolve_group_overage: bool,
+    /// Azure: Microsoft Graph base URL (sovereign clouds differ).
+    pub graph_url: Option<Url>,
+    /// GitHub: REST API base (`https://api.github.com`, or `<host>/api/v3` for Enterprise).
+    pub api_url: Option<Url>,
+}
+
+/// `[session]`.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Session cookie name.
+    pub cookie_name: String,
+    /// How long a session lasts.
+    pub lifetime: Duration,
+}
+
+/// `[headers]`: the claim feeding each identity header.
+#[derive(Debug, Clone)]
+pub struct HeaderMapping {
+    /// Claim for `X-Auth-Request-User`.
+    pub user: String,
+    /// Claim for `X-Auth-Request-Email`.
+    pub email: String,
+    /// Claim for `X-Auth-Request-Preferred-Username`, if sent.
+    pub preferred_username: Option<String>,
+    /// Claim for `X-Auth-Request-Groups`, if sent.
+    pub groups: Option<String>,
+}
+
+/// `[authz]`: who may pass once authenticated. Empty lists allow everyone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthzRules {
+    /// Exact addresses, lower-cased.
+    pub emails: Vec<String>,
+    /// Domains after the `@`, lower-cased.
+    pub email_domains: Vec<String>,
+    /// Groups or roles.
+    pub groups: Vec<String>,
+}
+
+/// One workspace file, validated.
+#[derive(Debug, Clone)]
+pub struct WorkspaceConfig {
+    /// File stem: `mcd` for `workspaces/mcd.toml`.
+    pub name: String,
+    /// The file it came from, for messages.
+    pub file: PathBuf,
+    /// Hosts served, lower-case, `{domain}` expanded; may carry a port.
+    pub hosts: Vec<String>,
+    /// Login or not.
+    pub auth: AuthMode,
+    /// Plain-http development: no `Secure`, no `__Host-`, http redirect targets allowed.
+    pub insecure_http: bool,
+    /// The redirect URI registered at the IdP.
+    pub callback_url: Url,
+    /// Other hosts `rd` may point at.
+    pub allowed_redirect_hosts: Vec<String>,
+    /// Providers, in sign-in page order.
+    pub providers: Vec<ProviderConfig>,
+    /// Session cookie settings.
+    pub session: SessionConfig,
+    /// Claim → header mapping.
+    pub headers: HeaderMapping,
+    /// Authorization rules.
+    pub authz: AuthzRules,
+}
+
+/// One problem in one file, at one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// File, relative to the config directory where possible.
+    pub file: PathBuf,
+    /// Dotted field path (`provider[0].issuer`), or empty for the file itself.
+    pub field: String,
+    /// What is wrong and, where useful, what to do.
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.problem)
+        } else {
+            write!(
+                f,
+                "{}: {}: {}",
+                self.file.display(),
+                self.field,
+                self.problem
+            )
+        }
+    }
+}
+
+/// Every problem found in a configuration directory.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Relative path of a file under the config directory, for messages.
+    pub fn relative<'a>(dir: &Path, file: &'a Path) -> &'a Path {
+        file.strip_prefix(dir).unwrap_or(file)
+    }
+}

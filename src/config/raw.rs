@@ -1,0 +1,99 @@
+//! The configuration files as written: serde structs, every field optional where a default exists.
+//!
+//! Nothing here is validated; `validate` turns these into the typed config. Unknown fields are
+//! errors so a typo never silently falls back to a default.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// `authgate.toml`, the server file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub(crate) listen: Option<String>,
+    pub(crate) domain: Option<String>,
+    pub(crate) trusted_proxies: Option<Vec<String>>,
+    pub(crate) workspaces_dir: Option<String>,
+    #[serde(default)]
+    pub(crate) secrets: RawServerSecrets,
+}
+
+/// `[secrets]` of the server file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServerSecrets {
+    pub(crate) cookie_secrets_env: Option<String>,
+    pub(crate) cookie_secrets_file: Option<String>,
+}
+
+/// One `workspaces/<name>.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWorkspace {
+    pub(crate) hosts: Vec<String>,
+    pub(crate) auth: String,
+    #[serde(default)]
+    pub(crate) insecure_http: bool,
+    pub(crate) callback_url: Option<String>,
+    #[serde(default)]
+    pub(crate) allowed_redirect_hosts: Vec<String>,
+    #[serde(default)]
+    pub(crate) provider: Vec<RawProvider>,
+    #[serde(default)]
+    pub(crate) session: RawSession,
+    #[serde(default)]
+    pub(crate) headers: RawHeaders,
+    #[serde(default)]
+    pub(crate) authz: RawAuthz,
+}
+
+/// One `[[provider]]` table. Keys a kind does not know are reported by `validate`
+/// (serde cannot deny unknown fields next to a flattened map).
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawProvider {
+    pub(crate) id: Option<String>,
+    pub(crate) kind: Option<String>,
+    pub(crate) display_name: Option<String>,
+    pub(crate) issuer: Option<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) client_secret: Option<String>,
+    pub(crate) client_secret_env: Option<String>,
+    pub(crate) client_secret_file: Option<String>,
+    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) algorithms: Option<Vec<String>>,
+    /// Anything a specific provider kind adds (tenants, API base, realm client…).
+    #[serde(flatten)]
+    pub(crate) extra: BTreeMap<String, toml::Value>,
+}
+
+/// `[session]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSession {
+    pub(crate) cookie_name: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) lifetime: Option<std::time::Duration>,
+}
+
+/// `[headers]`: claim names feeding `X-Auth-Request-*`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHeaders {
+    pub(crate) user: Option<String>,
+    pub(crate) email: Option<String>,
+    pub(crate) preferred_username: Option<String>,
+    pub(crate) groups: Option<String>,
+}
+
+/// `[authz]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuthz {
+    #[serde(default)]
+    pub(crate) emails: Vec<String>,
+    #[serde(default)]
+    pub(crate) email_domains: Vec<String>,
+    #[serde(default)]
+    pub(crate) groups: Vec<String>,
+}

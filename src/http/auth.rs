@@ -1,0 +1,64 @@
+//! `GET /oauth2/auth`: NGINX's `auth_request` target.
+//!
+//! Answers from the request alone (no network): 202 with `X-Auth-Request-*` for a valid session,
+//! 401 without one, 403 when the session's user is not allowed. Any failure is a 401 or 403, so
+//! NGINX never turns an authgate problem into a 500 for the user.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::{AppError, Incoming};
+use crate::config::AuthzRules;
+use crate::identity::Identity;
+use crate::session::cookies_named;
+use crate::state::AppState;
+
+/// Header names sent to NGINX, as oauth2-proxy names them.
+const USER: HeaderName = HeaderName::from_static("x-auth-request-user");
+const EMAIL: HeaderName = HeaderName::from_static("x-auth-request-email");
+const PREFERRED_USERNAME: HeaderName = HeaderName::from_static("x-auth-request-preferred-username");
+const GROUPS: HeaderName = HeaderName::from_static("x-auth-request-groups");
+
+pub(super) async fn auth(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Incoming,
+) -> Result<Response, AppError> {
+    let ws = req.workspace()?;
+    if !ws.requires_login() {
+        return Ok(StatusCode::ACCEPTED.into_response());
+    }
+    let values = cookies_named(req.cookie_headers(), ws.session.name());
+    let session = ws.session.open(values, state.now())?;
+    ws.config
+        .authz
+        .check(&session.id)
+        .map_err(AppError::Forbidden)?;
+    if req.query.is_some() {
+        AuthzRules::from_query(&req.query_pairs())
+            .check(&session.id)
+            .map_err(AppError::Forbidden)?;
+    }
+    tracing::debug!(workspace = ws.name(), user = %session.id.user, "allowed");
+    Ok((StatusCode::ACCEPTED, identity_headers(&session.id)).into_response())
+}
+
+/// The identity as `X-Auth-Request-*` headers. Values were checked header-safe at login.
+fn identity_headers(id: &Identity) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(4);
+    let mut put = |name: HeaderName, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    };
+    put(USER, &id.user);
+    if !id.email.is_empty() {
+        put(EMAIL, &id.email);
+    }
+    if let Some(p) = &id.preferred_username {
+        put(PREFERRED_USERNAME, p);
+    }
+    if !id.groups.is_empty() {
+        put(GROUPS, &id.groups.join(","));
+    }
+    h
+}

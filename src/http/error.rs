@@ -1,0 +1,127 @@
+//! The one HTTP error type: every failure of every handler, mapped to a status in one `match`.
+//!
+//! Owns the status codes NGINX relies on (401 → sign-in, 403 → denial, never 5xx from
+//! `/oauth2/auth`) and the reason logged for each. Bodies are generic; details go to the log.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::pages::{self, Page};
+use crate::authz::Denial;
+use crate::provider::ProviderError;
+use crate::session::{LoginError, SessionError};
+
+/// Everything that can go wrong while answering a request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// No workspace serves this host.
+    #[error("unknown host {0:?}")]
+    UnknownHost(String),
+    /// `/oauth2/auth` without a valid session.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(#[from] SessionError),
+    /// Bearer token refused.
+    #[error("bearer token refused: {0}")]
+    Bearer(String),
+    /// Authenticated but not allowed, at `/oauth2/auth`.
+    #[error("forbidden: {0}")]
+    Forbidden(Denial),
+    /// Authenticated but not allowed, at the end of a login.
+    #[error("login denied: {0}")]
+    LoginDenied(String),
+    /// The callback has no `state`.
+    #[error("callback without state")]
+    StateMissing,
+    /// The callback's state leads to no valid login.
+    #[error("login state: {0}")]
+    LoginState(#[from] LoginError),
+    /// The callback's state was used before.
+    #[error("login state replayed")]
+    StateReplayed,
+    /// The provider answered the authorization request with an error (RFC 6749 §4.1.2.1).
+    #[error("provider returned error {error:?}")]
+    ProviderDenied {
+        /// `error`.
+        error: String,
+        /// `error_description`, shown escaped.
+        description: Option<String>,
+    },
+    /// `?provider=` names no provider of this workspace.
+    #[error("unknown provider {0:?}")]
+    UnknownProvider(String),
+    /// The callback has no `code`.
+    #[error("callback without code")]
+    CodeMissing,
+    /// The provider failed.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The identity does not fit in a session cookie or a header.
+    #[error("identity unusable: {0}")]
+    Identity(String),
+}
+
+impl AppError {
+    fn status(&self) -> StatusCode {
+        use AppError::*;
+        match self {
+            UnknownHost(_) | Unauthenticated(_) | Bearer(_) => StatusCode::UNAUTHORIZED,
+            Forbidden(_) | LoginDenied(_) | ProviderDenied { .. } => StatusCode::FORBIDDEN,
+            StateMissing | LoginState(_) | StateReplayed | UnknownProvider(_) | CodeMissing
+            | Identity(_) => StatusCode::BAD_REQUEST,
+            Provider(ProviderError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Provider(ProviderError::Denied(_)) => StatusCode::FORBIDDEN,
+            Provider(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn page(&self) -> Page {
+        use AppError::*;
+        match self {
+            UnknownHost(_) => Page::error("Unknown site", "This address is not served by the sign-in service.", None),
+            Unauthenticated(_) | Bearer(_) => Page::error("Sign-in required", "Please sign in.", None),
+            Forbidden(_) | LoginDenied(_) | Provider(ProviderError::Denied(_)) => Page::error(
+                "Access denied",
+                "You are signed in, but this account is not allowed here. Ask the workspace's owner for access, or sign in with another account.",
+                Some(("Sign out", "/oauth2/sign_out")),
+            ),
+            ProviderDenied { error, description } => Page::error(
+                "Sign-in was not completed",
+                &format!(
+                    "The identity provider answered “{error}”{}.",
+                    description.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+                ),
+                Some(("Try again", "/oauth2/start")),
+            ),
+            StateMissing | LoginState(_) | StateReplayed | CodeMissing => Page::error(
+                "Sign-in expired or was already used",
+                "This sign-in link is no longer valid. Start again from the page you wanted.",
+                Some(("Start again", "/oauth2/start")),
+            ),
+            UnknownProvider(_) => Page::error("Unknown sign-in option", "Choose one of the listed providers.", Some(("Back", "/oauth2/start"))),
+            Provider(ProviderError::Unavailable(_)) => Page::error(
+                "Identity provider unreachable",
+                "The identity provider could not be reached. Try again in a moment.",
+                Some(("Try again", "/oauth2/start")),
+            ),
+            Provider(_) | Identity(_) => Page::error(
+                "Sign-in failed",
+                "The identity provider's answer could not be accepted.",
+                Some(("Start again", "/oauth2/start")),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST => {
+                tracing::info!(status = status.as_u16(), reason = %self, "refused")
+            }
+            _ => tracing::warn!(status = status.as_u16(), reason = %self, "failed"),
+        }
+        pages::render(status, &self.page())
+    }
+}

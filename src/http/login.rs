@@ -1,0 +1,197 @@
+//! The browser login: `/oauth2/start`, `/oauth2/callback`, `/oauth2/sign_out`.
+//!
+//! Thin handlers over the session codecs, the redirect policy and the providers. The
+//! `redirect_uri` always comes from the workspace's config, never from the request.
+
+use axum::extract::State;
+use axum::http::header::{LOCATION, SET_COOKIE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cookie::Cookie;
+use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge};
+
+use super::pages::{self, Page};
+use super::{AppError, Incoming};
+use crate::provider::{AuthorizationRequest, Callback};
+use crate::redirect::RedirectPolicy;
+use crate::secret::Secret;
+use crate::session::LoginState;
+use crate::state::AppState;
+use crate::workspace::Workspace;
+
+fn policy(ws: &Workspace) -> RedirectPolicy<'_> {
+    RedirectPolicy {
+        hosts: &ws.config.hosts,
+        allowed_hosts: &ws.config.allowed_redirect_hosts,
+        allow_http: ws.config.insecure_http,
+    }
+}
+
+/// A 302 to `location` setting `cookies`.
+fn redirect(location: &str, cookies: impl IntoIterator<Item = Cookie<'static>>) -> Response {
+    let mut resp = StatusCode::FOUND.into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        h.insert(LOCATION, v);
+    }
+    h.insert("cache-control", HeaderValue::from_static("no-store"));
+    append_cookies(&mut resp, cookies);
+    resp
+}
+
+fn append_cookies(resp: &mut Response, cookies: impl IntoIterator<Item = Cookie<'static>>) {
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(&c.encoded().to_string()) {
+            resp.headers_mut().append(SET_COOKIE, v);
+        }
+    }
+}
+
+/// `GET /oauth2/start?rd=…[&provider=…]`: to the IdP with state, nonce and PKCE S256.
+pub(super) async fn start(
+    State(_state): State<AppState>,
+    req: Incoming,
+) -> Result<Response, AppError> {
+    let ws = req.workspace()?;
+    let rd = policy(ws).validate(req.query_param("rd").as_deref());
+    if !ws.requires_login() {
+        return Ok(redirect(&rd, []));
+    }
+    let wanted = req.query_param("provider");
+    let Some(provider) = ws.provider(wanted.as_deref()) else {
+        if let Some(id) = wanted {
+            return Err(AppError::UnknownProvider(id));
+        }
+        let options = ws
+            .providers
+            .iter()
+            .map(|p| {
+                let href = format!(
+                    "/oauth2/start?{}",
+                    url::form_urlencoded::Serializer::new(String::new())
+                        .append_pair("provider", p.id())
+                        .append_pair("rd", &rd)
+                        .finish()
+                );
+                (format!("Sign in with {}", p.display_name()), href)
+            })
+            .collect();
+        return Ok(pages::render(
+            StatusCode::OK,
+            &Page::sign_in(ws.name(), options),
+        ));
+    };
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let request = AuthorizationRequest {
+        state: CsrfToken::new_random().secret().clone(),
+        nonce: Nonce::new_random().secret().clone(),
+        pkce_challenge: challenge.as_str().to_string(),
+        redirect_uri: ws.config.callback_url.clone(),
+    };
+    let (url, issuer) = provider.authorization_url(&request).await?;
+    let login = LoginState {
+        workspace: ws.name().to_string(),
+        provider: provider.id().to_string(),
+        state: request.state,
+        nonce: request.nonce,
+        pkce_verifier: verifier.secret().clone(),
+        issuer,
+        rd,
+        created: _state.now(),
+    };
+    let mut cookies = ws.login.evict_oldest(req.cookie_headers());
+    cookies.extend(ws.login.issue(&login));
+    tracing::info!(
+        workspace = ws.name(),
+        provider = provider.id(),
+        "login started"
+    );
+    Ok(redirect(url.as_str(), cookies))
+}
+
+/// `GET /oauth2/callback`: state, issuer, code exchange, ID token, rules, session.
+pub(super) async fn callback(
+    State(state): State<AppState>,
+    req: Incoming,
+) -> Result<Response, AppError> {
+    let ws = req.workspace()?;
+    let returned_state = req
+        .query_param("state")
+        .filter(|s| !s.is_empty())
+        .ok_or(AppError::StateMissing)?;
+    let login = ws
+        .login
+        .find(req.cookie_headers(), &returned_state, state.now())?;
+    // From here on the login cookie is spent, whatever the outcome.
+    let clear = ws.login.clear(&returned_state);
+    let result = finish_login(&state, ws, &req, login, &returned_state).await;
+    let mut resp = match result {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    };
+    append_cookies(&mut resp, [clear]);
+    Ok(resp)
+}
+
+async fn finish_login(
+    state: &AppState,
+    ws: &Workspace,
+    req: &Incoming,
+    login: LoginState,
+    returned_state: &str,
+) -> Result<Response, AppError> {
+    if login.workspace != ws.name() {
+        return Err(AppError::LoginState(
+            crate::session::LoginError::StateMismatch,
+        ));
+    }
+    if !state.consume_state(ws.name(), returned_state) {
+        return Err(AppError::StateReplayed);
+    }
+    if let Some(error) = req.query_param("error") {
+        return Err(AppError::ProviderDenied {
+            error,
+            description: req.query_param("error_description"),
+        });
+    }
+    let code = req
+        .query_param("code")
+        .filter(|c| !c.is_empty())
+        .ok_or(AppError::CodeMissing)?;
+    let provider = ws
+        .provider(Some(&login.provider))
+        .ok_or_else(|| AppError::UnknownProvider(login.provider.clone()))?;
+    let callback = Callback {
+        code: Secret::new(code),
+        iss: req.query_param("iss"),
+        redirect_uri: ws.config.callback_url.clone(),
+    };
+    let identity = provider.finish(&callback, &login, state.now()).await?;
+    if !identity.is_header_safe() {
+        return Err(AppError::Identity(
+            "claims hold control characters or commas in groups".into(),
+        ));
+    }
+    if identity.user.is_empty() {
+        return Err(AppError::Identity("no user claim".into()));
+    }
+    ws.config
+        .authz
+        .check(&identity)
+        .map_err(|d| AppError::LoginDenied(d.to_string()))?;
+    let cookie = ws
+        .session
+        .issue(&identity, state.now())
+        .map_err(|e| AppError::Identity(e.to_string()))?;
+    let rd = policy(ws).validate(Some(&login.rd));
+    tracing::info!(workspace = ws.name(), provider = provider.id(), user = %identity.user, "login completed");
+    Ok(redirect(&rd, [cookie]))
+}
+
+/// `GET|POST /oauth2/sign_out?rd=…`: clears the session and goes to a validated `rd`.
+pub(super) async fn sign_out(req: Incoming) -> Result<Response, AppError> {
+    let ws = req.workspace()?;
+    let rd = policy(ws).validate(req.query_param("rd").as_deref());
+    tracing::info!(workspace = ws.name(), "signed out");
+    Ok(redirect(&rd, [ws.session.clear()]))
+}

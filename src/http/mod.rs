@@ -1,0 +1,59 @@
+//! The HTTP surface: routes on oauth2-proxy's paths, thin handlers, one error type.
+//!
+//! Owns translating requests into calls on the core and the core's answers into responses.
+//! Handlers extract plain values ([`extract::Incoming`]), call the domain modules, and return
+//! [`AppError`] for every failure; nothing here decides policy.
+
+mod auth;
+mod error;
+mod extract;
+mod login;
+mod pages;
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+
+pub use error::AppError;
+pub use extract::Incoming;
+
+/// The router, ready for `axum::serve` or `oneshot` in tests.
+pub fn app(state: AppState) -> Router {
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/oauth2/auth", get(auth::auth))
+        .route("/oauth2/start", get(login::start))
+        .route("/oauth2/callback", get(login::callback))
+        .route("/oauth2/sign_out", get(login::sign_out).post(login::sign_out))
+        .route("/ping", get(|| async { "OK" }))
+        .route("/ready", get(ready))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
+        .with_state(state)
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                }))
+                .layer(PropagateRequestIdLayer::new(request_id)),
+        )
+}
+
+/// Readiness: the config is loaded. Never waits on an identity provider.
+async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
+    let n = state.registry().workspaces.len();
+    if n == 0 {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no workspaces loaded".to_string(),
+        )
+    } else {
+        (StatusCode::OK, format!("ready: {n} workspaces"))
+    }
+}

@@ -1,0 +1,37 @@
+//! authgate: forward authentication for NGINX Ingress, one process for every workspace.
+//!
+//! # Layout
+//!
+//! - [`config`]: the server file and one file per workspace, typed and validated at load.
+//! - [`workspace`]: the host → workspace registry built from a config; swapped whole on reload.
+//! - [`provider`]: one trait, one file per identity provider kind.
+//! - [`oidc`]: discovery, the JWKS cache, and pure token verification.
+//! - [`session`]: the encrypted session and login-state cookies, and their keys.
+//! - [`authz`]: authorization rules as pure predicates.
+//! - [`redirect`]: validation of `rd` redirect targets.
+//! - [`forward`]: which host a request is for, and which forwarding headers to believe.
+//! - [`identity`]: the user as every provider reports it.
+//! - [`http`]: routes, the request extractor, pages and the one error type.
+//! - [`server`]: building the application, binding, serving, reloading.
+//! - [`state`]: the shared handle handlers get.
+//! - [`secret`]: the type secrets travel in.
+//! - [`telemetry`]: logging setup.
+
+pub mod authz;
+pub mod config;
+pub mod forward;
+pub mod http;
+pub mod identity;
+pub mod oidc;
+pub mod provider;
+pub mod redirect;
+pub mod secret;
+pub mod server;
+pub mod session;
+pub mod state;
+pub mod telemetry;
+pub mod workspace;
+
+// Lets test helpers shared with `tests/` and `benches/` name the crate the same way everywhere.
+#[cfg(test)]
+extern crate self as authgate;

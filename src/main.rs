@@ -1,0 +1,122 @@
+//! The `authgate` command: parses the CLI and calls the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use authgate::config::{self, ProcessEnv};
+use authgate::server::Application;
+use authgate::session::MasterSecrets;
+
+/// Exit code for invalid configuration (EX_CONFIG from sysexits.h).
+const EXIT_CONFIG: u8 = 78;
+/// Exit code for a start-up failure other than config (EX_UNAVAILABLE).
+const EXIT_UNAVAILABLE: u8 = 69;
+
+#[derive(Parser)]
+#[command(
+    name = "authgate",
+    version,
+    about = "Forward-auth for NGINX Ingress: OIDC login, encrypted sessions, every workspace in one process"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve /oauth2/auth, the login endpoints, /ping and /ready.
+    Serve {
+        /// Config directory (authgate.toml and workspaces/).
+        #[arg(long, env = "AUTHGATE_CONFIG", default_value = "config")]
+        config: PathBuf,
+        /// Listen address, overriding the server file.
+        #[arg(long, env = "AUTHGATE_LISTEN")]
+        listen: Option<SocketAddr>,
+    },
+    /// Validate a config directory and print every problem, one per line.
+    Check {
+        /// Config directory.
+        #[arg(env = "AUTHGATE_CONFIG", default_value = "config")]
+        dir: PathBuf,
+    },
+    /// Print a fresh master cookie secret.
+    Secret,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Secret => {
+            println!("{}", MasterSecrets::generate());
+            ExitCode::SUCCESS
+        }
+        Command::Check { dir } => match config::load(&dir, &ProcessEnv) {
+            Ok(c) => {
+                let hosts: usize = c.workspaces.iter().map(|w| w.hosts.len()).sum();
+                println!(
+                    "{}: ok ({} workspaces, {hosts} hosts)",
+                    dir.display(),
+                    c.workspaces.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    eprintln!("{}", with_dir(&dir, e));
+                }
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Serve { config, listen } => serve(config, listen),
+    }
+}
+
+fn with_dir(dir: &std::path::Path, e: &config::ConfigError) -> String {
+    let mut e = e.clone();
+    if e.file.is_relative() && !e.file.starts_with(dir) {
+        e.file = dir.join(&e.file);
+    }
+    e.to_string()
+}
+
+fn serve(dir: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
+    authgate::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("authgate: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    runtime.block_on(async move {
+        let app = match Application::build(&dir, listen, Arc::new(ProcessEnv)).await {
+            Ok(app) => app,
+            Err(authgate::server::StartError::Config(errors)) => {
+                for e in &errors.0 {
+                    eprintln!("{}", with_dir(&dir, e));
+                }
+                eprintln!("authgate: invalid configuration, not starting");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            Err(e) => {
+                eprintln!("authgate: {e}");
+                return ExitCode::from(EXIT_UNAVAILABLE);
+            }
+        };
+        match app.run_until_stopped().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("authgate: {e}");
+                ExitCode::from(EXIT_UNAVAILABLE)
+            }
+        }
+    })
+}

@@ -1,0 +1,14 @@
+//! OpenID Connect pieces shared by the providers: discovery, the JWKS cache, verification.
+//!
+//! Owns talking to an OpenID Provider's metadata and key endpoints, and the pure token checks.
+//! Verification ([`verify`]) never does I/O; [`JwksCache`] is the only place keys are fetched.
+
+mod discovery;
+mod jwks;
+pub mod keys;
+pub mod verify;
+
+pub use discovery::{discover, DiscoveryError, ProviderMetadata};
+pub use jwks::{JwksCache, JwksError};
+pub use keys::{KeyFamily, KeySet, VerifyKey};
+pub use verify::{Claims, Expectations, IssuerRule, VerifyError};

@@ -1,0 +1,124 @@
+//! Identity providers: one trait, one file per kind.
+//!
+//! Owns the login conversation with an IdP: building the authorization URL and turning the
+//! callback's code into an [`Identity`]. Providers never see HTTP requests or cookies; the HTTP
+//! layer hands them plain values and maps their [`ProviderError`] to a page.
+
+mod oidc;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::config::{HeaderMapping, ProviderConfig, ProviderKind};
+use crate::identity::Identity;
+use crate::oidc::{JwksCache, VerifyError};
+use crate::secret::Secret;
+use crate::session::LoginState;
+
+pub use oidc::{identity_from_claims, OidcProvider};
+
+/// A boxed future, so the trait stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What `/oauth2/start` asks a provider to put in the authorization request.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    /// CSRF `state`.
+    pub state: String,
+    /// OIDC `nonce`.
+    pub nonce: String,
+    /// PKCE S256 challenge.
+    pub pkce_challenge: String,
+    /// Our callback, from the workspace's config.
+    pub redirect_uri: Url,
+}
+
+/// What the provider sent back to `/oauth2/callback`.
+#[derive(Debug, Clone)]
+pub struct Callback {
+    /// The authorization code.
+    pub code: Secret,
+    /// RFC 9207 `iss`, if sent.
+    pub iss: Option<String>,
+    /// Our callback URL, as in the authorization request.
+    pub redirect_uri: Url,
+}
+
+/// Why a login failed at the provider.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// The provider cannot be reached or answers garbage.
+    #[error("identity provider unavailable: {0}")]
+    Unavailable(String),
+    /// RFC 9207: the response names another issuer, or omits one the provider promised.
+    #[error("authorization response issuer: {0}")]
+    IssuerMismatch(String),
+    /// The token endpoint refused the code.
+    #[error("code exchange refused: {0}")]
+    Exchange(String),
+    /// The ID token or access token did not verify.
+    #[error("token rejected: {0}")]
+    Token(#[from] VerifyError),
+    /// The provider's answer lacks something required (no email, no ID token…).
+    #[error("incomplete identity: {0}")]
+    Incomplete(String),
+    /// The provider-specific rule refused the user (tenant, organisation…).
+    #[error("not allowed: {0}")]
+    Denied(String),
+}
+
+/// A workspace's identity provider.
+pub trait Provider: Send + Sync {
+    /// Id within the workspace (`/oauth2/start?provider=<id>`).
+    fn id(&self) -> &str;
+    /// Name on the sign-in page.
+    fn display_name(&self) -> &str;
+    /// Kind.
+    fn kind(&self) -> ProviderKind;
+    /// The authorization URL and the issuer the response must come from.
+    fn authorization_url<'a>(
+        &'a self,
+        req: &'a AuthorizationRequest,
+    ) -> BoxFuture<'a, Result<(Url, String), ProviderError>>;
+    /// Exchanges the code and returns who logged in.
+    fn finish<'a>(
+        &'a self,
+        callback: &'a Callback,
+        login: &'a LoginState,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Identity, ProviderError>>;
+    /// Fetches metadata and keys ahead of need; failures are logged, never fatal.
+    fn warm_up(&self) -> BoxFuture<'_, ()>;
+    /// Where to send the browser to end the IdP session too, if the provider offers it.
+    fn logout_url(&self, _post_logout: &Url) -> Option<Url> {
+        None
+    }
+}
+
+/// Things every provider is built from.
+#[derive(Clone)]
+pub struct ProviderContext {
+    /// Outbound HTTP (no redirects, timeouts).
+    pub http: reqwest::Client,
+    /// Shared JWKS cache.
+    pub jwks: Arc<JwksCache>,
+}
+
+/// Builds the provider for one `[[provider]]`.
+pub fn build(
+    config: &ProviderConfig,
+    secret: Secret,
+    mapping: &HeaderMapping,
+    ctx: &ProviderContext,
+) -> Arc<dyn Provider> {
+    Arc::new(OidcProvider::new(
+        config.clone(),
+        secret,
+        mapping.clone(),
+        ctx.clone(),
+    ))
+}

@@ -1,0 +1,379 @@
+//! Generic OpenID Connect provider: any certified OP (Google, Okta, Authentik, Dex, …).
+//!
+//! Owns the authorization-code flow with PKCE S256 and nonce (OIDC Core §3.1), the RFC 9207
+//! issuer check on the response, the code exchange, and ID-token validation against the cached
+//! JWKS. Metadata is discovered lazily and cached; an unreachable provider fails logins with
+//! [`ProviderError::Unavailable`] and nothing else.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    ExtraTokenFields, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    StandardRevocableToken, StandardTokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::time::Instant;
+use url::Url;
+
+use super::{AuthorizationRequest, BoxFuture, Callback, Provider, ProviderContext, ProviderError};
+use crate::config::{HeaderMapping, ProviderConfig, ProviderKind};
+use crate::identity::Identity;
+use crate::oidc::{
+    discover, verify, Claims, Expectations, IssuerRule, ProviderMetadata, VerifyError,
+};
+use crate::secret::Secret;
+use crate::session::LoginState;
+
+/// How long after a failed discovery a login may try again.
+const DISCOVERY_BACKOFF: Duration = Duration::from_secs(5);
+
+/// ID tokens from the code flow must be this fresh (seconds).
+const ID_TOKEN_MAX_AGE: u64 = 600;
+
+/// The token response's OIDC field, kept as the raw compact JWT for our own verification.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OidcTokenFields {
+    /// `id_token`.
+    #[serde(default)]
+    pub id_token: Option<String>,
+}
+
+impl ExtraTokenFields for OidcTokenFields {}
+
+/// Token endpoint answer.
+pub(crate) type TokenResponse = StandardTokenResponse<OidcTokenFields, BasicTokenType>;
+
+type TokenClient = oauth2::Client<
+    BasicErrorResponse,
+    TokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// Discovered metadata and the issuer rule derived from it.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    /// The metadata document.
+    pub metadata: ProviderMetadata,
+    /// How `iss` is checked in tokens.
+    pub issuer_rule: IssuerRule,
+}
+
+/// A generic OIDC provider.
+pub struct OidcProvider {
+    /// Its config.
+    pub(crate) config: ProviderConfig,
+    /// Client secret.
+    secret: Secret,
+    /// Claim → header mapping of the workspace.
+    pub(crate) mapping: HeaderMapping,
+    /// HTTP client and JWKS cache.
+    pub(crate) ctx: ProviderContext,
+    /// Metadata once discovered.
+    discovered: RwLock<Option<Arc<Discovered>>>,
+    /// Serialises discovery; holds when the last attempt failed.
+    discovery: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl OidcProvider {
+    /// A provider; nothing is fetched until needed or warmed up.
+    pub fn new(
+        config: ProviderConfig,
+        secret: Secret,
+        mapping: HeaderMapping,
+        ctx: ProviderContext,
+    ) -> Self {
+        Self {
+            config,
+            secret,
+            mapping,
+            ctx,
+            discovered: RwLock::new(None),
+            discovery: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The metadata, discovering it if needed (at most one attempt per backoff interval).
+    pub async fn discovered(&self) -> Result<Arc<Discovered>, ProviderError> {
+        if let Some(d) = self
+            .discovered
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Ok(d);
+        }
+        let mut failed_at = self.discovery.lock().await;
+        if let Some(d) = self
+            .discovered
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Ok(d);
+        }
+        if failed_at.is_some_and(|t| t.elapsed() < DISCOVERY_BACKOFF) {
+            return Err(ProviderError::Unavailable(
+                "discovery failed moments ago".into(),
+            ));
+        }
+        let template = self.config.kind == ProviderKind::Azure;
+        match discover(&self.ctx.http, &self.config.issuer, template).await {
+            Ok(metadata) => {
+                let issuer_rule = if metadata.issuer.contains("{tenantid}") {
+                    IssuerRule::TenantTemplate {
+                        template: metadata.issuer.clone(),
+                        allowed_tenants: self.config.extra.allowed_tenants.clone(),
+                    }
+                } else {
+                    IssuerRule::Exact(metadata.issuer.clone())
+                };
+                let d = Arc::new(Discovered {
+                    metadata,
+                    issuer_rule,
+                });
+                *self.discovered.write().unwrap_or_else(|e| e.into_inner()) = Some(d.clone());
+                *failed_at = None;
+                Ok(d)
+            }
+            Err(e) => {
+                *failed_at = Some(Instant::now());
+                tracing::warn!(provider = %self.config.id, error = %e, "discovery failed");
+                Err(ProviderError::Unavailable(e.to_string()))
+            }
+        }
+    }
+
+    fn token_client(&self, md: &ProviderMetadata, redirect_uri: &Url) -> TokenClient {
+        oauth2::Client::new(ClientId::new(self.config.client_id.clone()))
+            .set_client_secret(ClientSecret::new(self.secret.expose().to_string()))
+            .set_auth_uri(AuthUrl::from_url(md.authorization_endpoint.clone()))
+            .set_token_uri(TokenUrl::from_url(md.token_endpoint.clone()))
+            .set_redirect_uri(RedirectUrl::from_url(redirect_uri.clone()))
+    }
+
+    /// Builds the authorization URL (OIDC Core §3.1.2.1) with state, nonce and PKCE S256.
+    pub async fn authorize(
+        &self,
+        req: &AuthorizationRequest,
+    ) -> Result<(Url, String), ProviderError> {
+        let d = self.discovered().await?;
+        let client = self.token_client(&d.metadata, &req.redirect_uri);
+        let state = req.state.clone();
+        let (url, _) = client
+            .authorize_url(move || CsrfToken::new(state))
+            .add_scopes(self.config.scopes.iter().cloned().map(Scope::new))
+            .add_extra_param("nonce", req.nonce.clone())
+            .add_extra_param("code_challenge", req.pkce_challenge.clone())
+            .add_extra_param("code_challenge_method", "S256")
+            .url();
+        Ok((url, d.metadata.issuer.clone()))
+    }
+
+    /// Checks the callback's issuer (RFC 9207 §2.4) and exchanges the code (RFC 6749 §4.1.3,
+    /// RFC 7636 §4.5). Returns the token response and the metadata used.
+    pub async fn exchange(
+        &self,
+        callback: &Callback,
+        login: &LoginState,
+    ) -> Result<(TokenResponse, Arc<Discovered>), ProviderError> {
+        let d = self.discovered().await?;
+        match &callback.iss {
+            Some(iss) if *iss != login.issuer => {
+                return Err(ProviderError::IssuerMismatch(format!(
+                    "got {iss:?}, expected {:?}",
+                    login.issuer
+                )))
+            }
+            None if d.metadata.authorization_response_iss_parameter_supported => {
+                return Err(ProviderError::IssuerMismatch(
+                    "missing, though the provider always sends it".into(),
+                ))
+            }
+            _ => {}
+        }
+        if d.metadata.issuer != login.issuer {
+            return Err(ProviderError::IssuerMismatch(
+                "the provider's issuer changed during the login".into(),
+            ));
+        }
+        let client = self.token_client(&d.metadata, &callback.redirect_uri);
+        let tokens = client
+            .exchange_code(AuthorizationCode::new(callback.code.expose().to_string()))
+            .set_pkce_verifier(PkceCodeVerifier::new(login.pkce_verifier.clone()))
+            .request_async(&self.ctx.http)
+            .await
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(r) => {
+                    ProviderError::Exchange(r.error().to_string())
+                }
+                RequestTokenError::Request(e) => ProviderError::Unavailable(e.to_string()),
+                RequestTokenError::Parse(e, _) => {
+                    ProviderError::Exchange(format!("unreadable token response: {e}"))
+                }
+                RequestTokenError::Other(e) => ProviderError::Exchange(e),
+            })?;
+        Ok((tokens, d))
+    }
+
+    /// Verifies a JWT issued by this provider for this client, refetching the JWKS once when
+    /// its `kid` is unknown.
+    pub async fn verify_jwt(
+        &self,
+        d: &Discovered,
+        token: &str,
+        nonce: Option<&str>,
+        max_age: Option<u64>,
+        now: u64,
+    ) -> Result<Claims, ProviderError> {
+        let expect = Expectations {
+            issuer: &d.issuer_rule,
+            client_id: &self.config.client_id,
+            algorithms: &self.config.algorithms,
+            nonce,
+            max_age,
+        };
+        let uri = &d.metadata.jwks_uri;
+        let keys = self.ctx.jwks.keys(uri);
+        match verify::verify(&keys, &expect, now, token) {
+            Err(VerifyError::UnknownKid(kid)) => {
+                let (keys, err) = self.ctx.jwks.refresh(uri).await;
+                if let Some(err) = err {
+                    tracing::warn!(provider = %self.config.id, error = %err, "JWKS refresh failed");
+                    if keys.is_empty() {
+                        return Err(ProviderError::Unavailable(err.to_string()));
+                    }
+                }
+                tracing::debug!(provider = %self.config.id, ?kid, "unknown kid: JWKS refreshed");
+                Ok(verify::verify(&keys, &expect, now, token)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The ID token of a token response, verified (OIDC Core §3.1.3.7).
+    pub async fn verified_id_token(
+        &self,
+        tokens: &TokenResponse,
+        d: &Discovered,
+        login: &LoginState,
+        now: u64,
+    ) -> Result<Claims, ProviderError> {
+        let raw = tokens.extra_fields().id_token.as_deref().ok_or_else(|| {
+            ProviderError::Incomplete("the token response has no id_token".into())
+        })?;
+        self.verify_jwt(d, raw, Some(&login.nonce), Some(ID_TOKEN_MAX_AGE), now)
+            .await
+    }
+}
+
+/// Builds the identity from ID-token claims through the workspace's header mapping. The user
+/// falls back to the email, then `sub`; groups are read from a string array or a single string.
+pub fn identity_from_claims(claims: &Claims, mapping: &HeaderMapping, provider: &str) -> Identity {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_string);
+    let subject = text("sub").unwrap_or_default();
+    let email = text(&mapping.email).unwrap_or_default();
+    let user = text(&mapping.user)
+        .or_else(|| (!email.is_empty()).then(|| email.clone()))
+        .unwrap_or_else(|| subject.clone());
+    let groups = mapping
+        .groups
+        .as_deref()
+        .map(|g| string_list(claims.get(g)))
+        .unwrap_or_default();
+    Identity {
+        user,
+        email,
+        preferred_username: mapping.preferred_username.as_deref().and_then(text),
+        groups,
+        subject,
+        provider: provider.to_string(),
+    }
+}
+
+/// A claim holding a string or an array of strings, as a list.
+pub(crate) fn string_list(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+impl Provider for OidcProvider {
+    fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    fn display_name(&self) -> &str {
+        &self.config.display_name
+    }
+
+    fn kind(&self) -> ProviderKind {
+        self.config.kind
+    }
+
+    fn authorization_url<'a>(
+        &'a self,
+        req: &'a AuthorizationRequest,
+    ) -> BoxFuture<'a, Result<(Url, String), ProviderError>> {
+        Box::pin(self.authorize(req))
+    }
+
+    fn finish<'a>(
+        &'a self,
+        callback: &'a Callback,
+        login: &'a LoginState,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
+        Box::pin(async move {
+            let (tokens, d) = self.exchange(callback, login).await?;
+            let claims = self.verified_id_token(&tokens, &d, login, now).await?;
+            Ok(identity_from_claims(
+                &claims,
+                &self.mapping,
+                &self.config.id,
+            ))
+        })
+    }
+
+    fn warm_up(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Ok(d) = self.discovered().await {
+                if let (_, Some(e)) = self.ctx.jwks.refresh(&d.metadata.jwks_uri).await {
+                    tracing::warn!(provider = %self.config.id, error = %e, "JWKS fetch failed; will retry on demand");
+                }
+            }
+        })
+    }
+
+    fn logout_url(&self, post_logout: &Url) -> Option<Url> {
+        let d = self
+            .discovered
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        let mut url = d.metadata.end_session_endpoint.clone()?;
+        url.query_pairs_mut()
+            .append_pair("client_id", &self.config.client_id)
+            .append_pair("post_logout_redirect_uri", post_logout.as_str());
+        Some(url)
+    }
+}

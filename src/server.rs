@@ -1,0 +1,195 @@
+//! Building and running the application: config → registry → bound listener → serve.
+//!
+//! Owns start-up order (validate everything before binding a port), reload on SIGHUP (a new
+//! config replaces the old only when it validates completely), and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::config::{self, Config, ConfigErrors, Env};
+use crate::oidc::JwksCache;
+use crate::provider::ProviderContext;
+use crate::session::MasterSecrets;
+use crate::state::{AppState, SystemClock};
+use crate::workspace::Registry;
+
+/// Why the application cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The outbound HTTP client cannot be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// The outbound HTTP client: rustls, no redirects (RFC 9700 §4.11), short timeouts.
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(10))
+        .user_agent(concat!("authgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Loads the config directory and builds a registry from it, reading every secret.
+pub fn load_registry(
+    dir: &Path,
+    env: &dyn Env,
+    ctx: &ProviderContext,
+) -> Result<(Config, Registry), ConfigErrors> {
+    let config = config::load(dir, env)?;
+    let secrets_text = config.server.cookie_secrets.read(env).map_err(|problem| {
+        ConfigErrors(vec![config::ConfigError {
+            file: PathBuf::from(config::SERVER_FILE),
+            field: "secrets.cookie_secrets".into(),
+            problem,
+        }])
+    })?;
+    let secrets = MasterSecrets::parse(&secrets_text).map_err(|e| {
+        ConfigErrors(vec![config::ConfigError {
+            file: PathBuf::from(config::SERVER_FILE),
+            field: "secrets.cookie_secrets".into(),
+            problem: e.to_string(),
+        }])
+    })?;
+    let registry = Registry::build(&config, &secrets, env, ctx)?;
+    Ok((config, registry))
+}
+
+/// A built application with its listener bound.
+pub struct Application {
+    /// The bound listener.
+    listener: TcpListener,
+    /// The state handlers share.
+    state: AppState,
+    /// Where the config came from, for reloads.
+    dir: PathBuf,
+    /// The environment, for reloads.
+    env: Arc<dyn Env>,
+}
+
+impl Application {
+    /// Validates the whole config, then binds. `listen` overrides the server file.
+    pub async fn build(
+        dir: &Path,
+        listen: Option<SocketAddr>,
+        env: Arc<dyn Env>,
+    ) -> Result<Self, StartError> {
+        let http = http_client()?;
+        let ctx = ProviderContext {
+            jwks: Arc::new(JwksCache::new(http.clone(), Duration::from_secs(30))),
+            http,
+        };
+        let (config, registry) = load_registry(dir, env.as_ref(), &ctx)?;
+        let addr = listen.unwrap_or(config.server.listen);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let state = AppState::new(registry, ctx, Arc::new(SystemClock));
+        Ok(Self {
+            listener,
+            state,
+            dir: dir.to_path_buf(),
+            env,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The shared state (for reload tests).
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until SIGTERM or Ctrl-C; reloads on SIGHUP. Providers warm up in the background.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        warm_up(&self.state);
+        spawn_reload_on_sighup(self.state.clone(), self.dir.clone(), self.env.clone());
+        let app = crate::http::app(self.state);
+        tracing::info!(addr = ?self.listener.local_addr().ok(), "serving");
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+    }
+}
+
+/// Discovery and JWKS for every provider, in the background; failures only log.
+pub fn warm_up(state: &AppState) {
+    for ws in state.registry().workspaces.iter() {
+        for p in &ws.providers {
+            let p = p.clone();
+            tokio::spawn(async move { p.warm_up().await });
+        }
+    }
+}
+
+/// Re-reads the config directory; the new registry replaces the old only if it is complete.
+pub fn reload(state: &AppState, dir: &Path, env: &dyn Env) -> Result<(), ConfigErrors> {
+    let (_, registry) = load_registry(dir, env, state.provider_context())?;
+    state.replace_registry(registry);
+    warm_up(state);
+    Ok(())
+}
+
+#[cfg(unix)]
+fn spawn_reload_on_sighup(state: AppState, dir: PathBuf, env: Arc<dyn Env>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    tokio::spawn(async move {
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match reload(&state, &dir, env.as_ref()) {
+                Ok(()) => tracing::info!("configuration reloaded"),
+                Err(e) => {
+                    tracing::error!(errors = %e, "reload refused; the previous configuration stays")
+                }
+            }
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn spawn_reload_on_sighup(_: AppState, _: PathBuf, _: Arc<dyn Env>) {}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

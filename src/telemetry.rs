@@ -1,0 +1,20 @@
+//! Logging: `tracing` with structured fields, initialised once by the binary.
+//!
+//! Owns the subscriber setup. `RUST_LOG` filters (default `info`); `AUTHGATE_LOG_FORMAT=json`
+//! switches to one JSON object per line.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber; later calls are ignored.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("AUTHGATE_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

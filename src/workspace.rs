@@ -1,0 +1,142 @@
+//! The host → workspace registry, and building it from a validated [`Config`].
+//!
+//! Owns the runtime form of each workspace (its cookie codecs and providers) and the lookup by
+//! host. A registry is immutable: reload builds a whole new one and swaps it in `AppState`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use crate::config::{AuthMode, Config, ConfigError, ConfigErrors, Env, WorkspaceConfig};
+use crate::provider::{self, Provider, ProviderContext};
+use crate::session::{LoginCodec, MasterSecrets, Purpose, SessionCodec};
+
+/// One workspace, ready to serve.
+pub struct Workspace {
+    /// Its validated config.
+    pub config: WorkspaceConfig,
+    /// Session cookies.
+    pub session: SessionCodec,
+    /// Login-state cookies.
+    pub login: LoginCodec,
+    /// Providers, in config order.
+    pub providers: Vec<Arc<dyn Provider>>,
+}
+
+impl std::fmt::Debug for Workspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workspace")
+            .field("name", &self.config.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Workspace {
+    /// Name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Whether a login is required.
+    pub fn requires_login(&self) -> bool {
+        self.config.auth == AuthMode::Login
+    }
+
+    /// The provider with this id, or the only one when `id` is `None`.
+    pub fn provider(&self, id: Option<&str>) -> Option<&Arc<dyn Provider>> {
+        match id {
+            Some(id) => self.providers.iter().find(|p| p.id() == id),
+            None if self.providers.len() == 1 => self.providers.first(),
+            None => None,
+        }
+    }
+}
+
+/// Every workspace, by host.
+pub struct Registry {
+    /// Workspaces in name order.
+    pub workspaces: Vec<Arc<Workspace>>,
+    /// Lookup by `host` or `host:port`, lower-case.
+    by_host: HashMap<String, Arc<Workspace>>,
+    /// Peers whose forwarding headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("hosts", &self.by_host.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// Builds the registry: derives each workspace's keys and reads its client secrets.
+    /// Errors name the file and field whose secret is missing.
+    pub fn build(
+        config: &Config,
+        secrets: &MasterSecrets,
+        env: &dyn Env,
+        ctx: &ProviderContext,
+    ) -> Result<Self, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut workspaces = Vec::new();
+        let mut by_host = HashMap::new();
+        for wc in &config.workspaces {
+            let secure = !wc.insecure_http;
+            let mut providers = Vec::new();
+            for (i, pc) in wc.providers.iter().enumerate() {
+                match pc.client_secret.read(env) {
+                    Ok(secret) => providers.push(provider::build(pc, secret, &wc.headers, ctx)),
+                    Err(problem) => errors.push(ConfigError {
+                        file: Config::relative(&config.dir, &wc.file).to_path_buf(),
+                        field: format!("provider[{i}].client_secret"),
+                        problem,
+                    }),
+                }
+            }
+            let ws = Arc::new(Workspace {
+                session: SessionCodec::new(
+                    secrets.derive(&wc.name, Purpose::Session),
+                    &wc.session.cookie_name,
+                    &wc.name,
+                    wc.session.lifetime,
+                    secure,
+                ),
+                login: LoginCodec::new(secrets.derive(&wc.name, Purpose::Login), secure),
+                config: wc.clone(),
+                providers,
+            });
+            for h in &wc.hosts {
+                by_host.insert(h.clone(), ws.clone());
+            }
+            workspaces.push(ws);
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Self {
+            workspaces,
+            by_host,
+            trusted_proxies: config.server.trusted_proxies.clone(),
+        })
+    }
+
+    /// The workspace serving `host` (`name` or `name:port`): an exact match first, then the
+    /// name without its port.
+    pub fn lookup(&self, host: &str) -> Option<&Arc<Workspace>> {
+        let host = host.trim().trim_end_matches('.');
+        if let Some(ws) = self.by_host.get(host) {
+            return Some(ws);
+        }
+        let lower = host.to_ascii_lowercase();
+        if let Some(ws) = self.by_host.get(&lower) {
+            return Some(ws);
+        }
+        let (bare, _) = lower
+            .rsplit_once(':')
+            .filter(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()))?;
+        self.by_host.get(bare)
+    }
+}
