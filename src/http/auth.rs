@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::{AppError, Incoming};
-use crate::config::AuthzRules;
+use crate::config::{AuthzRules, HeaderMapping};
 use crate::identity::Identity;
 use crate::session::cookies_named;
 use crate::state::AppState;
@@ -39,11 +39,16 @@ pub(super) async fn auth(
             .map_err(AppError::Forbidden)?;
     }
     tracing::debug!(workspace = ws.name(), user = %session.id.user, "allowed");
-    Ok((StatusCode::ACCEPTED, identity_headers(&session.id)).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        identity_headers(&session.id, &ws.config.headers),
+    )
+        .into_response())
 }
 
-/// The identity as `X-Auth-Request-*` headers. Values were checked header-safe at login.
-fn identity_headers(id: &Identity) -> HeaderMap {
+/// The identity as `X-Auth-Request-*` headers: user and email always, the preferred username
+/// and groups where the workspace configures them. Values were checked header-safe at login.
+fn identity_headers(id: &Identity, config: &HeaderMapping) -> HeaderMap {
     let mut h = HeaderMap::with_capacity(4);
     let mut put = |name: HeaderName, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
@@ -54,10 +59,10 @@ fn identity_headers(id: &Identity) -> HeaderMap {
     if !id.email.is_empty() {
         put(EMAIL, &id.email);
     }
-    if let Some(p) = &id.preferred_username {
+    if let (Some(p), Some(_)) = (&id.preferred_username, &config.preferred_username) {
         put(PREFERRED_USERNAME, p);
     }
-    if !id.groups.is_empty() {
+    if !id.groups.is_empty() && config.groups.is_some() {
         put(GROUPS, &id.groups.join(","));
     }
     h

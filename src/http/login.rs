@@ -41,7 +41,7 @@ fn redirect(location: &str, cookies: impl IntoIterator<Item = Cookie<'static>>) 
 
 fn append_cookies(resp: &mut Response, cookies: impl IntoIterator<Item = Cookie<'static>>) {
     for c in cookies {
-        if let Ok(v) = HeaderValue::from_str(&c.encoded().to_string()) {
+        if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
             resp.headers_mut().append(SET_COOKIE, v);
         }
     }

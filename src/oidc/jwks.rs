@@ -42,7 +42,7 @@ pub enum JwksError {
 struct Entry {
     /// The last good keys.
     keys: RwLock<Arc<KeySet>>,
-    /// Held while fetching; records when the last fetch started.
+    /// Held while fetching; records when the last refetch for an unknown `kid` started.
     fetch: tokio::sync::Mutex<Option<Instant>>,
 }
 
@@ -83,22 +83,43 @@ impl JwksCache {
         keys
     }
 
-    /// Fetches the keys unless a fetch started less than `min_refresh` ago; callers arriving
-    /// while a fetch runs wait for it and share its result. Returns the keys after that, and
-    /// the error if this call's own fetch failed (the old keys are kept).
+    /// Refetches for an unknown `kid`, unless such a refetch started less than `min_refresh`
+    /// ago; callers arriving while a fetch runs wait for it and share its result. Returns the
+    /// keys after that, and the error if this call's own fetch failed (the old keys are kept).
     pub async fn refresh(&self, url: &Url) -> (Arc<KeySet>, Option<JwksError>) {
+        self.fetch_shared(url, true).await
+    }
+
+    /// Fetches now (start-up warm-up, reload), still sharing a fetch already running.
+    pub async fn load(&self, url: &Url) -> (Arc<KeySet>, Option<JwksError>) {
+        self.fetch_shared(url, false).await
+    }
+
+    async fn fetch_shared(
+        &self,
+        url: &Url,
+        rate_limited: bool,
+    ) -> (Arc<KeySet>, Option<JwksError>) {
         let entry = self.entry(url);
-        let mut last = entry.fetch.lock().await;
-        let now = Instant::now();
-        let mut error = None;
-        if last.is_none_or(|t| now.duration_since(t) >= self.min_refresh) {
-            *last = Some(now);
-            match self.fetch(url).await {
-                Ok(set) => *entry.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set),
-                Err(e) => error = Some(e),
-            }
+        let before = self.keys(url);
+        let mut last_refetch = entry.fetch.lock().await;
+        // Someone else's fetch completed while this call waited: share its result.
+        if !Arc::ptr_eq(&self.keys(url), &before) {
+            return (self.keys(url), None);
         }
-        drop(last);
+        let now = Instant::now();
+        if rate_limited {
+            if last_refetch.is_some_and(|t| now.duration_since(t) < self.min_refresh) {
+                return (self.keys(url), None);
+            }
+            *last_refetch = Some(now);
+        }
+        let mut error = None;
+        match self.fetch(url).await {
+            Ok(set) => *entry.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set),
+            Err(e) => error = Some(e),
+        }
+        drop(last_refetch);
         (self.keys(url), error)
     }
 

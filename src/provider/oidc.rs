@@ -289,15 +289,18 @@ pub fn identity_from_claims(claims: &Claims, mapping: &HeaderMapping, provider: 
     let user = text(&mapping.user)
         .or_else(|| (!email.is_empty()).then(|| email.clone()))
         .unwrap_or_else(|| subject.clone());
-    let groups = mapping
-        .groups
-        .as_deref()
-        .map(|g| string_list(claims.get(g)))
-        .unwrap_or_default();
+    // Groups and the preferred username are always read, for authorization; whether they are
+    // sent as headers is the auth endpoint's decision.
+    let groups = string_list(claims.get(mapping.groups.as_deref().unwrap_or("groups")));
     Identity {
         user,
         email,
-        preferred_username: mapping.preferred_username.as_deref().and_then(text),
+        preferred_username: text(
+            mapping
+                .preferred_username
+                .as_deref()
+                .unwrap_or("preferred_username"),
+        ),
         groups,
         subject,
         provider: provider.to_string(),
@@ -346,6 +349,7 @@ impl Provider for OidcProvider {
         Box::pin(async move {
             let (tokens, d) = self.exchange(callback, login).await?;
             let claims = self.verified_id_token(&tokens, &d, login, now).await?;
+            tracing::debug!(provider = %self.config.id, claims = ?claims.keys().collect::<Vec<_>>(), "ID token verified");
             Ok(identity_from_claims(
                 &claims,
                 &self.mapping,
@@ -357,7 +361,7 @@ impl Provider for OidcProvider {
     fn warm_up(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             if let Ok(d) = self.discovered().await {
-                if let (_, Some(e)) = self.ctx.jwks.refresh(&d.metadata.jwks_uri).await {
+                if let (_, Some(e)) = self.ctx.jwks.load(&d.metadata.jwks_uri).await {
                     tracing::warn!(provider = %self.config.id, error = %e, "JWKS fetch failed; will retry on demand");
                 }
             }
@@ -375,5 +379,50 @@ impl Provider for OidcProvider {
             .append_pair("client_id", &self.config.client_id)
             .append_pair("post_logout_redirect_uri", post_logout.as_str());
         Some(url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn mapping(groups: Option<&str>) -> HeaderMapping {
+        HeaderMapping {
+            user: "sub".into(),
+            email: "email".into(),
+            preferred_username: None,
+            groups: groups.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn groups_and_preferred_username_are_read_even_when_not_sent_as_headers() {
+        let claims = json!({"sub": "s1", "email": "a@x.test", "preferred_username": "a", "groups": ["g1", "g2"], "roles": "r"});
+        let id = identity_from_claims(claims.as_object().unwrap(), &mapping(None), "p");
+        assert_eq!(id.groups, vec!["g1", "g2"]);
+        assert_eq!(id.preferred_username.as_deref(), Some("a"));
+        assert_eq!(id.user, "s1");
+        let id = identity_from_claims(claims.as_object().unwrap(), &mapping(Some("roles")), "p");
+        assert_eq!(id.groups, vec!["r"]);
+    }
+
+    #[test]
+    fn user_falls_back_to_email_then_subject() {
+        let m = HeaderMapping {
+            user: "upn".into(),
+            ..mapping(None)
+        };
+        let c = json!({"sub": "s1", "email": "a@x.test"});
+        assert_eq!(
+            identity_from_claims(c.as_object().unwrap(), &m, "p").user,
+            "a@x.test"
+        );
+        let c = json!({"sub": "s1"});
+        assert_eq!(
+            identity_from_claims(c.as_object().unwrap(), &m, "p").user,
+            "s1"
+        );
     }
 }

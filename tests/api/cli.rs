@@ -1,0 +1,176 @@
+//! The command line: `check`, `serve` refusing bad config, `secret`, `--version`.
+
+use std::process::Command;
+
+use crate::helpers::{repo, ConfigDir};
+
+fn authgate(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(args)
+        .env_remove("AUTHGATE_CONFIG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn shipped_config_checks_clean() {
+    let out = authgate(&["check", repo().join("config").to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 workspaces"));
+}
+
+#[test]
+fn broken_workspace_gets_one_line_naming_file_and_field() {
+    let dir = ConfigDir::new("").workspace(
+        "mcd",
+        "hosts = [\"mcd.example.com\"]\nauth = \"oidc\"\n[[provider]]\nissuer = \"http://idp.example.com\"\nclient_id = \"x\"\nclient_secret_env = \"S\"\n",
+    );
+    let out = authgate(&["check", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].ends_with(
+            "workspaces/mcd.toml: provider[0].issuer: `http://idp.example.com` is not an https URL"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn syntax_and_type_errors_name_the_key() {
+    let dir = ConfigDir::new("").workspace(
+        "perso",
+        "hosts = [\"perso.example.com\"]\nauth = \"none\"\ninsecure_http = \"yes\"\n",
+    );
+    let out = authgate(&["check", dir.path().to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("workspaces/perso.toml: insecure_http:"),
+        "{err}"
+    );
+    assert!(err.contains("line 3"), "{err}");
+    let dir = ConfigDir::new("").workspace(
+        "perso",
+        "hosts = [\"perso.example.com\"]\nauth = \"none\"\ncookie_nmae = \"x\"\n",
+    );
+    let err = String::from_utf8_lossy(&authgate(&["check", dir.path().to_str().unwrap()]).stderr)
+        .to_string();
+    assert!(
+        err.contains("workspaces/perso.toml: cookie_nmae: unknown field `cookie_nmae`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_workspaces_claiming_one_host_is_an_error() {
+    let dir = ConfigDir::new("domain = \"example.com\"\n")
+        .workspace("a", "hosts = [\"app.{domain}\"]\nauth = \"none\"\n")
+        .workspace("b", "hosts = [\"APP.example.com\"]\nauth = \"none\"\n");
+    let out = authgate(&["check", dir.path().to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        err.contains(
+            "workspaces/b.toml: hosts[0]: `app.example.com` is already served by workspace `a`"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let dir = ConfigDir::new("listen = \"nope\"\ntrusted_proxies = [\"10.0.0.0/33\"]\n").workspace(
+        "mcd",
+        "hosts = [\"https://mcd.example.com/\"]\nauth = \"oidc\"\n[[provider]]\nkind = \"okta\"\nclient_secret = \"inline\"\nalgorithms = [\"HS256\"]\n",
+    );
+    let err = String::from_utf8_lossy(&authgate(&["check", dir.path().to_str().unwrap()]).stderr)
+        .to_string();
+    for want in [
+        "authgate.toml: listen:",
+        "authgate.toml: trusted_proxies[0]:",
+        "workspaces/mcd.toml: hosts[0]:",
+        "workspaces/mcd.toml: provider[0].kind:",
+        "workspaces/mcd.toml: provider[0].issuer: missing",
+        "workspaces/mcd.toml: provider[0].client_id: missing",
+        "workspaces/mcd.toml: provider[0].client_secret: secrets do not belong in config files",
+        "workspaces/mcd.toml: provider[0].algorithms[0]: `HS256` is never accepted",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn serve_refuses_to_start_on_invalid_config() {
+    let dir = ConfigDir::new("").workspace("x", "hosts = []\nauth = \"none\"\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args([
+            "serve",
+            "--config",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("AUTHGATE_COOKIE_SECRETS", crate::helpers::COOKIE_SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("workspaces/x.toml: hosts: a workspace serves at least one host"));
+}
+
+#[test]
+fn serve_refuses_to_start_without_cookie_secret_or_client_secret() {
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args([
+            "serve",
+            "--config",
+            repo().join("config").to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("AUTHGATE_COOKIE_SECRETS")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("authgate.toml: secrets.cookie_secrets: $AUTHGATE_COOKIE_SECRETS is not set"),
+        "{err}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args([
+            "serve",
+            "--config",
+            repo().join("config").to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("AUTHGATE_COOKIE_SECRETS", crate::helpers::COOKIE_SECRET)
+        .env_remove("AUTHGATE_MCD_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("workspaces/mcd.toml: provider[0].client_secret: $AUTHGATE_MCD_CLIENT_SECRET is not set"), "{err}");
+}
+
+#[test]
+fn secret_prints_a_usable_master_secret_and_version_prints() {
+    let out = authgate(&["secret"]);
+    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(s.len(), 43);
+    assert_ne!(
+        s,
+        String::from_utf8_lossy(&authgate(&["secret"]).stdout).trim(),
+        "fresh each time"
+    );
+    let v = authgate(&["--version"]);
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("authgate "));
+}

@@ -1,0 +1,194 @@
+//! One `spawn_*` helper per real part: authgate itself, the real OpenID Provider (npm
+//! `oidc-provider`), a forging OpenID Provider for negative cases, NGINX, an echoing upstream.
+//! Every part binds its own free port on 127.0.0.1 and is stopped when its handle drops.
+
+pub mod browser;
+pub mod client;
+pub mod forge;
+pub mod nginx;
+pub mod node;
+pub mod upstream;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use authgate::server::Application;
+
+pub use client::{Client, Resp};
+
+/// A port free right now on 127.0.0.1 (for servers that must be told their port).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts TCP connections on `port` (a readiness check, not a sleep).
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on port {port} within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where tests keep screenshots and logs worth looking at.
+pub fn artifacts() -> PathBuf {
+    let dir = repo().join("target/test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A config directory written for one test.
+pub struct ConfigDir {
+    /// Temporary directory holding `authgate.toml` and `workspaces/`.
+    pub dir: tempfile::TempDir,
+}
+
+impl ConfigDir {
+    /// A directory with this server file and no workspaces yet.
+    pub fn new(server_toml: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("authgate.toml"), server_toml).unwrap();
+        std::fs::create_dir(dir.path().join("workspaces")).unwrap();
+        Self { dir }
+    }
+
+    /// Adds `workspaces/<name>.toml`.
+    pub fn workspace(self, name: &str, toml: &str) -> Self {
+        std::fs::write(
+            self.dir
+                .path()
+                .join("workspaces")
+                .join(format!("{name}.toml")),
+            toml,
+        )
+        .unwrap();
+        self
+    }
+
+    /// The path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// The master cookie secret every test uses.
+pub const COOKIE_SECRET: &str = "dGVzdC1vbmx5LWNvb2tpZS1zZWNyZXQtMzItYnl0ZXMtbG9uZw";
+
+/// Environment for authgate: cookie secret and any client secrets.
+pub fn env_with(secrets: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    let mut env = std::collections::HashMap::new();
+    env.insert(
+        "AUTHGATE_COOKIE_SECRETS".to_string(),
+        COOKIE_SECRET.to_string(),
+    );
+    for (k, v) in secrets {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
+/// authgate running in this test process on a free port.
+pub struct InProcess {
+    /// Its port.
+    pub port: u16,
+    /// Its state (reload tests).
+    pub state: authgate::state::AppState,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl InProcess {
+    /// `http://127.0.0.1:<port>`.
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Builds and serves authgate from `config` with `env`.
+pub async fn spawn_in_process(
+    config: &ConfigDir,
+    env: std::collections::HashMap<String, String>,
+) -> InProcess {
+    let app = Application::build(
+        config.path(),
+        Some("127.0.0.1:0".parse().unwrap()),
+        Arc::new(env),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("authgate did not start: {e}"));
+    let port = app.port();
+    let state = app.state();
+    let task = tokio::spawn(async move {
+        app.run_until_stopped().await.unwrap();
+    });
+    InProcess { port, state, task }
+}
+
+/// The authgate binary running as a child process.
+pub struct AuthgateProcess {
+    /// Its port.
+    pub port: u16,
+    child: std::process::Child,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+impl Drop for AuthgateProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl AuthgateProcess {
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Starts the real binary on a free port and waits for it to listen.
+pub fn spawn_authgate(config: &ConfigDir, env: &[(&str, &str)], name: &str) -> AuthgateProcess {
+    let port = free_port();
+    let log = artifacts().join(format!("authgate-{name}.log"));
+    let out = std::fs::File::create(&log).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authgate"));
+    cmd.args(["serve", "--config"])
+        .arg(config.path())
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("AUTHGATE_COOKIE_SECRETS", COOKIE_SECRET)
+        .env("RUST_LOG", "authgate=debug,info")
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let p = AuthgateProcess { port, child, log };
+    wait_for_port(port, "authgate");
+    p
+}

@@ -1,0 +1,194 @@
+//! A real NGINX (Debian's `nginx` with `libnginx-mod-http-set-misc`) configured the way
+//! ingress-nginx renders the `auth-url`, `auth-signin` and `auth-response-headers` annotations.
+//!
+//! Differences from the controller's output, all forced by tests running on one loopback port
+//! without TLS: the sign-in redirect uses `$http_host` (host with port) where the annotation
+//! writes `$host`, and the scheme is `http`.
+
+use std::fmt::Write as _;
+use std::process::{Child, Command};
+
+use super::{free_port, wait_for_port};
+
+/// One virtual host, as one or more Ingresses make it.
+pub struct Site {
+    /// Host name (`mcd.localhost`).
+    pub host: String,
+    /// Paths routed to the upstream.
+    pub paths: Vec<String>,
+    /// Whether the app Ingresses carry the auth annotations.
+    pub auth: bool,
+    /// The `auth-signin` target: `path` → `rd=$escaped_request_uri`, `absolute` →
+    /// `rd=$scheme://$http_host$escaped_request_uri`.
+    pub absolute_rd: bool,
+    /// Extra query on the `auth-url` (per-Ingress narrowing, e.g. `allowed_groups=admins`).
+    pub auth_query: String,
+}
+
+impl Site {
+    /// A protected site with the path-only `rd`.
+    pub fn protected(host: &str, paths: &[&str]) -> Self {
+        Self {
+            host: host.into(),
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+            auth: true,
+            absolute_rd: false,
+            auth_query: String::new(),
+        }
+    }
+}
+
+/// A running NGINX, stopped on drop.
+pub struct Nginx {
+    /// Its port.
+    pub port: u16,
+    child: Child,
+    /// Its prefix (config and logs).
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Nginx {
+    /// `http://<host>:<port>`.
+    pub fn url(&self, host: &str) -> String {
+        format!("http://{host}:{}", self.port)
+    }
+}
+
+fn server_block(site: &Site, authgate: u16, upstream: u16) -> String {
+    let mut s = String::new();
+    let id = site.host.replace('.', "-");
+    writeln!(
+        s,
+        "  server {{\n    listen 127.0.0.1:{{PORT}};\n    server_name {};",
+        site.host
+    )
+    .unwrap();
+    // The second Ingress: /oauth2 on every workspace host goes to authgate.
+    writeln!(
+        s,
+        r#"    location /oauth2/ {{
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-Host $http_host;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_pass http://127.0.0.1:{authgate};
+    }}"#
+    )
+    .unwrap();
+    let query = if site.auth_query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", site.auth_query)
+    };
+    if site.auth {
+        writeln!(
+            s,
+            r#"    location = /_external-auth-{id} {{
+      internal;
+      proxy_pass_request_body     off;
+      proxy_set_header            Content-Length          "";
+      proxy_set_header            X-Forwarded-Proto       "";
+      proxy_set_header            X-Request-ID            $request_id;
+      proxy_set_header            Host                    authgate.authgate.svc.cluster.local;
+      proxy_set_header            X-Original-URL          $scheme://$http_host$request_uri;
+      proxy_set_header            X-Original-Method       $request_method;
+      proxy_set_header            X-Sent-From             "nginx-ingress-controller";
+      proxy_set_header            X-Real-IP               $remote_addr;
+      proxy_set_header            X-Forwarded-For         $remote_addr;
+      proxy_set_header            X-Auth-Request-Redirect $request_uri;
+      proxy_buffering             off;
+      proxy_buffer_size           4k;
+      proxy_http_version          1.1;
+      proxy_pass_request_headers  on;
+      proxy_pass http://127.0.0.1:{authgate}/oauth2/auth{query};
+    }}
+    location @signin-{id} {{
+      internal;
+      add_header Set-Cookie $auth_cookie;
+      return 302 {signin};
+    }}"#,
+            signin = if site.absolute_rd {
+                "http://$http_host/oauth2/start?rd=$scheme://$http_host$escaped_request_uri"
+            } else {
+                "http://$http_host/oauth2/start?rd=$escaped_request_uri"
+            }
+        )
+        .unwrap();
+    }
+    for path in &site.paths {
+        writeln!(s, "    location {path} {{").unwrap();
+        if site.auth {
+            writeln!(
+                s,
+                r#"      auth_request        /_external-auth-{id};
+      auth_request_set    $auth_cookie $upstream_http_set_cookie;
+      add_header          Set-Cookie $auth_cookie;
+      auth_request_set    $authHeader0 $upstream_http_x_auth_request_user;
+      proxy_set_header    'X-Auth-Request-User' $authHeader0;
+      auth_request_set    $authHeader1 $upstream_http_x_auth_request_email;
+      proxy_set_header    'X-Auth-Request-Email' $authHeader1;
+      set_escape_uri      $escaped_request_uri $request_uri;
+      error_page 401 = @signin-{id};"#
+            )
+            .unwrap();
+        }
+        writeln!(s, "      proxy_set_header Host $http_host;\n      proxy_pass http://127.0.0.1:{upstream};\n    }}").unwrap();
+    }
+    s.push_str("  }\n");
+    s
+}
+
+/// Starts NGINX in front of `authgate` and `upstream` serving `sites`.
+pub fn spawn_nginx(sites: &[Site], authgate: u16, upstream: u16) -> Nginx {
+    spawn_nginx_at(sites, authgate, upstream, free_port())
+}
+
+/// Same, on a port chosen beforehand (the IdP must know the callback URL first).
+pub fn spawn_nginx_at(sites: &[Site], authgate: u16, upstream: u16, port: u16) -> Nginx {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().display().to_string();
+    let servers: String = sites
+        .iter()
+        .map(|s| server_block(s, authgate, upstream))
+        .collect::<String>()
+        .replace("{PORT}", &port.to_string());
+    let conf = format!(
+        r#"load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_set_misc_module.so;
+daemon off;
+master_process off;
+worker_processes 1;
+pid {p}/nginx.pid;
+error_log {p}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+  access_log {p}/access.log;
+  client_body_temp_path {p}/body;
+  proxy_temp_path {p}/proxy;
+  fastcgi_temp_path {p}/fastcgi;
+  uwsgi_temp_path {p}/uwsgi;
+  scgi_temp_path {p}/scgi;
+{servers}}}
+"#
+    );
+    let conf_path = dir.path().join("nginx.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let child = Command::new("nginx")
+        .args(["-e", &format!("{p}/error.log"), "-p", &p, "-c"])
+        .arg(&conf_path)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start nginx (apt-get install nginx libnginx-mod-http-set-misc): {e}")
+        });
+    let nginx = Nginx { port, child, dir };
+    wait_for_port(port, "nginx");
+    nginx
+}

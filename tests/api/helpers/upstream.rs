@@ -1,0 +1,38 @@
+//! The app behind NGINX: answers every request with the headers it received, one per line, so
+//! tests (and the browser) see exactly what reached the app.
+
+use axum::http::HeaderMap;
+use axum::Router;
+
+/// A running upstream.
+pub struct Upstream {
+    /// Its port.
+    pub port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn echo(uri: axum::http::Uri, headers: HeaderMap) -> String {
+    let mut out = format!("path: {uri}\n");
+    for (k, v) in &headers {
+        out.push_str(&format!("{}: {}\n", k, v.to_str().unwrap_or("?")));
+    }
+    out
+}
+
+/// Starts the echoing upstream.
+pub async fn spawn_upstream() -> Upstream {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, Router::new().fallback(echo))
+            .await
+            .unwrap();
+    });
+    Upstream { port, task }
+}

@@ -1,0 +1,16 @@
+//! authgate's integration tests: one binary, one module per area, every real part spawned on
+//! its own free ports by `helpers`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub,
+    dead_code
+)]
+
+mod helpers;
+
+mod browser_login;
+mod cli;
+mod forge_flow;
+mod nginx_flow;

@@ -1,0 +1,248 @@
+//! End to end through a real NGINX configured as ingress-nginx renders the auth annotations,
+//! the real authgate binary, the real OpenID Provider (npm `oidc-provider`) and an upstream
+//! that echoes the headers it receives.
+
+use serde_json::json;
+
+use crate::helpers::nginx::{Nginx, Site};
+use crate::helpers::node::{spawn_oidc_provider, Idp};
+use crate::helpers::upstream::{spawn_upstream, Upstream};
+use crate::helpers::{free_port, spawn_authgate, AuthgateProcess, Client, ConfigDir};
+
+pub const MCD: &str = "mcd.localhost";
+pub const PERSO: &str = "perso.localhost";
+pub const TEAM: &str = "team.localhost";
+
+/// NGINX, authgate, oidc-provider and the upstream, wired as on the platform.
+pub struct Platform {
+    pub nginx: Nginx,
+    pub authgate: AuthgateProcess,
+    pub idp: Idp,
+    pub upstream: Upstream,
+    pub config: ConfigDir,
+}
+
+pub async fn spawn_platform(name: &str, shape: &str, absolute_rd: bool) -> Platform {
+    let nginx_port = free_port();
+    let callback = |h: &str| format!("http://{h}:{nginx_port}/oauth2/callback");
+    let idp = spawn_oidc_provider(
+        shape,
+        "authgate",
+        "client-secret",
+        &[callback(MCD), callback(TEAM)],
+        json!({}),
+    );
+    let ws = |host: &str| {
+        format!(
+            r#"hosts = ["{host}:{nginx_port}"]
+auth = "oidc"
+insecure_http = true
+[[provider]]
+kind = "oidc"
+issuer = "{issuer}"
+client_id = "authgate"
+client_secret_env = "CLIENT_SECRET"
+[session]
+cookie_name = "authgate"
+[headers]
+user = "sub"
+email = "email"
+"#,
+            issuer = idp.issuer
+        )
+    };
+    let config = ConfigDir::new("")
+        .workspace("mcd", &ws(MCD))
+        .workspace("team", &ws(TEAM))
+        .workspace(
+            "perso",
+            &format!("hosts = [\"{PERSO}:{nginx_port}\"]\nauth = \"none\"\n"),
+        );
+    let authgate = spawn_authgate(&config, &[("CLIENT_SECRET", "client-secret")], name);
+    let upstream = spawn_upstream().await;
+    let mut mcd = Site::protected(MCD, &["/helloworld", "/landing"]);
+    mcd.absolute_rd = absolute_rd;
+    let mut admins_only = Site::protected(TEAM, &["/admin"]);
+    admins_only.auth_query = "allowed_groups=g-admins".into();
+    let sites = [mcd, admins_only, Site::protected(PERSO, &["/landing"])];
+    let nginx = spawn_nginx_on(&sites, authgate.port, upstream.port, nginx_port);
+    Platform {
+        nginx,
+        authgate,
+        idp,
+        upstream,
+        config,
+    }
+}
+
+fn spawn_nginx_on(sites: &[Site], authgate: u16, upstream: u16, port: u16) -> Nginx {
+    crate::helpers::nginx::spawn_nginx_at(sites, authgate, upstream, port)
+}
+
+#[tokio::test]
+async fn login_through_nginx_brings_the_user_back_with_their_email() {
+    let p = spawn_platform("nginx-login", "generic", false).await;
+    let mut c = Client::new();
+    let page = format!("{}/helloworld?greeting=hi%20there&x=1", p.nginx.url(MCD));
+    let first = c.get(&page, &[]).await;
+    assert_eq!(first.status, 302, "no cookie: to the sign-in");
+    assert_eq!(
+        first.location().as_str(),
+        format!(
+            "{}/oauth2/start?rd=%2Fhelloworld%3Fgreeting%3Dhi%2520there%26x%3D1",
+            p.nginx.url(MCD)
+        )
+    );
+    let steps = c.follow(&page, "alice").await;
+    let last = steps.last().unwrap();
+    assert_eq!(last.status, 200, "{}", last.body);
+    assert_eq!(last.url.as_str(), page, "back at exactly the URL asked for");
+    assert!(
+        last.body
+            .contains("path: /helloworld?greeting=hi%20there&x=1"),
+        "{}",
+        last.body
+    );
+    assert!(
+        last.body
+            .contains("x-auth-request-email: alice@example.test"),
+        "{}",
+        last.body
+    );
+    assert!(
+        last.body.contains("x-auth-request-user: alice"),
+        "{}",
+        last.body
+    );
+    // The IdP's login form was really shown and submitted.
+    assert!(steps
+        .iter()
+        .any(|r| r.url.as_str().starts_with(&p.idp.issuer) && r.body.contains("name=\"login\"")));
+    // The client's own X-Auth-Request-Email never reaches the app.
+    let spoof = c
+        .get(
+            &page,
+            &[
+                ("x-auth-request-email", "mallory@evil.test"),
+                ("x-auth-request-user", "mallory"),
+            ],
+        )
+        .await;
+    assert_eq!(spoof.status, 200);
+    assert!(
+        spoof
+            .body
+            .contains("x-auth-request-email: alice@example.test"),
+        "{}",
+        spoof.body
+    );
+    assert!(!spoof.body.contains("mallory"), "{}", spoof.body);
+}
+
+#[tokio::test]
+async fn absolute_rd_form_also_brings_the_user_back() {
+    let p = spawn_platform("nginx-absolute-rd", "generic", true).await;
+    let mut c = Client::new();
+    let page = format!("{}/landing?q=a%2Fb", p.nginx.url(MCD));
+    let first = c.get(&page, &[]).await;
+    assert!(
+        first.raw_location().contains("rd=http://mcd.localhost:"),
+        "{}",
+        first.raw_location()
+    );
+    let steps = c.follow(&page, "bob").await;
+    let last = steps.last().unwrap();
+    assert_eq!((last.status, last.url.as_str()), (200, page.as_str()));
+    assert!(last.body.contains("x-auth-request-email: bob@example.test"));
+}
+
+#[tokio::test]
+async fn auth_none_workspace_passes_without_login_and_strips_spoofed_identity() {
+    let p = spawn_platform("nginx-perso", "generic", false).await;
+    let mut c = Client::new();
+    let r = c
+        .get(
+            &format!("{}/landing", p.nginx.url(PERSO)),
+            &[("x-auth-request-email", "mallory@evil.test")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(!r.body.contains("x-auth-request-email"), "{}", r.body);
+    assert!(!r.body.contains("mallory"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn spoofed_identity_without_a_session_never_reaches_the_app() {
+    let p = spawn_platform("nginx-spoof", "generic", false).await;
+    let mut c = Client::new();
+    let r = c
+        .get(
+            &format!("{}/helloworld", p.nginx.url(MCD)),
+            &[("x-auth-request-email", "mallory@evil.test")],
+        )
+        .await;
+    assert_eq!(r.status, 302);
+    assert!(!r.body.contains("mallory"));
+}
+
+#[tokio::test]
+async fn mcd_cookie_at_another_workspace_host_is_401() {
+    let p = spawn_platform("nginx-cross", "generic", false).await;
+    let mut c = Client::new();
+    let steps = c
+        .follow(&format!("{}/helloworld", p.nginx.url(MCD)), "alice")
+        .await;
+    assert_eq!(steps.last().unwrap().status, 200);
+    let session = c.cookie(MCD, "authgate").unwrap();
+    // The same cookie carried to the team workspace's host (same cookie name, same IdP).
+    let mut other = Client::new();
+    other
+        .jar
+        .entry(TEAM.into())
+        .or_default()
+        .insert("authgate".into(), session.clone());
+    let r = other
+        .get(&format!("{}/admin", p.nginx.url(TEAM)), &[])
+        .await;
+    assert_eq!(
+        r.status, 302,
+        "NGINX turns authgate's 401 into the sign-in redirect"
+    );
+    assert!(r.raw_location().contains("/oauth2/start"));
+    // And authgate itself answers 401, with the reason in its log.
+    let mut raw = Client::new();
+    let cookie = format!("authgate={session}");
+    let direct = raw
+        .get(
+            &format!("http://127.0.0.1:{}/oauth2/auth", p.authgate.port),
+            &[
+                ("x-original-url", &format!("{}/admin", p.nginx.url(TEAM))),
+                ("cookie", &cookie),
+            ],
+        )
+        .await;
+    assert_eq!(direct.status, 401);
+    assert!(
+        p.authgate
+            .log_text()
+            .contains("session cookie does not decrypt"),
+        "{}",
+        p.authgate.log_text()
+    );
+}
+
+#[tokio::test]
+async fn per_ingress_narrowing_gives_403_not_a_login_loop() {
+    let p = spawn_platform("nginx-narrow", "generic", false).await;
+    let mut bob = Client::new();
+    let steps = bob
+        .follow(&format!("{}/admin", p.nginx.url(TEAM)), "bob")
+        .await;
+    let last = steps.last().unwrap();
+    assert_eq!(last.status, 403, "bob is not in g-admins: {}", last.body);
+    let mut alice = Client::new();
+    let steps = alice
+        .follow(&format!("{}/admin", p.nginx.url(TEAM)), "alice")
+        .await;
+    assert_eq!(steps.last().unwrap().status, 200);
+}
