@@ -6,10 +6,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use ipnet::IpNet;
+use sha2::{Digest, Sha256};
 
 use crate::config::{AuthMode, Config, ConfigError, ConfigErrors, Env, WorkspaceConfig};
-use crate::provider::{self, Provider, ProviderContext};
+use crate::identity::Identity;
+use crate::oidc::verify::LEEWAY;
+use crate::provider::{self, BearerIdentity, Provider, ProviderContext};
 use crate::session::{LoginCodec, MasterSecrets, Purpose, SessionCodec};
 
 /// One workspace, ready to serve.
@@ -22,6 +27,8 @@ pub struct Workspace {
     pub login: LoginCodec,
     /// Providers, in config order.
     pub providers: Vec<Arc<dyn Provider>>,
+    /// Bearer tokens verified recently, by SHA-256 of the token: a hit skips the signature.
+    pub bearer_cache: moka::sync::Cache<[u8; 32], Arc<BearerIdentity>>,
 }
 
 impl std::fmt::Debug for Workspace {
@@ -41,6 +48,31 @@ impl Workspace {
     /// Whether a login is required.
     pub fn requires_login(&self) -> bool {
         self.config.auth == AuthMode::Login
+    }
+
+    /// The identity a bearer JWT proves, from the verified-token cache or the providers' cached
+    /// keys; never does I/O. The error says why the last provider refused it.
+    pub fn verify_bearer(&self, token: &str, now: u64) -> Result<Identity, String> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(hit) = self.bearer_cache.get(&key) {
+            if now < hit.expires_at + LEEWAY {
+                return Ok(hit.identity.clone());
+            }
+            self.bearer_cache.invalidate(&key);
+        }
+        let mut reason = String::from("no provider of this workspace can verify bearer tokens yet");
+        for p in &self.providers {
+            match p.verify_bearer(token, now) {
+                Some(Ok(b)) => {
+                    let id = b.identity.clone();
+                    self.bearer_cache.insert(key, Arc::new(b));
+                    return Ok(id);
+                }
+                Some(Err(e)) => reason = e.to_string(),
+                None => {}
+            }
+        }
+        Err(reason)
     }
 
     /// The provider with this id, or the only one when `id` is `None`.
@@ -107,6 +139,10 @@ impl Registry {
                 login: LoginCodec::new(secrets.derive(&wc.name, Purpose::Login), secure),
                 config: wc.clone(),
                 providers,
+                bearer_cache: moka::sync::Cache::builder()
+                    .max_capacity(10_000)
+                    .time_to_live(Duration::from_secs(300))
+                    .build(),
             });
             for h in &wc.hosts {
                 by_host.insert(h.clone(), ws.clone());

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::{AppError, Incoming};
 use crate::config::{AuthzRules, HeaderMapping};
 use crate::identity::Identity;
-use crate::session::cookies_named;
+use crate::session::{cookies_named, SessionError};
 use crate::state::AppState;
 
 /// Header names sent to NGINX, as oauth2-proxy names them.
@@ -27,21 +27,28 @@ pub(super) async fn auth(
     if !ws.requires_login() {
         return Ok(StatusCode::ACCEPTED.into_response());
     }
+    let now = state.now();
     let values = cookies_named(req.cookie_headers(), ws.session.name());
-    let session = ws.session.open(values, state.now())?;
+    let identity = match (ws.session.open(values, now), &req.bearer) {
+        (Ok(session), _) => session.id,
+        (Err(SessionError::Missing), Some(token)) => {
+            ws.verify_bearer(token, now).map_err(AppError::Bearer)?
+        }
+        (Err(e), _) => return Err(e.into()),
+    };
     ws.config
         .authz
-        .check(&session.id)
+        .check(&identity)
         .map_err(AppError::Forbidden)?;
     if req.query.is_some() {
         AuthzRules::from_query(&req.query_pairs())
-            .check(&session.id)
+            .check(&identity)
             .map_err(AppError::Forbidden)?;
     }
-    tracing::debug!(workspace = ws.name(), user = %session.id.user, "allowed");
+    tracing::debug!(workspace = ws.name(), user = %identity.user, "allowed");
     Ok((
         StatusCode::ACCEPTED,
-        identity_headers(&session.id, &ws.config.headers),
+        identity_headers(&identity, &ws.config.headers),
     )
         .into_response())
 }

@@ -47,6 +47,15 @@ pub struct Callback {
     pub redirect_uri: Url,
 }
 
+/// The identity a bearer token proves, and until when.
+#[derive(Debug, Clone)]
+pub struct BearerIdentity {
+    /// Who.
+    pub identity: Identity,
+    /// The token's `exp`, seconds since the epoch.
+    pub expires_at: u64,
+}
+
 /// Why a login failed at the provider.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -93,6 +102,16 @@ pub trait Provider: Send + Sync {
     ) -> BoxFuture<'a, Result<Identity, ProviderError>>;
     /// Fetches metadata and keys ahead of need; failures are logged, never fatal.
     fn warm_up(&self) -> BoxFuture<'_, ()>;
+    /// Verifies a bearer JWT issued by this provider for this client, from cached metadata and
+    /// keys only (no I/O on the request path). `None` when this provider cannot judge it (not
+    /// discovered yet, or a kind that issues no JWTs).
+    fn verify_bearer(
+        &self,
+        _token: &str,
+        _now: u64,
+    ) -> Option<Result<BearerIdentity, ProviderError>> {
+        None
+    }
     /// Where to send the browser to end the IdP session too, if the provider offers it.
     fn logout_url(&self, _post_logout: &Url) -> Option<Url> {
         None

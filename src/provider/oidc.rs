@@ -22,7 +22,10 @@ use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
 
-use super::{AuthorizationRequest, BoxFuture, Callback, Provider, ProviderContext, ProviderError};
+use super::{
+    AuthorizationRequest, BearerIdentity, BoxFuture, Callback, Provider, ProviderContext,
+    ProviderError,
+};
 use crate::config::{HeaderMapping, ProviderConfig, ProviderKind};
 use crate::identity::Identity;
 use crate::oidc::{
@@ -364,6 +367,40 @@ impl Provider for OidcProvider {
                 if let (_, Some(e)) = self.ctx.jwks.load(&d.metadata.jwks_uri).await {
                     tracing::warn!(provider = %self.config.id, error = %e, "JWKS fetch failed; will retry on demand");
                 }
+            }
+        })
+    }
+
+    fn verify_bearer(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Option<Result<BearerIdentity, ProviderError>> {
+        let d = self
+            .discovered
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        let expect = Expectations {
+            issuer: &d.issuer_rule,
+            client_id: &self.config.client_id,
+            algorithms: &self.config.algorithms,
+            nonce: None,
+            max_age: None,
+        };
+        let keys = self.ctx.jwks.keys(&d.metadata.jwks_uri);
+        Some(match verify::verify(&keys, &expect, now, token) {
+            Ok(claims) => Ok(BearerIdentity {
+                expires_at: claims.get("exp").and_then(Value::as_u64).unwrap_or(now),
+                identity: identity_from_claims(&claims, &self.mapping, &self.config.id),
+            }),
+            Err(e) => {
+                if matches!(e, VerifyError::UnknownKid(_)) {
+                    // Refetch in the background (rate-limited); this request is answered now.
+                    let (jwks, uri) = (self.ctx.jwks.clone(), d.metadata.jwks_uri.clone());
+                    tokio::spawn(async move { jwks.refresh(&uri).await });
+                }
+                Err(e.into())
             }
         })
     }

@@ -18,7 +18,8 @@ async fn browser_logs_in_through_nginx_with_generic_oidc() {
         "expect_text": "x-auth-request-email: alice@example.test",
         "screenshot_dir": screenshots(),
         "name": "oidc-generic",
-    }));
+    }))
+    .await;
     assert_eq!(result["final_url"], start);
     // The error page a user sees for a stale callback, kept as an artifact.
     let page = run_browser(json!({
@@ -26,7 +27,8 @@ async fn browser_logs_in_through_nginx_with_generic_oidc() {
         "url": format!("{}/oauth2/callback?state=stale&code=x", p.nginx.url(MCD)),
         "name": "error-state-expired",
         "screenshot_dir": screenshots(),
-    }));
+    }))
+    .await;
     assert_eq!(page["status"], 400);
     assert!(
         page["body_excerpt"]

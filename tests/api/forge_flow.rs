@@ -765,3 +765,106 @@ async fn allowed_redirect_host_and_absolute_same_host_rd_are_kept() {
         assert_eq!((r.status, r.raw_location()), (302, rd));
     }
 }
+
+#[tokio::test]
+async fn bearer_jwt_from_the_workspace_provider_is_accepted_from_cached_keys() {
+    let mut env = setup().await;
+    // A first login makes the provider's metadata and keys known, as the warm-up does.
+    assert_eq!(
+        env.login_with_token(|iss, nonce| rs256(&claims(iss, nonce)))
+            .await
+            .status,
+        302
+    );
+    let iss = env.forge.issuer.clone();
+    let bearer = |t: &str| format!("Bearer {t}");
+    let call = |t: String| {
+        let url = env.url("authgate.svc", "/oauth2/auth");
+        async move {
+            let h = bearer(&t);
+            Client::new()
+                .get(
+                    &url,
+                    &[
+                        ("x-original-url", "http://mcd.test/api"),
+                        ("authorization", h.as_str()),
+                    ],
+                )
+                .await
+        }
+    };
+    let good = rs256(&edited(&iss, "", |c| {
+        drop(c.as_object_mut().unwrap().remove("nonce"))
+    }));
+    let ok = call(good.clone()).await;
+    assert_eq!(ok.status, 202);
+    assert_eq!(
+        ok.header("x-auth-request-email"),
+        Some("alice@example.test")
+    );
+    assert_eq!(
+        call(good).await.status,
+        202,
+        "served again, from the verified-token cache"
+    );
+    let es = tokens::sign(Algorithm::ES256, Some(tokens::EC_KID), &claims(&iss, "n"));
+    assert_eq!(call(es).await.status, 202, "ES256");
+    for (name, token) in [
+        (
+            "wrong audience",
+            rs256(&edited(&iss, "n", |c| c["aud"] = json!("other-client"))),
+        ),
+        ("other issuer", rs256(&claims("https://evil.test", "n"))),
+        (
+            "expired",
+            rs256(&edited(&iss, "n", |c| c["exp"] = json!(1_000_000_000u64))),
+        ),
+        ("alg none", tokens::unsigned(&claims(&iss, "n"))),
+        (
+            "hs256 with public key",
+            tokens::hs256_with_public_key(Some(tokens::RSA_KID), &claims(&iss, "n")),
+        ),
+        ("garbage", "not.a.jwt".to_string()),
+    ] {
+        assert_eq!(call(token).await.status, 401, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn bearer_with_unknown_kid_is_refused_and_refetches_in_the_background() {
+    let mut env = setup().await;
+    assert_eq!(
+        env.login_with_token(|iss, nonce| rs256(&claims(iss, nonce)))
+            .await
+            .status,
+        302
+    );
+    *env.forge.shared.jwks.lock().unwrap() = tokens::jwks_rotated();
+    let before = env.forge.jwks_hits();
+    let token = tokens::sign_rsa2(Some(tokens::RSA2_KID), &claims(&env.forge.issuer, "n"));
+    let h = format!("Bearer {token}");
+    let url = env.url("authgate.svc", "/oauth2/auth");
+    let headers = [
+        ("x-original-url", "http://mcd.test/api"),
+        ("authorization", h.as_str()),
+    ];
+    let first = Client::new().get(&url, &headers).await;
+    assert_eq!(
+        first.status, 401,
+        "no network on the request path: refused now"
+    );
+    // The background refetch lands; wait for it by watching the forge, then the token passes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = Client::new().get(&url, &headers).await;
+        if r.status == 202 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rotated key never picked up"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(env.forge.jwks_hits(), before + 1, "exactly one refetch");
+}

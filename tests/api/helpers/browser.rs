@@ -1,18 +1,23 @@
 //! Debian's Chromium, driven by npm `playwright-core` through `tests/support/node/browser.mjs`.
 
-use std::process::Command;
-
 use serde_json::Value;
+use tokio::process::Command;
 
 use super::{artifacts, repo};
 
 /// Runs one browser script; returns its RESULT payload or panics with the script's output.
-pub fn run_browser(script: Value) -> Value {
+///
+/// Async on purpose: the page the browser loads is served through NGINX by the echo upstream,
+/// which runs on the test's own (single-threaded) runtime. Waiting for the browser with a
+/// blocking call would stall that runtime, and with it the upstream's answer to the browser.
+pub async fn run_browser(script: Value) -> Value {
     let out = Command::new("node")
         .arg("browser.mjs")
         .current_dir(repo().join("tests/support/node"))
         .env("BROWSER_SCRIPT", script.to_string())
+        .kill_on_drop(true)
         .output()
+        .await
         .unwrap_or_else(|e| panic!("cannot run node browser.mjs: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
