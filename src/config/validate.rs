@@ -517,8 +517,20 @@ fn validate_provider(
             "use letters, digits, '-' and '_' only",
         );
     }
+    // Entra may be written as a tenant (and a sovereign cloud's authority host) instead of an issuer.
+    let azure_issuer = (kind == ProviderKind::Azure).then(|| {
+        let tenant = raw.extra.get("tenant").and_then(|v| v.as_str())?;
+        let authority = raw
+            .extra
+            .get("authority")
+            .and_then(|v| v.as_str())
+            .unwrap_or("login.microsoftonline.com");
+        Some(format!("https://{authority}/{tenant}/v2.0"))
+    });
     let issuer_text = raw
         .issuer
+        .clone()
+        .or(azure_issuer.flatten())
         .or_else(|| (kind == ProviderKind::Github).then(|| "https://github.com".into()));
     let issuer = match issuer_text {
         None => {
@@ -638,7 +650,13 @@ fn validate_extra(
     report: &mut Report<'_>,
 ) -> ProviderExtra {
     let known: &[&str] = match kind {
-        ProviderKind::Azure => &["allowed_tenants", "resolve_group_overage", "graph_url"],
+        ProviderKind::Azure => &[
+            "tenant",
+            "authority",
+            "allowed_tenants",
+            "resolve_group_overage",
+            "graph_url",
+        ],
         ProviderKind::Github => &["api_url"],
         ProviderKind::Oidc | ProviderKind::Keycloak => &[],
     };
@@ -657,6 +675,14 @@ fn validate_extra(
                 format!("{field}.{k}"),
                 format!("unknown field for kind = \"{}\"{hint}", kind.as_str()),
             );
+        }
+    }
+    if kind == ProviderKind::Azure {
+        out.graph_url = Url::parse("https://graph.microsoft.com/").ok();
+    }
+    for key in ["tenant", "authority"] {
+        if values.remove(key).is_some_and(|v| !v.is_str()) {
+            report.error(format!("{field}.{key}"), "must be a string");
         }
     }
     if let Some(v) = values.remove("allowed_tenants") {

@@ -15,7 +15,7 @@ use super::{AppError, Incoming};
 use crate::provider::{AuthorizationRequest, Callback};
 use crate::redirect::RedirectPolicy;
 use crate::secret::Secret;
-use crate::session::LoginState;
+use crate::session::{cookies_named, LoginState};
 use crate::state::AppState;
 use crate::workspace::Workspace;
 
@@ -189,9 +189,32 @@ async fn finish_login(
 }
 
 /// `GET|POST /oauth2/sign_out?rd=…`: clears the session and goes to a validated `rd`.
-pub(super) async fn sign_out(req: Incoming) -> Result<Response, AppError> {
+/// Where the provider sends the browser after ending its own session: the workspace's root,
+/// which must be registered at the provider as a post-logout redirect URI.
+pub(super) async fn sign_out(
+    State(state): State<AppState>,
+    req: Incoming,
+) -> Result<Response, AppError> {
     let ws = req.workspace()?;
     let rd = policy(ws).validate(req.query_param("rd").as_deref());
-    tracing::info!(workspace = ws.name(), "signed out");
-    Ok(redirect(&rd, [ws.session.clear()]))
+    let session = ws
+        .session
+        .open(
+            cookies_named(req.cookie_headers(), ws.session.name()),
+            state.now(),
+        )
+        .ok();
+    let mut root = ws.config.callback_url.clone();
+    root.set_path("/");
+    root.set_query(None);
+    let idp_logout = session
+        .and_then(|s| ws.provider(Some(&s.id.provider)).cloned())
+        .and_then(|p| p.logout_url(&root));
+    tracing::info!(
+        workspace = ws.name(),
+        idp_logout = idp_logout.is_some(),
+        "signed out"
+    );
+    let target = idp_logout.map(String::from).unwrap_or(rd);
+    Ok(redirect(&target, [ws.session.clear()]))
 }

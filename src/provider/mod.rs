@@ -4,6 +4,9 @@
 //! callback's code into an [`Identity`]. Providers never see HTTP requests or cookies; the HTTP
 //! layer hands them plain values and maps their [`ProviderError`] to a page.
 
+mod azure;
+mod github;
+mod keycloak;
 mod oidc;
 
 use std::future::Future;
@@ -18,7 +21,10 @@ use crate::oidc::{JwksCache, VerifyError};
 use crate::secret::Secret;
 use crate::session::LoginState;
 
-pub use oidc::{identity_from_claims, OidcProvider};
+pub use azure::Azure;
+pub use github::GithubProvider;
+pub use keycloak::Keycloak;
+pub use oidc::{identity_from_claims, Discovered, Flavor, Generic, OidcProvider};
 
 /// A boxed future, so the trait stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -134,10 +140,27 @@ pub fn build(
     mapping: &HeaderMapping,
     ctx: &ProviderContext,
 ) -> Arc<dyn Provider> {
+    let flavor: Box<dyn Flavor> = match config.kind {
+        ProviderKind::Github => {
+            return Arc::new(GithubProvider::new(
+                config.clone(),
+                secret,
+                mapping.clone(),
+                ctx.http.clone(),
+            ))
+        }
+        ProviderKind::Oidc => Box::new(Generic),
+        ProviderKind::Keycloak => Box::new(Keycloak),
+        ProviderKind::Azure => Box::new(Azure {
+            resolve_group_overage: config.extra.resolve_group_overage,
+            graph_url: config.extra.graph_url.clone(),
+        }),
+    };
     Arc::new(OidcProvider::new(
         config.clone(),
         secret,
         mapping.clone(),
         ctx.clone(),
+        flavor,
     ))
 }

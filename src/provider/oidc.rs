@@ -53,7 +53,7 @@ impl ExtraTokenFields for OidcTokenFields {}
 /// Token endpoint answer.
 pub(crate) type TokenResponse = StandardTokenResponse<OidcTokenFields, BasicTokenType>;
 
-type TokenClient = oauth2::Client<
+pub(crate) type TokenClient = oauth2::Client<
     BasicErrorResponse,
     TokenResponse,
     BasicTokenIntrospectionResponse,
@@ -89,6 +89,8 @@ pub struct OidcProvider {
     discovered: RwLock<Option<Arc<Discovered>>>,
     /// Serialises discovery; holds when the last attempt failed.
     discovery: tokio::sync::Mutex<Option<Instant>>,
+    /// How this kind turns a login into an identity.
+    flavor: Box<dyn Flavor>,
 }
 
 impl OidcProvider {
@@ -98,6 +100,7 @@ impl OidcProvider {
         secret: Secret,
         mapping: HeaderMapping,
         ctx: ProviderContext,
+        flavor: Box<dyn Flavor>,
     ) -> Self {
         Self {
             config,
@@ -106,6 +109,7 @@ impl OidcProvider {
             ctx,
             discovered: RwLock::new(None),
             discovery: tokio::sync::Mutex::new(None),
+            flavor,
         }
     }
 
@@ -160,12 +164,24 @@ impl OidcProvider {
         }
     }
 
+    /// Our client id at this provider.
+    pub(crate) fn client_id(&self) -> &str {
+        &self.config.client_id
+    }
+
+    /// This provider's id in the workspace.
+    pub(crate) fn id_str(&self) -> &str {
+        &self.config.id
+    }
+
     fn token_client(&self, md: &ProviderMetadata, redirect_uri: &Url) -> TokenClient {
-        oauth2::Client::new(ClientId::new(self.config.client_id.clone()))
-            .set_client_secret(ClientSecret::new(self.secret.expose().to_string()))
-            .set_auth_uri(AuthUrl::from_url(md.authorization_endpoint.clone()))
-            .set_token_uri(TokenUrl::from_url(md.token_endpoint.clone()))
-            .set_redirect_uri(RedirectUrl::from_url(redirect_uri.clone()))
+        token_client(
+            &self.config.client_id,
+            &self.secret,
+            &md.authorization_endpoint,
+            &md.token_endpoint,
+            redirect_uri,
+        )
     }
 
     /// Builds the authorization URL (OIDC Core §3.1.2.1) with state, nonce and PKCE S256.
@@ -214,21 +230,13 @@ impl OidcProvider {
             ));
         }
         let client = self.token_client(&d.metadata, &callback.redirect_uri);
-        let tokens = client
-            .exchange_code(AuthorizationCode::new(callback.code.expose().to_string()))
-            .set_pkce_verifier(PkceCodeVerifier::new(login.pkce_verifier.clone()))
-            .request_async(&self.ctx.http)
-            .await
-            .map_err(|e| match e {
-                RequestTokenError::ServerResponse(r) => {
-                    ProviderError::Exchange(r.error().to_string())
-                }
-                RequestTokenError::Request(e) => ProviderError::Unavailable(e.to_string()),
-                RequestTokenError::Parse(e, _) => {
-                    ProviderError::Exchange(format!("unreadable token response: {e}"))
-                }
-                RequestTokenError::Other(e) => ProviderError::Exchange(e),
-            })?;
+        let tokens = exchange_code(
+            &client,
+            &self.ctx.http,
+            &callback.code,
+            &login.pkce_verifier,
+        )
+        .await?;
         Ok((tokens, d))
     }
 
@@ -281,6 +289,44 @@ impl OidcProvider {
         self.verify_jwt(d, raw, Some(&login.nonce), Some(ID_TOKEN_MAX_AGE), now)
             .await
     }
+}
+
+/// The OAuth 2.0 client for one provider's authorization and token endpoints.
+pub(crate) fn token_client(
+    client_id: &str,
+    secret: &Secret,
+    authorization_endpoint: &Url,
+    token_endpoint: &Url,
+    redirect_uri: &Url,
+) -> TokenClient {
+    oauth2::Client::new(ClientId::new(client_id.to_string()))
+        .set_client_secret(ClientSecret::new(secret.expose().to_string()))
+        .set_auth_uri(AuthUrl::from_url(authorization_endpoint.clone()))
+        .set_token_uri(TokenUrl::from_url(token_endpoint.clone()))
+        .set_redirect_uri(RedirectUrl::from_url(redirect_uri.clone()))
+}
+
+/// The code exchange (RFC 6749 §4.1.3) with the PKCE verifier (RFC 7636 §4.5), its failures
+/// sorted into "provider down" and "provider refused".
+pub(crate) async fn exchange_code(
+    client: &TokenClient,
+    http: &reqwest::Client,
+    code: &Secret,
+    pkce_verifier: &str,
+) -> Result<TokenResponse, ProviderError> {
+    client
+        .exchange_code(AuthorizationCode::new(code.expose().to_string()))
+        .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()))
+        .request_async(http)
+        .await
+        .map_err(|e| match e {
+            RequestTokenError::ServerResponse(r) => ProviderError::Exchange(r.error().to_string()),
+            RequestTokenError::Request(e) => ProviderError::Unavailable(e.to_string()),
+            RequestTokenError::Parse(e, _) => {
+                ProviderError::Exchange(format!("unreadable token response: {e}"))
+            }
+            RequestTokenError::Other(e) => ProviderError::Exchange(e),
+        })
 }
 
 /// Builds the identity from ID-token claims through the workspace's header mapping. The user
@@ -353,11 +399,7 @@ impl Provider for OidcProvider {
             let (tokens, d) = self.exchange(callback, login).await?;
             let claims = self.verified_id_token(&tokens, &d, login, now).await?;
             tracing::debug!(provider = %self.config.id, claims = ?claims.keys().collect::<Vec<_>>(), "ID token verified");
-            Ok(identity_from_claims(
-                &claims,
-                &self.mapping,
-                &self.config.id,
-            ))
+            self.flavor.identity(self, &tokens, &d, claims, now).await
         })
     }
 
@@ -392,7 +434,7 @@ impl Provider for OidcProvider {
         Some(match verify::verify(&keys, &expect, now, token) {
             Ok(claims) => Ok(BearerIdentity {
                 expires_at: claims.get("exp").and_then(Value::as_u64).unwrap_or(now),
-                identity: identity_from_claims(&claims, &self.mapping, &self.config.id),
+                identity: self.flavor.bearer_identity(self, &claims),
             }),
             Err(e) => {
                 if matches!(e, VerifyError::UnknownKid(_)) {
@@ -406,6 +448,9 @@ impl Provider for OidcProvider {
     }
 
     fn logout_url(&self, post_logout: &Url) -> Option<Url> {
+        if !self.flavor.ends_idp_session() {
+            return None;
+        }
         let d = self
             .discovered
             .read()
@@ -416,6 +461,53 @@ impl Provider for OidcProvider {
             .append_pair("client_id", &self.config.client_id)
             .append_pair("post_logout_redirect_uri", post_logout.as_str());
         Some(url)
+    }
+}
+
+/// What distinguishes one OIDC provider kind from another: how a verified login becomes an
+/// [`Identity`]. Generic OIDC reads the ID token through the header mapping; Entra and Keycloak
+/// add their own claims and calls (`azure.rs`, `keycloak.rs`).
+pub trait Flavor: Send + Sync {
+    /// The identity of a completed login: ID-token claims already verified, tokens at hand.
+    fn identity<'a>(
+        &'a self,
+        provider: &'a OidcProvider,
+        tokens: &'a TokenResponse,
+        discovered: &'a Discovered,
+        claims: Claims,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Identity, ProviderError>>;
+
+    /// Whether sign-out also ends the session at the provider (RP-initiated logout).
+    fn ends_idp_session(&self) -> bool {
+        false
+    }
+
+    /// The identity a verified bearer JWT carries.
+    fn bearer_identity(&self, provider: &OidcProvider, claims: &Claims) -> Identity {
+        identity_from_claims(claims, &provider.mapping, &provider.config.id)
+    }
+}
+
+/// Any certified OpenID Provider: the ID token says it all.
+pub struct Generic;
+
+impl Flavor for Generic {
+    fn identity<'a>(
+        &'a self,
+        provider: &'a OidcProvider,
+        _tokens: &'a TokenResponse,
+        _discovered: &'a Discovered,
+        claims: Claims,
+        _now: u64,
+    ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
+        Box::pin(async move {
+            Ok(identity_from_claims(
+                &claims,
+                &provider.mapping,
+                &provider.config.id,
+            ))
+        })
     }
 }
 

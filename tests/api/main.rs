@@ -14,3 +14,4 @@ mod browser_login;
 mod cli;
 mod forge_flow;
 mod nginx_flow;
+mod providers;

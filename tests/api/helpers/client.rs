@@ -179,19 +179,19 @@ impl Client {
                 continue;
             }
             match parse_form(&r.body) {
-                Some((action, prompt)) => {
-                    let action = r
-                        .url
-                        .join(&action.replace("&amp;", "&"))
-                        .unwrap()
-                        .to_string();
-                    let mut fields = vec![("prompt", prompt.clone())];
-                    if prompt == "login" {
-                        fields.push(("login", login.to_string()));
-                        fields.push(("password", "any-password".to_string()));
+                Some(form) => {
+                    let action = r.url.join(&form.action).unwrap().to_string();
+                    let mut fields = form.hidden.clone();
+                    if form.has_login {
+                        fields.push(("login".to_string(), login.to_string()));
                     }
-                    let pairs: Vec<(&str, &str)> =
-                        fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    if form.has_password {
+                        fields.push(("password".to_string(), "any-password".to_string()));
+                    }
+                    let pairs: Vec<(&str, &str)> = fields
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
                     out.push(r);
                     let p = self.post_form(&action, &pairs).await;
                     assert!(
@@ -213,19 +213,49 @@ impl Client {
     }
 }
 
-/// oidc-provider's dev interaction form: its action and prompt.
-fn parse_form(body: &str) -> Option<(String, String)> {
-    let action = body
-        .split("action=\"")
-        .nth(1)?
-        .split('"')
-        .next()?
-        .to_string();
-    let prompt = body
-        .split("name=\"prompt\" value=\"")
-        .nth(1)?
-        .split('"')
-        .next()?
-        .to_string();
-    Some((action, prompt))
+/// A login or consent form (oidc-provider's dev interactions, the GitHub stand-in's page).
+struct Form {
+    action: String,
+    hidden: Vec<(String, String)>,
+    has_login: bool,
+    has_password: bool,
+}
+
+fn unescape(v: &str) -> String {
+    v.replace("&amp;", "&")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+}
+
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+    Some(unescape(&tag[start..start + tag[start..].find('"')?]))
+}
+
+/// The first form of a page with its hidden inputs, if it posts somewhere.
+fn parse_form(body: &str) -> Option<Form> {
+    let form_start = body.find("<form")?;
+    let form_tag = &body[form_start..form_start + body[form_start..].find('>')?];
+    let action = attr(form_tag, "action")?;
+    let inner = &body[form_start..form_start + body[form_start..].find("</form>")?];
+    let mut hidden = Vec::new();
+    let (mut has_login, mut has_password) = (false, false);
+    for part in inner.split("<input").skip(1) {
+        let tag = &part[..part.find('>').unwrap_or(part.len())];
+        let name = attr(tag, "name").unwrap_or_default();
+        match (attr(tag, "type").as_deref(), name.as_str()) {
+            (Some("hidden"), _) => hidden.push((name, attr(tag, "value").unwrap_or_default())),
+            (_, "login") => has_login = true,
+            (_, "password") => has_password = true,
+            _ => {}
+        }
+    }
+    Some(Form {
+        action,
+        hidden,
+        has_login,
+        has_password,
+    })
 }

@@ -128,6 +128,26 @@ impl InProcess {
     }
 }
 
+/// Same, on a port picked beforehand (providers must know the callback URL first).
+pub async fn spawn_in_process_at(
+    config: &ConfigDir,
+    env: std::collections::HashMap<String, String>,
+    port: u16,
+) -> InProcess {
+    let app = Application::build(
+        config.path(),
+        Some(([127, 0, 0, 1], port).into()),
+        Arc::new(env),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("authgate did not start: {e}"));
+    let state = app.state();
+    let task = tokio::spawn(async move {
+        app.run_until_stopped().await.unwrap();
+    });
+    InProcess { port, state, task }
+}
+
 /// Builds and serves authgate from `config` with `env`.
 pub async fn spawn_in_process(
     config: &ConfigDir,

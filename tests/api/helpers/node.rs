@@ -28,11 +28,20 @@ impl Drop for NodeProcess {
 pub fn spawn_node(script: &str, env: &[(&str, String)]) -> NodeProcess {
     let dir = repo().join("tests/support/node");
     let mut cmd = Command::new("node");
+    // The program's own log (oidc-provider's notices, request errors) goes to a file.
+    let log = tempfile::Builder::new()
+        .prefix(&format!("{script}-"))
+        .suffix(".log")
+        .tempfile_in(super::artifacts())
+        .unwrap()
+        .keep()
+        .unwrap()
+        .0;
     cmd.arg(script)
         .current_dir(&dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .stderr(log);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -48,11 +57,11 @@ pub fn spawn_node(script: &str, env: &[(&str, String)]) -> NodeProcess {
             }
         }
     });
-    let line = match rx.recv_timeout(Duration::from_secs(30)) {
+    let line = match rx.recv_timeout(Duration::from_secs(120)) {
         Ok(l) => l,
         Err(_) => {
             let _ = child.kill();
-            panic!("{script} printed no READY line within 30 s");
+            panic!("{script} printed no READY line within 120 s");
         }
     };
     NodeProcess {
@@ -83,7 +92,11 @@ pub fn spawn_oidc_provider(
             "client_id": client_id,
             "client_secret": secret,
             "redirect_uris": redirect_uris,
-            "post_logout_redirect_uris": redirect_uris,
+            "post_logout_redirect_uris": redirect_uris.iter().map(|u| {
+                let mut root = url::Url::parse(u).unwrap();
+                root.set_path("/");
+                root.to_string()
+            }).collect::<Vec<_>>(),
         }],
     });
     if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {

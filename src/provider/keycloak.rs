@@ -1,0 +1,103 @@
+//! Keycloak on top of the OIDC core.
+//!
+//! Owns Keycloak's role shapes. Keycloak's default mappers put roles in the *access token*, not
+//! the ID token, so the access token (a JWT) is verified against the realm's JWKS with our
+//! client id as audience (add an "Audience" mapper in Keycloak), and read: realm roles
+//! (`realm_access.roles`) as `role`, client roles (`resource_access.<client>.roles`) as
+//! `<client>:role`, group paths (`groups`, with a group-membership mapper) as `/path`.
+
+use serde_json::Value;
+
+use super::oidc::{
+    identity_from_claims, string_list, Discovered, Flavor, OidcProvider, TokenResponse,
+};
+use super::{BoxFuture, ProviderError};
+use crate::identity::Identity;
+use crate::oidc::Claims;
+
+/// Keycloak's flavor.
+pub struct Keycloak;
+
+/// Realm roles, then this client's roles as `<client>:role`.
+pub(super) fn roles(claims: &Claims, client_id: &str) -> Vec<String> {
+    let mut out = string_list(claims.get("realm_access").and_then(|r| r.get("roles")));
+    let client_roles = claims
+        .get("resource_access")
+        .and_then(|r| r.get(client_id))
+        .and_then(|c| c.get("roles"));
+    out.extend(
+        string_list(client_roles)
+            .into_iter()
+            .map(|r| format!("{client_id}:{r}")),
+    );
+    out
+}
+
+fn merge(id: &mut Identity, more: Vec<String>) {
+    for g in more {
+        if !id.groups.contains(&g) {
+            id.groups.push(g);
+        }
+    }
+}
+
+impl Flavor for Keycloak {
+    fn identity<'a>(
+        &'a self,
+        provider: &'a OidcProvider,
+        tokens: &'a TokenResponse,
+        discovered: &'a Discovered,
+        claims: Claims,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
+        Box::pin(async move {
+            use oauth2::TokenResponse as _;
+            let mut id = identity_from_claims(&claims, &provider.mapping, provider.id_str());
+            let access = tokens.access_token().secret();
+            let access_claims = provider
+                .verify_jwt(discovered, access, None, None, now)
+                .await
+                .map_err(|e| ProviderError::Incomplete(format!("access token: {e}")))?;
+            if access_claims.get("sub").and_then(Value::as_str)
+                != claims.get("sub").and_then(Value::as_str)
+            {
+                return Err(ProviderError::Incomplete(
+                    "access token and ID token name different users".into(),
+                ));
+            }
+            merge(&mut id, roles(&access_claims, provider.client_id()));
+            merge(&mut id, string_list(access_claims.get("groups")));
+            Ok(id)
+        })
+    }
+
+    fn ends_idp_session(&self) -> bool {
+        true
+    }
+
+    fn bearer_identity(&self, provider: &OidcProvider, claims: &Claims) -> Identity {
+        let mut id = identity_from_claims(claims, &provider.mapping, provider.id_str());
+        merge(&mut id, roles(claims, provider.client_id()));
+        id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn realm_and_client_roles() {
+        let c = json!({
+            "realm_access": {"roles": ["admin", "user"]},
+            "resource_access": {"authgate": {"roles": ["editor"]}, "other": {"roles": ["x"]}}
+        });
+        assert_eq!(
+            roles(c.as_object().unwrap(), "authgate"),
+            vec!["admin", "user", "authgate:editor"]
+        );
+        assert!(roles(json!({}).as_object().unwrap(), "authgate").is_empty());
+    }
+}
