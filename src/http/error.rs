@@ -113,6 +113,13 @@ impl AppError {
     }
 }
 
+impl AppError {
+    /// The page for this error, without logging it (the error happened elsewhere).
+    pub(crate) fn page_response(&self) -> Response {
+        pages::render(self.status(), &self.page())
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();

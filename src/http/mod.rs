@@ -32,7 +32,7 @@ pub fn app(state: AppState) -> Router {
         .route("/oauth2/sign_out", get(login::sign_out).post(login::sign_out))
         .route("/ping", get(|| async { "OK" }))
         .route("/ready", get(ready))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
+        .fallback(error_backend)
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()
@@ -43,6 +43,23 @@ pub fn app(state: AppState) -> Router {
                 }))
                 .layer(PropagateRequestIdLayer::new(request_id)),
         )
+}
+
+/// Everything else. Requests carrying ingress-nginx's `X-Code` come from its custom-error
+/// routing (`custom-http-errors` with authgate as `default-backend`): they get authgate's page
+/// for that status, so a 403 from `/oauth2/auth` shows the user a readable denial.
+async fn error_backend(headers: axum::http::HeaderMap) -> axum::response::Response {
+    let code = headers
+        .get("x-code")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u16>().ok());
+    match code {
+        Some(403) => AppError::Forbidden(crate::authz::Denial::Group).page_response(),
+        Some(401) => {
+            AppError::Unauthenticated(crate::session::SessionError::Missing).page_response()
+        }
+        _ => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
 }
 
 /// Readiness: the config is loaded. Never waits on an identity provider.

@@ -23,6 +23,17 @@ pub struct Platform {
 }
 
 pub async fn spawn_platform(name: &str, shape: &str, absolute_rd: bool) -> Platform {
+    spawn_platform_with(name, shape, absolute_rd, "").await
+}
+
+/// The platform with `mcd` on an oidc-provider of `shape` (`generic`, `azure`, `keycloak`)
+/// and `more_providers` appended to its `[[provider]]` list.
+pub async fn spawn_platform_with(
+    name: &str,
+    shape: &str,
+    absolute_rd: bool,
+    more_providers: &str,
+) -> Platform {
     let nginx_port = free_port();
     let callback = |h: &str| format!("http://{h}:{nginx_port}/oauth2/callback");
     let idp = spawn_oidc_provider(
@@ -38,7 +49,9 @@ pub async fn spawn_platform(name: &str, shape: &str, absolute_rd: bool) -> Platf
 auth = "oidc"
 insecure_http = true
 [[provider]]
-kind = "oidc"
+id = "sso"
+kind = "{kind}"
+display_name = "Company SSO"
 issuer = "{issuer}"
 client_id = "authgate"
 client_secret_env = "CLIENT_SECRET"
@@ -48,17 +61,25 @@ cookie_name = "authgate"
 user = "sub"
 email = "email"
 "#,
-            issuer = idp.issuer
+            issuer = idp.issuer,
+            kind = if shape == "generic" { "oidc" } else { shape },
         )
     };
     let config = ConfigDir::new("")
-        .workspace("mcd", &ws(MCD))
+        .workspace("mcd", &format!("{}{more_providers}", ws(MCD)))
         .workspace("team", &ws(TEAM))
         .workspace(
             "perso",
             &format!("hosts = [\"{PERSO}:{nginx_port}\"]\nauth = \"none\"\n"),
         );
-    let authgate = spawn_authgate(&config, &[("CLIENT_SECRET", "client-secret")], name);
+    let authgate = spawn_authgate(
+        &config,
+        &[
+            ("CLIENT_SECRET", "client-secret"),
+            ("GH_SECRET", "gh-secret"),
+        ],
+        name,
+    );
     let upstream = spawn_upstream().await;
     let mut mcd = Site::protected(MCD, &["/helloworld", "/landing"]);
     mcd.absolute_rd = absolute_rd;
@@ -240,6 +261,11 @@ async fn per_ingress_narrowing_gives_403_not_a_login_loop() {
         .await;
     let last = steps.last().unwrap();
     assert_eq!(last.status, 403, "bob is not in g-admins: {}", last.body);
+    assert!(
+        last.body.contains("Access denied"),
+        "authgate's denial page through custom errors: {}",
+        last.body
+    );
     let mut alice = Client::new();
     let steps = alice
         .follow(&format!("{}/admin", p.nginx.url(TEAM)), "alice")

@@ -110,6 +110,15 @@ fn server_block(site: &Site, authgate: u16, upstream: u16) -> String {
       proxy_pass_request_headers  on;
       proxy_pass http://127.0.0.1:{authgate}/oauth2/auth{query};
     }}
+    location @custom-403-{id} {{
+      internal;
+      proxy_intercept_errors off;
+      proxy_set_header X-Code 403;
+      proxy_set_header X-Format $http_accept;
+      proxy_set_header X-Original-URI $request_uri;
+      proxy_set_header X-Namespace test;
+      proxy_pass http://127.0.0.1:{authgate};
+    }}
     location @signin-{id} {{
       internal;
       add_header Set-Cookie $auth_cookie;
@@ -136,7 +145,8 @@ fn server_block(site: &Site, authgate: u16, upstream: u16) -> String {
       auth_request_set    $authHeader1 $upstream_http_x_auth_request_email;
       proxy_set_header    'X-Auth-Request-Email' $authHeader1;
       set_escape_uri      $escaped_request_uri $request_uri;
-      error_page 401 = @signin-{id};"#
+      error_page 401 = @signin-{id};
+      error_page 403 = @custom-403-{id};"#
             )
             .unwrap();
         }
