@@ -4,6 +4,7 @@
 //! it holds no runtime state and depends on nothing above it. Secrets are named here (where
 //! they come from) and read only by [`secrets`].
 
+mod provider;
 mod raw;
 pub mod secrets;
 mod validate;

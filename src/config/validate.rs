@@ -3,36 +3,35 @@
 //! Every problem is collected, not just the first, and each names file, field and fix. Nothing
 //! here panics on bad input; nothing here touches the network.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use jsonwebtoken::Algorithm;
 use url::Url;
 
-use super::raw::{RawProvider, RawServer, RawWorkspace};
+use super::provider::validate_provider;
+use super::raw::{RawServer, RawWorkspace};
 use super::{
     AuthMode, AuthzRules, Config, ConfigError, ConfigErrors, Env, HeaderMapping, ProviderConfig,
-    ProviderExtra, ProviderKind, SecretSource, ServerConfig, SessionConfig, WorkspaceConfig,
-    DEFAULT_LISTEN, DEFAULT_TRUSTED_PROXIES,
+    SecretSource, ServerConfig, SessionConfig, WorkspaceConfig, DEFAULT_LISTEN,
+    DEFAULT_TRUSTED_PROXIES,
 };
 
 /// The server file's name inside the config directory.
 pub const SERVER_FILE: &str = "authgate.toml";
 
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(12 * 3600);
-const DEFAULT_ALGORITHMS: &[Algorithm] = &[Algorithm::RS256, Algorithm::ES256, Algorithm::PS256];
 
 /// Collects errors for one file.
-struct Report<'a> {
+pub(super) struct Report<'a> {
     file: PathBuf,
-    errors: &'a mut Vec<ConfigError>,
+    pub(super) errors: &'a mut Vec<ConfigError>,
 }
 
 impl Report<'_> {
-    fn error(&mut self, field: impl Into<String>, problem: impl Into<String>) {
+    pub(super) fn error(&mut self, field: impl Into<String>, problem: impl Into<String>) {
         self.errors.push(ConfigError {
             file: self.file.clone(),
             field: field.into(),
@@ -476,252 +475,6 @@ pub fn authority(url: &Url) -> String {
         (Some(h), None) => h.to_string(),
         _ => String::new(),
     }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
-        None => false,
-    }
-}
-
-fn validate_provider(
-    field: &str,
-    raw: RawProvider,
-    report: &mut Report<'_>,
-) -> Option<ProviderConfig> {
-    let start = report.errors.len();
-    let kind = match raw.kind.as_deref().unwrap_or("oidc") {
-        "oidc" => ProviderKind::Oidc,
-        "azure" => ProviderKind::Azure,
-        "keycloak" => ProviderKind::Keycloak,
-        "github" => ProviderKind::Github,
-        other => {
-            report.error(
-                format!("{field}.kind"),
-                format!("`{other}` is not one of oidc, azure, keycloak, github"),
-            );
-            ProviderKind::Oidc
-        }
-    };
-    let id = raw.id.unwrap_or_else(|| kind.as_str().to_string());
-    if id.is_empty()
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        report.error(
-            format!("{field}.id"),
-            "use letters, digits, '-' and '_' only",
-        );
-    }
-    // Entra may be written as a tenant (and a sovereign cloud's authority host) instead of an issuer.
-    let azure_issuer = (kind == ProviderKind::Azure).then(|| {
-        let tenant = raw.extra.get("tenant").and_then(|v| v.as_str())?;
-        let authority = raw
-            .extra
-            .get("authority")
-            .and_then(|v| v.as_str())
-            .unwrap_or("login.microsoftonline.com");
-        Some(format!("https://{authority}/{tenant}/v2.0"))
-    });
-    let issuer_text = raw
-        .issuer
-        .clone()
-        .or(azure_issuer.flatten())
-        .or_else(|| (kind == ProviderKind::Github).then(|| "https://github.com".into()));
-    let issuer = match issuer_text {
-        None => {
-            report.error(
-                format!("{field}.issuer"),
-                "missing: the provider's issuer URL",
-            );
-            None
-        }
-        Some(text) => match Url::parse(&text) {
-            Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u)) => {
-                if u.query().is_some() || u.fragment().is_some() {
-                    report.error(
-                        format!("{field}.issuer"),
-                        "an issuer has no query or fragment",
-                    );
-                }
-                Some(u)
-            }
-            Ok(_) => {
-                report.error(
-                    format!("{field}.issuer"),
-                    format!("`{text}` is not an https URL"),
-                );
-                None
-            }
-            Err(e) => {
-                report.error(
-                    format!("{field}.issuer"),
-                    format!("`{text}` is not a URL: {e}"),
-                );
-                None
-            }
-        },
-    };
-    let client_id = raw.client_id.unwrap_or_default();
-    if client_id.trim().is_empty() {
-        report.error(
-            format!("{field}.client_id"),
-            "missing: the client (application) id registered at the provider",
-        );
-    }
-    if raw.client_secret.is_some() {
-        report.error(
-            format!("{field}.client_secret"),
-            "secrets do not belong in config files: use client_secret_env or client_secret_file",
-        );
-    }
-    if raw.client_secret_env.is_none() && raw.client_secret_file.is_none() {
-        report.error(
-            format!("{field}.client_secret_env"),
-            "set client_secret_env or client_secret_file",
-        );
-    }
-    let client_secret = SecretSource {
-        env: raw.client_secret_env,
-        file: raw.client_secret_file.map(PathBuf::from),
-    };
-    let scopes = raw.scopes.unwrap_or_else(|| match kind {
-        ProviderKind::Github => vec!["read:user".into(), "user:email".into(), "read:org".into()],
-        _ => vec!["openid".into(), "email".into(), "profile".into()],
-    });
-    if kind != ProviderKind::Github && !scopes.iter().any(|s| s == "openid") {
-        report.error(
-            format!("{field}.scopes"),
-            "an OpenID Connect login needs the `openid` scope",
-        );
-    }
-    let mut algorithms = Vec::new();
-    for (i, a) in raw.algorithms.unwrap_or_default().iter().enumerate() {
-        match a.as_str() {
-            "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384" | "EdDSA" => {
-                algorithms.push(a.parse::<Algorithm>().ok()?)
-            }
-            "none" | "HS256" | "HS384" | "HS512" => report.error(
-                format!("{field}.algorithms[{i}]"),
-                format!("`{a}` is never accepted: ID tokens must be signed with the provider's private key"),
-            ),
-            _ => report.error(format!("{field}.algorithms[{i}]"), format!("`{a}` is not a JWS algorithm")),
-        }
-    }
-    if algorithms.is_empty() {
-        algorithms = DEFAULT_ALGORITHMS.to_vec();
-    }
-    let extra = validate_extra(field, kind, raw.extra, report);
-    if report.errors.len() > start {
-        return None;
-    }
-    Some(ProviderConfig {
-        display_name: raw
-            .display_name
-            .unwrap_or_else(|| default_display_name(kind, &id)),
-        id,
-        kind,
-        issuer: issuer?,
-        client_id,
-        client_secret,
-        scopes,
-        algorithms,
-        extra,
-    })
-}
-
-fn default_display_name(kind: ProviderKind, id: &str) -> String {
-    match kind {
-        ProviderKind::Azure => "Microsoft".into(),
-        ProviderKind::Github => "GitHub".into(),
-        ProviderKind::Keycloak => "Keycloak".into(),
-        ProviderKind::Oidc => id.to_string(),
-    }
-}
-
-fn validate_extra(
-    field: &str,
-    kind: ProviderKind,
-    extra: BTreeMap<String, toml::Value>,
-    report: &mut Report<'_>,
-) -> ProviderExtra {
-    let known: &[&str] = match kind {
-        ProviderKind::Azure => &[
-            "tenant",
-            "authority",
-            "allowed_tenants",
-            "resolve_group_overage",
-            "graph_url",
-        ],
-        ProviderKind::Github => &["api_url"],
-        ProviderKind::Oidc | ProviderKind::Keycloak => &[],
-    };
-    let mut out = ProviderExtra::default();
-    let mut values: HashMap<String, toml::Value> = HashMap::new();
-    for (k, v) in extra {
-        if known.contains(&k.as_str()) {
-            values.insert(k, v);
-        } else {
-            let hint = if known.is_empty() {
-                String::new()
-            } else {
-                format!(" (known: {})", known.join(", "))
-            };
-            report.error(
-                format!("{field}.{k}"),
-                format!("unknown field for kind = \"{}\"{hint}", kind.as_str()),
-            );
-        }
-    }
-    if kind == ProviderKind::Azure {
-        out.graph_url = Url::parse("https://graph.microsoft.com/").ok();
-    }
-    for key in ["tenant", "authority"] {
-        if values.remove(key).is_some_and(|v| !v.is_str()) {
-            report.error(format!("{field}.{key}"), "must be a string");
-        }
-    }
-    if let Some(v) = values.remove("allowed_tenants") {
-        match v.as_array().map(|a| {
-            a.iter()
-                .map(|x| x.as_str().map(str::to_string))
-                .collect::<Option<Vec<_>>>()
-        }) {
-            Some(Some(list)) => out.allowed_tenants = list,
-            _ => report.error(
-                format!("{field}.allowed_tenants"),
-                "must be a list of tenant ids",
-            ),
-        }
-    }
-    if let Some(v) = values.remove("resolve_group_overage") {
-        match v.as_bool() {
-            Some(b) => out.resolve_group_overage = b,
-            None => report.error(
-                format!("{field}.resolve_group_overage"),
-                "must be true or false",
-            ),
-        }
-    }
-    for key in ["graph_url", "api_url"] {
-        if let Some(v) = values.remove(key) {
-            match v.as_str().map(Url::parse) {
-                Some(Ok(u)) if u.scheme() == "https" || is_loopback(&u) => {
-                    if key == "graph_url" {
-                        out.graph_url = Some(u)
-                    } else {
-                        out.api_url = Some(u)
-                    }
-                }
-                _ => report.error(format!("{field}.{key}"), "must be an https URL"),
-            }
-        }
-    }
-    out
 }
 
 fn check_unique_hosts(dir: &Path, workspaces: &[WorkspaceConfig], errors: &mut Vec<ConfigError>) {
