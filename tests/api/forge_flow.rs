@@ -104,6 +104,14 @@ impl Env {
         }
     }
 
+    /// Starts a login and arms the forge to answer its code with a valid ID token.
+    async fn start_armed(&mut self, rd: &str) -> Started {
+        let s = self.start(rd).await;
+        let token = self.good_token(&s.nonce);
+        self.forge.answer_id_token(&token);
+        s
+    }
+
     fn good_token(&self, nonce: &str) -> String {
         tokens::sign(
             Algorithm::RS256,
@@ -211,9 +219,7 @@ async fn authorization_request_carries_state_nonce_pkce_and_configured_redirect_
 #[tokio::test]
 async fn full_flow_sets_session_and_auth_answers_202_with_identity_headers() {
     let mut env = setup().await;
-    let s = env.start("/app?x=1&y=a%20b").await;
-    let token = env.good_token(&s.nonce);
-    env.forge.answer_id_token(&token);
+    let s = env.start_armed("/app?x=1&y=a%20b").await;
     let iss = env.forge.issuer.clone();
     let r = env
         .callback(&[("code", "c-1"), ("state", &s.state), ("iss", &iss)])
@@ -306,9 +312,7 @@ async fn state_missing_is_refused() {
 #[tokio::test]
 async fn state_altered_is_refused() {
     let mut env = setup().await;
-    let s = env.start("/app").await;
-    let token = env.good_token(&s.nonce);
-    env.forge.answer_id_token(&token);
+    let s = env.start_armed("/app").await;
     let altered = format!("{}x", s.state);
     let r = env.callback(&[("code", "c-1"), ("state", &altered)]).await;
     assert_eq!(r.status, 400);
@@ -318,9 +322,7 @@ async fn state_altered_is_refused() {
 #[tokio::test]
 async fn state_replayed_is_refused() {
     let mut env = setup().await;
-    let s = env.start("/app").await;
-    let token = env.good_token(&s.nonce);
-    env.forge.answer_id_token(&token);
+    let s = env.start_armed("/app").await;
     let login_cookies = env.client.jar[HOST].clone();
     let iss = env.forge.issuer.clone();
     let first = env
@@ -424,9 +426,7 @@ async fn rotated_key_is_picked_up_by_one_refetch() {
 #[tokio::test]
 async fn iss_parameter_of_another_issuer_is_refused() {
     let mut env = setup().await;
-    let s = env.start("/app").await;
-    let token = env.good_token(&s.nonce);
-    env.forge.answer_id_token(&token);
+    let s = env.start_armed("/app").await;
     let r = env
         .callback(&[
             ("code", "c-1"),
@@ -441,9 +441,7 @@ async fn iss_parameter_of_another_issuer_is_refused() {
 #[tokio::test]
 async fn missing_iss_parameter_is_refused_when_the_provider_advertises_it() {
     let mut env = setup().await;
-    let s = env.start("/app").await;
-    let token = env.good_token(&s.nonce);
-    env.forge.answer_id_token(&token);
+    let s = env.start_armed("/app").await;
     let r = env.callback(&[("code", "c-1"), ("state", &s.state)]).await;
     assert_eq!(r.status, 400);
 }
@@ -455,9 +453,7 @@ async fn missing_iss_parameter_is_accepted_when_the_provider_does_not_advertise_
     // Discovery is cached from start-up warm-up; a fresh app sees the new metadata.
     let config = config_for(&env.forge.issuer, "");
     env.app = spawn_in_process(&config, env_with(&[("MCD_SECRET", "s3cret")])).await;
-    let s = env.start("/app").await;
-    let token = env.good_token(&s.nonce);
-    env.forge.answer_id_token(&token);
+    let s = env.start_armed("/app").await;
     let r = env.callback(&[("code", "c-1"), ("state", &s.state)]).await;
     assert_eq!(r.status, 302, "{}", r.body);
     drop(config);
@@ -755,9 +751,7 @@ open_redirect_falls_back! {
 async fn allowed_redirect_host_and_absolute_same_host_rd_are_kept() {
     let mut env = setup().await;
     for rd in ["http://docs.test/guide?a=1", "http://mcd.test/app?q=%2520x"] {
-        let s = env.start(rd).await;
-        let token = env.good_token(&s.nonce);
-        env.forge.answer_id_token(&token);
+        let s = env.start_armed(rd).await;
         let iss = env.forge.issuer.clone();
         let r = env
             .callback(&[("code", "c"), ("state", &s.state), ("iss", &iss)])
