@@ -272,3 +272,73 @@ async fn per_ingress_narrowing_gives_403_not_a_login_loop() {
         .await;
     assert_eq!(steps.last().unwrap().status, 200);
 }
+
+/// TLS ends at Cloudflare; inside, NGINX sees plain http from cloudflared. The annotation's
+/// `https://$host/oauth2/start`, the workspace's `https://…/oauth2/callback` and a path-only
+/// `rd` together bring the user back to the exact https URL, with `__Host-` `Secure` cookies.
+#[tokio::test]
+async fn tls_terminated_in_front_of_nginx_brings_the_user_back_to_https_with_secure_cookies() {
+    let nginx_port = free_port();
+    let host = format!("{MCD}:{nginx_port}");
+    let idp = spawn_oidc_provider(
+        "generic",
+        "authgate",
+        "client-secret",
+        &[format!("https://{host}/oauth2/callback")],
+        json!({}),
+    );
+    // No insecure_http: the production defaults.
+    let config = ConfigDir::new("").workspace(
+        "mcd",
+        &format!(
+            "hosts = [\"{host}\"]\nauth = \"oidc\"\n[[provider]]\nissuer = \"{}\"\nclient_id = \"authgate\"\nclient_secret_env = \"CLIENT_SECRET\"\n",
+            idp.issuer
+        ),
+    );
+    let authgate = spawn_authgate(
+        &config,
+        &[("CLIENT_SECRET", "client-secret")],
+        "tls-terminated",
+    );
+    let upstream = spawn_upstream().await;
+    let mut site = Site::protected(MCD, &["/helloworld"]);
+    site.https_signin = true;
+    let _nginx = spawn_nginx_on(&[site], authgate.port, upstream.port, nginx_port);
+
+    let mut c = Client::new();
+    let page = format!("https://{host}/helloworld?a=1%202");
+    let first = c.get(&page, &[]).await;
+    assert_eq!(
+        first.raw_location(),
+        format!("https://{host}/oauth2/start?rd=%2Fhelloworld%3Fa%3D1%25202")
+    );
+    let steps = c.follow(&page, "alice").await;
+    let callback = steps
+        .iter()
+        .find(|r| r.url.path() == "/oauth2/callback")
+        .unwrap();
+    assert_eq!(
+        callback.url.scheme(),
+        "https",
+        "the IdP sent the browser to the https callback"
+    );
+    let session = callback
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("__Host-authgate="))
+        .expect("session cookie");
+    assert!(
+        session.contains("Secure") && session.contains("Path=/") && !session.contains("Domain"),
+        "{session}"
+    );
+    assert_eq!(callback.raw_location(), "/helloworld?a=1%202");
+    let last = steps.last().unwrap();
+    assert_eq!(
+        (last.status, last.url.as_str()),
+        (200, page.as_str()),
+        "back at the exact https URL"
+    );
+    assert!(last
+        .body
+        .contains("x-auth-request-email: alice@example.test"));
+}

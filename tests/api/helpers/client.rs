@@ -109,6 +109,12 @@ impl Client {
         let host = url.host_str().unwrap().to_string();
         let mut target = url.clone();
         target.set_host(Some("127.0.0.1")).unwrap();
+        // TLS ends in front of NGINX on the platform (Cloudflare): an https URL is sent as plain
+        // http to the same port, marked the way cloudflared marks it.
+        let tls_terminated = url.scheme() == "https";
+        if tls_terminated {
+            target.set_scheme("http").unwrap();
+        }
         let mut req = self.http.request(method.parse().unwrap(), target).header(
             HOST,
             match url.port() {
@@ -123,6 +129,9 @@ impl Client {
                 .collect::<Vec<_>>()
                 .join("; ");
             req = req.header(COOKIE, line);
+        }
+        if tls_terminated {
+            req = req.header("x-forwarded-proto", "https");
         }
         for (k, v) in headers {
             req = req.header(*k, *v);

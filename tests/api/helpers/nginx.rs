@@ -23,6 +23,9 @@ pub struct Site {
     pub absolute_rd: bool,
     /// Extra query on the `auth-url` (per-Ingress narrowing, e.g. `allowed_groups=admins`).
     pub auth_query: String,
+    /// The `auth-signin` annotation's own scheme: `https://$host/oauth2/start…`, as on the
+    /// platform where TLS ends at Cloudflare.
+    pub https_signin: bool,
 }
 
 impl Site {
@@ -34,6 +37,7 @@ impl Site {
             auth: true,
             absolute_rd: false,
             auth_query: String::new(),
+            https_signin: false,
         }
     }
 }
@@ -124,10 +128,11 @@ fn server_block(site: &Site, authgate: u16, upstream: u16) -> String {
       add_header Set-Cookie $auth_cookie;
       return 302 {signin};
     }}"#,
-            signin = if site.absolute_rd {
-                "http://$http_host/oauth2/start?rd=$scheme://$http_host$escaped_request_uri"
-            } else {
-                "http://$http_host/oauth2/start?rd=$escaped_request_uri"
+            signin = match (site.https_signin, site.absolute_rd) {
+                (true, _) => "https://$http_host/oauth2/start?rd=$escaped_request_uri",
+                (false, true) =>
+                    "http://$http_host/oauth2/start?rd=$scheme://$http_host$escaped_request_uri",
+                (false, false) => "http://$http_host/oauth2/start?rd=$escaped_request_uri",
             }
         )
         .unwrap();
