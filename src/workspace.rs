@@ -11,11 +11,18 @@ use std::time::Duration;
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
-use crate::config::{AuthMode, Config, ConfigError, ConfigErrors, Env, WorkspaceConfig};
+use cookie::Cookie;
+use openidconnect::CsrfToken;
+
+use crate::config::{
+    AuthMode, Config, ConfigError, ConfigErrors, Env, SessionStoreKind, WorkspaceConfig,
+};
 use crate::identity::Identity;
 use crate::oidc::verify::LEEWAY;
 use crate::provider::{self, BearerIdentity, Provider, ProviderContext};
-use crate::session::{LoginCodec, MasterSecrets, Purpose, SessionCodec};
+use crate::session::{
+    store_key, LoginCodec, MasterSecrets, Purpose, RedisStore, Session, SessionCodec, SessionError,
+};
 
 /// One workspace, ready to serve.
 pub struct Workspace {
@@ -29,7 +36,15 @@ pub struct Workspace {
     pub providers: Vec<Arc<dyn Provider>>,
     /// Bearer tokens verified recently, by SHA-256 of the token: a hit skips the signature.
     pub bearer_cache: moka::sync::Cache<[u8; 32], Arc<BearerIdentity>>,
+    /// The Redis store, when `session.store = "redis"`.
+    pub store: Option<Arc<RedisStore>>,
+    /// Server-side sessions read recently, by ticket: a sign-out elsewhere takes effect here
+    /// within [`TICKET_CACHE_TTL`].
+    pub ticket_cache: moka::sync::Cache<String, Arc<Identity>>,
 }
+
+/// How long a server-side session read from Redis is trusted without asking again.
+pub const TICKET_CACHE_TTL: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for Workspace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -48,6 +63,68 @@ impl Workspace {
     /// Whether a login is required.
     pub fn requires_login(&self) -> bool {
         self.config.auth == AuthMode::Login
+    }
+
+    /// The session cookie for a completed login: the identity sealed in the cookie, or, with a
+    /// Redis store, saved there under a fresh ticket that the cookie carries.
+    pub async fn establish(
+        &self,
+        id: &Identity,
+        now: u64,
+    ) -> Result<Cookie<'static>, SessionError> {
+        let Some(store) = &self.store else {
+            return self.session.issue(id, now);
+        };
+        let ticket = CsrfToken::new_random_len(32).secret().clone();
+        let json = serde_json::to_string(id).map_err(|_| SessionError::Malformed)?;
+        store
+            .put(
+                &store_key(self.name(), &ticket),
+                &json,
+                self.session.lifetime(),
+            )
+            .await
+            .map_err(|e| {
+                tracing::warn!(workspace = self.name(), error = %e, "cannot save the session");
+                SessionError::StoreUnavailable
+            })?;
+        self.session.issue_ticket(&ticket, now)
+    }
+
+    /// The identity of an opened session: the one sealed in it, or the one its ticket names in
+    /// the store (a recent read is reused for [`TICKET_CACHE_TTL`]).
+    pub async fn identity_of(&self, session: Session) -> Result<Identity, SessionError> {
+        let (Some(ticket), Some(store)) = (&session.sid, &self.store) else {
+            return match session.sid {
+                None => Ok(session.id),
+                Some(_) => Err(SessionError::Revoked), // a ticket, but this workspace keeps no store now
+            };
+        };
+        if let Some(id) = self.ticket_cache.get(ticket) {
+            return Ok((*id).clone());
+        }
+        let json = store
+            .get(&store_key(self.name(), ticket))
+            .await
+            .map_err(|e| {
+                tracing::warn!(workspace = self.name(), error = %e, "cannot read the session");
+                SessionError::StoreUnavailable
+            })?;
+        let id: Identity = serde_json::from_str(&json.ok_or(SessionError::Revoked)?)
+            .map_err(|_| SessionError::Malformed)?;
+        self.ticket_cache
+            .insert(ticket.clone(), Arc::new(id.clone()));
+        Ok(id)
+    }
+
+    /// Ends a session: deletes its server-side record, if any.
+    pub async fn end(&self, session: &Session) {
+        if let (Some(ticket), Some(store)) = (&session.sid, &self.store) {
+            self.ticket_cache.invalidate(ticket);
+            if let Err(e) = store.delete(&store_key(self.name(), ticket)).await {
+                tracing::warn!(workspace = self.name(), error = %e, "cannot delete the session");
+            }
+        }
     }
 
     /// The identity a bearer JWT proves, from the verified-token cache or the providers' cached
@@ -114,6 +191,23 @@ impl Registry {
     ) -> Result<Self, ConfigErrors> {
         let mut errors = Vec::new();
         let mut workspaces = Vec::new();
+        let store = match &config.server.redis {
+            None => None,
+            Some(src) => match src
+                .read(env)
+                .and_then(|url| RedisStore::new(&url).map_err(|e| e.to_string()))
+            {
+                Ok(s) => Some(Arc::new(s)),
+                Err(problem) => {
+                    errors.push(ConfigError {
+                        file: crate::config::SERVER_FILE.into(),
+                        field: "redis.url".into(),
+                        problem,
+                    });
+                    None
+                }
+            },
+        };
         let mut by_host = HashMap::new();
         for wc in &config.workspaces {
             let secure = !wc.insecure_http;
@@ -139,6 +233,13 @@ impl Registry {
                 login: LoginCodec::new(secrets.derive(&wc.name, Purpose::Login), secure),
                 config: wc.clone(),
                 providers,
+                store: (wc.session.store == SessionStoreKind::Redis)
+                    .then(|| store.clone())
+                    .flatten(),
+                ticket_cache: moka::sync::Cache::builder()
+                    .max_capacity(10_000)
+                    .time_to_live(TICKET_CACHE_TTL)
+                    .build(),
                 bearer_cache: moka::sync::Cache::builder()
                     .max_capacity(10_000)
                     .time_to_live(Duration::from_secs(300))

@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// Where the master cookie secrets come from.
     pub cookie_secrets: SecretSource,
+    /// Where the Redis URL comes from, when server-side sessions are configured.
+    pub redis: Option<SecretSource>,
 }
 
 /// Whether a workspace asks for a login.
@@ -135,6 +137,17 @@ pub struct SessionConfig {
     pub cookie_name: String,
     /// How long a session lasts.
     pub lifetime: Duration,
+    /// Where the session lives.
+    pub store: SessionStoreKind,
+}
+
+/// Where a workspace's sessions live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStoreKind {
+    /// In the sealed cookie itself (stateless; sign-out cannot revoke copies).
+    Cookie,
+    /// In Redis; the cookie holds a sealed ticket, sign-out revokes everywhere.
+    Redis,
 }
 
 /// `[headers]`: the claim feeding each identity header.

@@ -17,6 +17,15 @@ pub(crate) struct RawServer {
     pub(crate) workspaces_dir: Option<String>,
     #[serde(default)]
     pub(crate) secrets: RawServerSecrets,
+    pub(crate) redis: Option<RawRedis>,
+}
+
+/// `[redis]` of the server file: where server-side sessions live.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRedis {
+    pub(crate) url_env: Option<String>,
+    pub(crate) url_file: Option<String>,
 }
 
 /// `[secrets]` of the server file.
@@ -72,6 +81,7 @@ pub(crate) struct RawProvider {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSession {
     pub(crate) cookie_name: Option<String>,
+    pub(crate) store: Option<String>,
     #[serde(default, with = "humantime_serde")]
     pub(crate) lifetime: Option<std::time::Duration>,
 }

@@ -15,7 +15,7 @@ use super::provider::validate_provider;
 use super::raw::{RawServer, RawWorkspace};
 use super::{
     AuthMode, AuthzRules, Config, ConfigError, ConfigErrors, Env, HeaderMapping, ProviderConfig,
-    SecretSource, ServerConfig, SessionConfig, WorkspaceConfig, DEFAULT_LISTEN,
+    SecretSource, ServerConfig, SessionConfig, SessionStoreKind, WorkspaceConfig, DEFAULT_LISTEN,
     DEFAULT_TRUSTED_PROXIES,
 };
 
@@ -85,7 +85,10 @@ pub fn load(dir: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
                     file: rel,
                     errors: &mut errors,
                 };
-                if let Some(ws) = validate_workspace(&path, raw, &server.0.domain, &mut report) {
+                let has_redis = server.0.redis.is_some();
+                if let Some(ws) =
+                    validate_workspace(&path, raw, &server.0.domain, has_redis, &mut report)
+                {
                     workspaces.push(ws);
                 }
             }
@@ -226,12 +229,25 @@ fn validate_server(
         ),
         file: raw.secrets.cookie_secrets_file.map(PathBuf::from),
     };
+    let redis = raw.redis.map(|r| {
+        if r.url_env.is_none() && r.url_file.is_none() {
+            report.error(
+                "redis",
+                "set url_env or url_file (the URL may hold a password, so never inline)",
+            );
+        }
+        SecretSource {
+            env: r.url_env,
+            file: r.url_file.map(PathBuf::from),
+        }
+    });
     (
         ServerConfig {
             listen,
             domain,
             trusted_proxies,
             cookie_secrets,
+            redis,
         },
         raw.workspaces_dir,
     )
@@ -241,6 +257,7 @@ fn validate_workspace(
     path: &Path,
     raw: RawWorkspace,
     domain: &str,
+    has_redis: bool,
     report: &mut Report<'_>,
 ) -> Option<WorkspaceConfig> {
     let start = report.errors.len();
@@ -361,6 +378,24 @@ fn validate_workspace(
             "browsers accept `__Host-` cookies only over https: drop the prefix or insecure_http",
         );
     }
+    let store = match raw.session.store.as_deref() {
+        None | Some("cookie") => SessionStoreKind::Cookie,
+        Some("redis") if has_redis => SessionStoreKind::Redis,
+        Some("redis") => {
+            report.error(
+                "session.store",
+                "\"redis\" needs a [redis] table in authgate.toml",
+            );
+            SessionStoreKind::Cookie
+        }
+        Some(other) => {
+            report.error(
+                "session.store",
+                format!("`{other}` is not one of \"cookie\", \"redis\""),
+            );
+            SessionStoreKind::Cookie
+        }
+    };
     let lifetime = raw.session.lifetime.unwrap_or(DEFAULT_LIFETIME);
     if lifetime < Duration::from_secs(60) || lifetime > Duration::from_secs(30 * 86400) {
         report.error("session.lifetime", "must be between 1m and 30d");
@@ -419,6 +454,7 @@ fn validate_workspace(
         session: SessionConfig {
             cookie_name,
             lifetime,
+            store,
         },
         headers,
         authz,

@@ -30,7 +30,7 @@ pub(super) async fn auth(
     let now = state.now();
     let values = cookies_named(req.cookie_headers(), ws.session.name());
     let identity = match (ws.session.open(values, now), &req.bearer) {
-        (Ok(session), _) => session.id,
+        (Ok(session), _) => ws.identity_of(session).await?,
         (Err(SessionError::Missing), Some(token)) => {
             ws.verify_bearer(token, now).map_err(AppError::Bearer)?
         }

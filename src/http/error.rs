@@ -56,6 +56,9 @@ pub enum AppError {
     /// The provider failed.
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// The session store (Redis) cannot be reached at the end of a login.
+    #[error("session store unavailable")]
+    StoreUnavailable,
     /// The identity does not fit in a session cookie or a header.
     #[error("identity unusable: {0}")]
     Identity(String),
@@ -69,7 +72,9 @@ impl AppError {
             Forbidden(_) | LoginDenied(_) | ProviderDenied { .. } => StatusCode::FORBIDDEN,
             StateMissing | LoginState(_) | StateReplayed | UnknownProvider(_) | CodeMissing
             | Identity(_) => StatusCode::BAD_REQUEST,
-            Provider(ProviderError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Provider(ProviderError::Unavailable(_)) | StoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Provider(ProviderError::Denied(_)) => StatusCode::FORBIDDEN,
             Provider(_) => StatusCode::BAD_REQUEST,
         }
@@ -99,6 +104,11 @@ impl AppError {
                 Some(("Start again", "/oauth2/start")),
             ),
             UnknownProvider(_) => Page::error("Unknown sign-in option", "Choose one of the listed providers.", Some(("Back", "/oauth2/start"))),
+            StoreUnavailable => Page::error(
+                "Sign-in temporarily unavailable",
+                "Your sign-in worked, but the session could not be saved. Try again in a moment.",
+                Some(("Try again", "/oauth2/start")),
+            ),
             Provider(ProviderError::Unavailable(_)) => Page::error(
                 "Identity provider unreachable",
                 "The identity provider could not be reached. Try again in a moment.",

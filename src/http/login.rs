@@ -15,7 +15,7 @@ use super::{AppError, Incoming};
 use crate::provider::{AuthorizationRequest, Callback};
 use crate::redirect::RedirectPolicy;
 use crate::secret::Secret;
-use crate::session::{cookies_named, LoginState};
+use crate::session::{cookies_named, LoginState, SessionError};
 use crate::state::AppState;
 use crate::workspace::Workspace;
 
@@ -180,17 +180,20 @@ async fn finish_login(
         .check(&identity)
         .map_err(|d| AppError::LoginDenied(d.to_string()))?;
     let cookie = ws
-        .session
-        .issue(&identity, state.now())
-        .map_err(|e| AppError::Identity(e.to_string()))?;
+        .establish(&identity, state.now())
+        .await
+        .map_err(|e| match e {
+            SessionError::StoreUnavailable => AppError::StoreUnavailable,
+            e => AppError::Identity(e.to_string()),
+        })?;
     let rd = policy(ws).validate(Some(&login.rd));
     tracing::info!(workspace = ws.name(), provider = provider.id(), user = %identity.user, "login completed");
     Ok(redirect(&rd, [cookie]))
 }
 
-/// `GET|POST /oauth2/sign_out?rd=…`: clears the session and goes to a validated `rd`.
-/// Where the provider sends the browser after ending its own session: the workspace's root,
-/// which must be registered at the provider as a post-logout redirect URI.
+/// `GET|POST /oauth2/sign_out?rd=…`: clears the session (and its server-side record) and goes
+/// to a validated `rd` — or, for providers whose session sign-out also ends, to the provider's
+/// logout, which returns to the workspace's root (register it as a post-logout redirect URI).
 pub(super) async fn sign_out(
     State(state): State<AppState>,
     req: Incoming,
@@ -204,11 +207,16 @@ pub(super) async fn sign_out(
             state.now(),
         )
         .ok();
+    let mut provider = None;
+    if let Some(s) = session {
+        provider = ws.identity_of(s.clone()).await.ok().map(|id| id.provider);
+        ws.end(&s).await;
+    }
     let mut root = ws.config.callback_url.clone();
     root.set_path("/");
     root.set_query(None);
-    let idp_logout = session
-        .and_then(|s| ws.provider(Some(&s.id.provider)).cloned())
+    let idp_logout = provider
+        .and_then(|id| ws.provider(Some(&id)).cloned())
         .and_then(|p| p.logout_url(&root));
     tracing::info!(
         workspace = ws.name(),

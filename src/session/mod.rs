@@ -8,6 +8,7 @@ mod cookie_jar;
 mod keys;
 mod login;
 mod seal;
+mod store;
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ pub use cookie_jar::cookies_named;
 pub use keys::{KeyError, MasterSecrets, Purpose, MIN_SECRET_BYTES};
 pub use login::{LoginCodec, LoginError, LoginState, LOGIN_LIFETIME, MAX_PARALLEL_LOGINS};
 pub use seal::MAX_SEALED_LEN;
+pub use store::{key as store_key, RedisStore, StoreError};
 
 /// Why a session cookie does not authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +48,12 @@ pub enum SessionError {
     /// The identity is too large to fit a cookie.
     #[error("session would exceed the cookie size limit")]
     TooLarge,
+    /// A server-side session that was signed out or has expired in the store.
+    #[error("session revoked or expired in the store")]
+    Revoked,
+    /// The session store cannot be reached.
+    #[error("session store unavailable")]
+    StoreUnavailable,
 }
 
 /// What the session cookie holds, before sealing.
@@ -61,6 +69,9 @@ pub struct Session {
     pub iat: u64,
     /// Expires at, seconds since the epoch.
     pub exp: u64,
+    /// Server-side session ticket; `id` is then empty and lives in the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 const SESSION_VERSION: u8 = 1;
@@ -114,12 +125,32 @@ impl SessionCodec {
 
     /// Seals a new session for `id`, issued at `now` (seconds since the epoch).
     pub fn issue(&self, id: &Identity, now: u64) -> Result<Cookie<'static>, SessionError> {
+        self.seal(id.clone(), None, now)
+    }
+
+    /// Seals a ticket for a server-side session whose identity lives in the store.
+    pub fn issue_ticket(&self, ticket: &str, now: u64) -> Result<Cookie<'static>, SessionError> {
+        self.seal(Identity::default(), Some(ticket.to_string()), now)
+    }
+
+    /// The session lifetime.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    fn seal(
+        &self,
+        id: Identity,
+        sid: Option<String>,
+        now: u64,
+    ) -> Result<Cookie<'static>, SessionError> {
         let payload = Session {
             v: SESSION_VERSION,
             w: self.workspace.clone(),
-            id: id.clone(),
+            id,
             iat: now,
             exp: now + self.lifetime.as_secs(),
+            sid,
         };
         let json = serde_json::to_string(&payload).map_err(|_| SessionError::Malformed)?;
         let sealed = seal::seal(&self.keys, &self.name, json).ok_or(SessionError::Malformed)?;

@@ -174,3 +174,19 @@ fn secret_prints_a_usable_master_secret_and_version_prints() {
     let v = authgate(&["--version"]);
     assert!(String::from_utf8_lossy(&v.stdout).starts_with("authgate "));
 }
+
+#[test]
+fn redis_store_needs_a_redis_table() {
+    let dir = ConfigDir::new("").workspace(
+        "mcd",
+        "hosts = [\"mcd.example.com\"]\nauth = \"none\"\n[session]\nstore = \"redis\"\n",
+    );
+    let err = String::from_utf8_lossy(&authgate(&["check", dir.path().to_str().unwrap()]).stderr)
+        .to_string();
+    assert!(
+        err.contains(
+            "workspaces/mcd.toml: session.store: \"redis\" needs a [redis] table in authgate.toml"
+        ),
+        "{err}"
+    );
+}

@@ -862,3 +862,115 @@ async fn bearer_with_unknown_kid_is_refused_and_refetches_in_the_background() {
     }
     assert_eq!(env.forge.jwks_hits(), before + 1, "exactly one refetch");
 }
+
+// === Server-side sessions in Redis ===
+
+async fn redis_keys(url: &str) -> Vec<String> {
+    let client = redis::Client::open(url).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("KEYS")
+        .arg("authgate:session:*")
+        .query_async(&mut c)
+        .await
+        .unwrap()
+}
+
+async fn setup_redis(redis: &crate::helpers::redis::Redis) -> Env {
+    let forge = spawn_forge().await;
+    let ws = mcd_toml(&forge.issuer)
+        .replace("lifetime = \"1h\"", "lifetime = \"1h\"\nstore = \"redis\"");
+    let config = ConfigDir::new("[redis]\nurl_env = \"REDIS_URL\"\n").workspace("mcd", &ws);
+    let app = spawn_in_process(
+        &config,
+        env_with(&[("MCD_SECRET", "s3cret"), ("REDIS_URL", &redis.url())]),
+    )
+    .await;
+    std::mem::forget(config);
+    Env {
+        forge,
+        app,
+        client: Client::new(),
+    }
+}
+
+#[tokio::test]
+async fn redis_sessions_are_stored_server_side_and_sign_out_revokes_copies() {
+    let redis = crate::helpers::redis::spawn_redis();
+    let mut env = setup_redis(&redis).await;
+    let r = env
+        .login_with_token(|iss, nonce| rs256(&claims(iss, nonce)))
+        .await;
+    assert_eq!(r.status, 302, "{}", r.body);
+    let keys = redis_keys(&redis.url()).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].starts_with("authgate:session:mcd:"));
+    let copied = env.client.cookie(HOST, COOKIE).unwrap();
+    let a = env.auth(HOST, &[]).await;
+    assert_eq!(
+        (a.status, a.header("x-auth-request-email")),
+        (202, Some("alice@example.test"))
+    );
+    let out = env
+        .client
+        .get(&env.url(HOST, "/oauth2/sign_out"), &[])
+        .await;
+    assert_eq!(out.status, 302);
+    assert!(
+        redis_keys(&redis.url()).await.is_empty(),
+        "the record is gone"
+    );
+    // A copy of the cookie taken before sign-out no longer authenticates.
+    let cookie = format!("{COOKIE}={copied}");
+    let replay = Client::new()
+        .get(
+            &env.url("svc", "/oauth2/auth"),
+            &[("x-original-url", "http://mcd.test/"), ("cookie", &cookie)],
+        )
+        .await;
+    assert_eq!(replay.status, 401);
+}
+
+#[tokio::test]
+async fn redis_down_gives_401_on_auth_and_a_503_page_at_login_never_500() {
+    let mut redis = crate::helpers::redis::spawn_redis();
+    let mut env = setup_redis(&redis).await;
+    assert_eq!(
+        env.login_with_token(|iss, nonce| rs256(&claims(iss, nonce)))
+            .await
+            .status,
+        302
+    );
+    redis.stop();
+    // Past the short in-process cache, the session must be read again, and cannot be.
+    let fresh = setup_redis_again(&env, &redis).await;
+    let cookie = format!("{COOKIE}={}", env.client.cookie(HOST, COOKIE).unwrap());
+    let a = Client::new()
+        .get(
+            &format!("http://svc:{}/oauth2/auth", fresh.port),
+            &[("x-original-url", "http://mcd.test/"), ("cookie", &cookie)],
+        )
+        .await;
+    assert_eq!(a.status, 401);
+    let r = env
+        .login_with_token(|iss, nonce| rs256(&claims(iss, nonce)))
+        .await;
+    assert_eq!(r.status, 503);
+    assert!(r.body.contains("could not be saved"));
+}
+
+/// A second instance on the same config and Redis URL, with a cold cache.
+async fn setup_redis_again(
+    env: &Env,
+    redis: &crate::helpers::redis::Redis,
+) -> crate::helpers::InProcess {
+    let ws = mcd_toml(&env.forge.issuer)
+        .replace("lifetime = \"1h\"", "lifetime = \"1h\"\nstore = \"redis\"");
+    let config = ConfigDir::new("[redis]\nurl_env = \"REDIS_URL\"\n").workspace("mcd", &ws);
+    let app = spawn_in_process(
+        &config,
+        env_with(&[("MCD_SECRET", "s3cret"), ("REDIS_URL", &redis.url())]),
+    )
+    .await;
+    std::mem::forget(config);
+    app
+}

@@ -7,6 +7,7 @@ pub mod client;
 pub mod forge;
 pub mod nginx;
 pub mod node;
+pub mod redis;
 pub mod upstream;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
