@@ -1,0 +1,751 @@
+//! The load benchmark, start to finish: start every server, run every row with the same wrk
+//! settings (warm-up excluded, several rounds, medians), then the fixed-rate latency, the
+//! million-request memory check, start-up time and idle memory; print one table.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::machine::{self, Machine};
+use crate::rate::{self, RatePlan, RateResult};
+use crate::report::{self, Report, Role, Row, Section};
+use crate::servers::{self, AuthBackend, Server};
+use crate::startup::StartupResult;
+use crate::wrk::{ColdTokens, Wrk, WrkResult};
+use crate::{idp, mint, procfs};
+
+/// Host of the workspace that needs a login.
+pub(crate) const LOGIN_HOST: &str = "mcd.bench.test";
+/// Host of the `auth = "none"` workspace.
+pub(crate) const OPEN_HOST: &str = "perso.bench.test";
+/// Client id bearer tokens are issued for.
+pub(crate) const CLIENT_ID: &str = "authgate-bench";
+/// The master cookie secret of the load config (the tests' one; it protects nothing).
+pub(crate) const COOKIE_SECRET: &str = "dGVzdC1vbmx5LWNvb2tpZS1zZWNyZXQtMzItYnl0ZXMtbG9uZw";
+
+/// Everything a run is told.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) repo: PathBuf,
+    pub(crate) authgate: PathBuf,
+    pub(crate) rounds: u32,
+    pub(crate) round_secs: u32,
+    pub(crate) warmup_secs: u32,
+    pub(crate) threads: u32,
+    pub(crate) connections: u32,
+    pub(crate) rate: u32,
+    pub(crate) rate_secs: u32,
+    pub(crate) growth_requests: u64,
+    pub(crate) cold_tokens: u64,
+    pub(crate) idp_port: u16,
+    pub(crate) results: PathBuf,
+    pub(crate) quiet_patience_secs: u64,
+}
+
+/// A header list from string pairs.
+fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The headers ingress-nginx's auth subrequest carries for `http://<host>/app/page?x=1`, so a
+/// direct request costs the server what a real subrequest costs.
+fn subrequest(host: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    subrequest_with_host("authgate.authgate.svc.cluster.local", host, extra)
+}
+
+/// The same with another `Host` (mod_auth_openidc needs the site's own: it binds a session to
+/// the host it was issued for).
+fn subrequest_with_host(
+    host_header: &str,
+    host: &str,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let url = format!("http://{host}/app/page?x=1");
+    let mut v = h(&[
+        ("Host", host_header),
+        ("X-Original-URL", &url),
+        ("X-Original-Method", "GET"),
+        ("X-Sent-From", "nginx-ingress-controller"),
+        ("X-Real-IP", "127.0.0.1"),
+        ("X-Forwarded-For", "127.0.0.1"),
+        ("X-Auth-Request-Redirect", "/app/page?x=1"),
+        ("X-Request-ID", "4bf92f3577b34da6a3ce929d0e0e4736"),
+    ]);
+    v.extend(h(extra));
+    v
+}
+
+fn authgate_config(dir: &Path, issuer: &str) -> Result<PathBuf, String> {
+    let config = dir.join("authgate-config");
+    std::fs::create_dir_all(config.join("workspaces")).map_err(|e| e.to_string())?;
+    std::fs::write(config.join("authgate.toml"), "").map_err(|e| e.to_string())?;
+    let login = format!(
+        r#"hosts = ["{LOGIN_HOST}"]
+auth = "oidc"
+insecure_http = true
+[[provider]]
+kind = "oidc"
+issuer = "{issuer}"
+client_id = "{CLIENT_ID}"
+client_secret_env = "BENCH_CLIENT_SECRET"
+[session]
+cookie_name = "authgate-mcd"
+lifetime = "8h"
+[headers]
+user = "email"
+email = "email"
+preferred_username = "preferred_username"
+groups = "groups"
+"#
+    );
+    std::fs::write(config.join("workspaces/mcd.toml"), login).map_err(|e| e.to_string())?;
+    std::fs::write(
+        config.join("workspaces/perso.toml"),
+        format!("hosts = [\"{OPEN_HOST}\"]\nauth = \"none\"\n"),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+fn authgate_env() -> Vec<(String, String)> {
+    h(&[
+        ("AUTHGATE_COOKIE_SECRETS", COOKIE_SECRET),
+        ("BENCH_CLIENT_SECRET", "bench-secret"),
+    ])
+}
+
+/// Polls until `path` answers `status` (authgate discovers its provider in the background).
+fn wait_for(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(String, String)],
+    status: u16,
+) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match servers::probe(addr, path, headers) {
+            Ok((s, _)) if s == status => return Ok(()),
+            other if std::time::Instant::now() > deadline => {
+                return Err(format!("{addr}{path} never answered {status}: {other:?}"))
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Checks one answer: the status, and the identity headers when a user is expected.
+fn check(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(String, String)],
+    status: u16,
+    identity: bool,
+) -> Result<(), String> {
+    let (got, head) = servers::probe(addr, path, headers)?;
+    if got != status {
+        return Err(format!(
+            "{addr}{path} answered {got}, not {status}:\n{head}"
+        ));
+    }
+    for name in [
+        "x-auth-request-user: alice@example.test",
+        "x-auth-request-email: alice@example.test",
+    ] {
+        if identity && !head.contains(name) {
+            return Err(format!("{addr}{path}: no `{name}` in\n{head}"));
+        }
+    }
+    Ok(())
+}
+
+/// One row's load: where, with what, and whose CPU and memory count.
+struct Load<'a> {
+    label: &'a str,
+    section: Section,
+    role: Role,
+    addr: SocketAddr,
+    path: &'a str,
+    headers: Vec<(String, String)>,
+    /// Processes whose CPU time counts (the server; for end-to-end rows NGINX too).
+    cpu: Vec<&'a Server>,
+    /// Processes whose peak resident set is reported.
+    rss: Vec<&'a Server>,
+    cold: Option<&'a Path>,
+}
+
+struct Runner<'a> {
+    s: &'a Settings,
+    wrk: Wrk,
+    /// Cold tokens consumed so far.
+    cold_used: u64,
+}
+
+impl Runner<'_> {
+    fn wrk(&mut self, l: &Load<'_>, secs: u32) -> Result<WrkResult, String> {
+        let url = format!("http://{}{}", l.addr, l.path);
+        let cold = l.cold.map(|file| ColdTokens {
+            file,
+            skip: self.cold_used,
+        });
+        let r = self.wrk.run(&url, &l.headers, secs, cold)?;
+        self.cold_used += r.issued;
+        Ok(r)
+    }
+
+    /// One measured round: wrk's summary and the CPU seconds the row's servers spent.
+    fn round(&mut self, l: &Load<'_>) -> Result<(WrkResult, f64), String> {
+        let cpu_pids = pids(&l.cpu);
+        let c0 = procfs::cpu_seconds(&cpu_pids);
+        let r = self.wrk(l, self.s.round_secs)?;
+        let c1 = procfs::cpu_seconds(&cpu_pids);
+        Ok((r, c1 - c0))
+    }
+
+    fn announce(&self, label: &str) {
+        eprintln!(
+            "loadkit: {label} ({} s warm-up, {} × {} s)",
+            self.s.warmup_secs, self.s.rounds, self.s.round_secs
+        );
+    }
+
+    /// Warm-up (not counted), peak RSS reset, then the rounds.
+    fn row(&mut self, l: Load<'_>) -> Result<Row, String> {
+        self.announce(l.label);
+        self.wrk(&l, self.s.warmup_secs)?;
+        let peak_reset = procfs::reset_peak(&pids(&l.rss));
+        let mut rounds = Vec::new();
+        for _ in 0..self.s.rounds {
+            rounds.push(self.round(&l)?);
+        }
+        let peak = procfs::peak_rss_bytes(&pids(&l.rss));
+        Ok(finish(&l, &rounds, peak, peak_reset))
+    }
+
+    /// The cold-token row: a fresh authgate for every round, warmed up with tokens of its own, so
+    /// the token pool only has to cover one warm-up and one round and no process ever sees a
+    /// token twice.
+    fn cold_row(
+        &mut self,
+        label: &str,
+        headers: &[(String, String)],
+        tokens: &Path,
+        start: &dyn Fn(u32) -> Result<Server, String>,
+    ) -> Result<Row, String> {
+        self.announce(&format!("{label}, a new process for every round"));
+        let mut rounds = Vec::new();
+        let (mut peak, mut peak_reset) = (0, true);
+        let mut last = None;
+        for i in 0..self.s.rounds {
+            let server = start(i)?;
+            let l = Load {
+                label,
+                section: Section::Direct,
+                role: Role::BearerCold,
+                addr: server.addr(),
+                path: "/oauth2/auth",
+                headers: headers.to_vec(),
+                cpu: vec![&server],
+                rss: vec![&server],
+                cold: Some(tokens),
+            };
+            self.cold_used = 0;
+            self.wrk(&l, self.s.warmup_secs)?;
+            peak_reset &= procfs::reset_peak(&pids(&l.rss));
+            rounds.push(self.round(&l)?);
+            peak = peak.max(procfs::peak_rss_bytes(&pids(&l.rss)));
+            last = Some(finish(&l, &rounds, peak, peak_reset));
+        }
+        last.ok_or_else(|| "no rounds".to_string())
+    }
+}
+
+/// Every process of these servers.
+fn pids(servers: &[&Server]) -> Vec<u32> {
+    servers.iter().flat_map(|s| s.pids()).collect()
+}
+
+/// The row from its rounds, with what went wrong noted.
+fn finish(l: &Load<'_>, rounds: &[(WrkResult, f64)], peak: u64, peak_reset: bool) -> Row {
+    let mut row = Row::from_rounds(l.label, l.section, l.role, rounds, peak);
+    if !peak_reset {
+        row.notes
+            .push("peak RSS since start (clear_refs not permitted)".into());
+    }
+    let reused: u64 = rounds
+        .iter()
+        .map(|(r, _)| r.issued.saturating_sub(r.pool))
+        .sum();
+    if l.cold.is_some() && (reused > 0 || rounds.iter().any(|(r, _)| r.pool == 0)) {
+        row.notes.push(format!(
+            "token pool too small: {reused} requests reused a token; raise LOAD_COLD_TOKENS"
+        ));
+    }
+    row
+}
+
+fn rate_plan(
+    s: &Settings,
+    addr: SocketAddr,
+    path: &str,
+    headers: Vec<(String, String)>,
+    expect: u16,
+) -> RatePlan {
+    RatePlan {
+        addr,
+        path: path.into(),
+        headers,
+        rate: s.rate,
+        connections: 8,
+        duration: Duration::from_secs(u64::from(s.rate_secs)),
+        warmup: Duration::from_secs(1),
+        expect_status: expect,
+    }
+}
+
+/// `openssl req -x509` around the fixture RSA key: mod_auth_openidc takes certificates.
+fn bearer_certificate(repo: &Path, dir: &Path) -> Result<PathBuf, String> {
+    let cert = dir.join("rsa-1.crt");
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-new", "-key"])
+        .arg(repo.join("tests/fixtures/rsa-private.pem"))
+        .args(["-subj", "/CN=authgate load bench", "-days", "3650", "-out"])
+        .arg(&cert)
+        .status()
+        .map_err(|e| format!("cannot run openssl (apt-get install openssl): {e}"))?;
+    status
+        .success()
+        .then_some(cert)
+        .ok_or_else(|| "openssl could not make the certificate".into())
+}
+
+/// Start-up time and idle memory with the shipped `config/`, in a network namespace holding
+/// only loopback (so no IdP is reachable and nothing leaves the machine); where namespaces are
+/// not permitted, a copy of it whose issuer is a closed loopback port.
+fn startup(s: &Settings, dir: &Path) -> Result<(StartupResult, String), String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let shipped = s.repo.join("config");
+    let args = |config: &Path| -> Vec<String> {
+        vec![
+            me.display().to_string(),
+            "startup".into(),
+            "--bin".into(),
+            s.authgate.display().to_string(),
+            "--config".into(),
+            config.display().to_string(),
+            "--runs".into(),
+            "21".into(),
+            "--idle-secs".into(),
+            "3".into(),
+        ]
+    };
+    let env = [
+        ("AUTHGATE_COOKIE_SECRETS", COOKIE_SECRET),
+        ("AUTHGATE_MCD_CLIENT_SECRET", "bench-only"),
+    ];
+    let netns = Command::new("unshare")
+        .args([
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$@\"",
+            "sh",
+        ])
+        .args(args(&shipped))
+        .envs(env)
+        .output();
+    let (out, how) = match netns {
+        Ok(o) if o.status.success() => (
+            o,
+            "shipped config/, network namespace with loopback only".to_string(),
+        ),
+        _ => {
+            let copy = dir.join("shipped-config");
+            std::fs::create_dir_all(copy.join("workspaces")).map_err(|e| e.to_string())?;
+            for f in [
+                "authgate.toml",
+                "workspaces/perso.toml",
+                "workspaces/public.toml",
+            ] {
+                std::fs::copy(shipped.join(f), copy.join(f)).map_err(|e| e.to_string())?;
+            }
+            let mcd = std::fs::read_to_string(shipped.join("workspaces/mcd.toml"))
+                .map_err(|e| e.to_string())?
+                .replace("https://login.microsoftonline.com", "https://127.0.0.1:9");
+            std::fs::write(copy.join("workspaces/mcd.toml"), mcd).map_err(|e| e.to_string())?;
+            let a = args(&copy);
+            let o = Command::new(&a[0])
+                .args(&a[1..])
+                .envs(env)
+                .output()
+                .map_err(|e| e.to_string())?;
+            (
+                o,
+                "shipped config/ with the issuer on a closed loopback port (no network namespace)"
+                    .to_string(),
+            )
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let r: StartupResult = serde_json::from_str(text.trim()).map_err(|e| {
+        format!(
+            "startup measurement failed: {e}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    Ok((r, how))
+}
+
+/// Runs everything and writes the results file.
+pub(crate) fn run(s: &Settings) -> Result<(), String> {
+    let machine = Machine::describe();
+    let busy_before = machine::wait_until_quiet(Duration::from_secs(s.quiet_patience_secs));
+    let dir = s.repo.join("target/load-bench/run");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let cache = s.repo.join("target/load-bench");
+    let started = std::time::Instant::now();
+
+    // Providers: a static one for authgate's bearer rows, the real one for Apache's login.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", s.idp_port)))
+        .map_err(|e| {
+            format!(
+                "cannot bind the static IdP on port {} (LOAD_IDP_PORT): {e}",
+                s.idp_port
+            )
+        })?;
+    let static_idp = {
+        let _guard = rt.enter();
+        idp::serve(listener, crate::tokens::jwks())
+    };
+    let issuer = static_idp.issuer.clone();
+    let warm_token = mint::bearer(&issuer, CLIENT_ID, "warm", 86_400);
+    let probe_token = mint::bearer(&issuer, CLIENT_ID, "probe", 86_400);
+    let cold_file = cache.join("cold-tokens.txt");
+    mint::token_pool(&cold_file, &issuer, CLIENT_ID, s.cold_tokens)?;
+
+    let config = authgate_config(&dir, &issuer)?;
+    let env = authgate_env();
+    let env_map: HashMap<String, String> = env.iter().cloned().collect();
+    let (cookie_name, cookie_value) = mint::session_cookie(&config, &env_map, LOGIN_HOST)?;
+    let ag_cookie = format!("{cookie_name}={cookie_value}");
+    let start_authgate = |name: &str| -> Result<Server, String> {
+        let ag = servers::authgate(&s.authgate, &config, &env, dir.join(format!("{name}.log")))?;
+        wait_for(
+            ag.addr(),
+            "/oauth2/auth",
+            &subrequest(
+                LOGIN_HOST,
+                &[("Authorization", &format!("Bearer {probe_token}"))],
+            ),
+            202,
+        )?;
+        Ok(ag)
+    };
+    let authgate = start_authgate("authgate")?;
+
+    let apache_port = servers::free_port()?;
+    let (oidc, oidc_issuer) = servers::oidc_provider(
+        &s.repo,
+        &format!("http://{LOGIN_HOST}:{apache_port}/session/redirect_uri"),
+        dir.join("oidc-provider.log"),
+    )?;
+    let cert = bearer_certificate(&s.repo, &dir)?;
+    let apache = servers::apache(
+        &dir,
+        &servers::ApacheSetup {
+            port: apache_port,
+            site: LOGIN_HOST,
+            oidc_issuer: &oidc_issuer,
+            bearer_issuer: &issuer,
+            bearer_audience: CLIENT_ID,
+            bearer_cert: &cert,
+        },
+    )?;
+    let ap_cookie = rt.block_on(crate::login::login(
+        &format!("http://{LOGIN_HOST}:{apache_port}/session/login"),
+        "alice",
+        "mod_auth_openidc_session",
+    ))?;
+
+    // What every row sends, checked once before the load.
+    let bearer = format!("Bearer {warm_token}");
+    let ag_cookie_h = subrequest(LOGIN_HOST, &[("Cookie", &ag_cookie)]);
+    let ag_warm_h = subrequest(LOGIN_HOST, &[("Authorization", &bearer)]);
+    let ag_cold_h = subrequest(LOGIN_HOST, &[]);
+    let ag_none_h = subrequest(OPEN_HOST, &[]);
+    let ap_bearer_h = subrequest_with_host(LOGIN_HOST, LOGIN_HOST, &[("Authorization", &bearer)]);
+    let ap_session_h = subrequest_with_host(LOGIN_HOST, LOGIN_HOST, &[("Cookie", &ap_cookie)]);
+    let ap_nothing_h = subrequest_with_host(LOGIN_HOST, LOGIN_HOST, &[]);
+    let ag = authgate.addr();
+    let ap = apache.addr();
+    check(ag, "/oauth2/auth", &ag_cookie_h, 202, true)?;
+    check(ag, "/oauth2/auth", &ag_warm_h, 202, true)?;
+    check(ag, "/oauth2/auth", &ag_none_h, 202, false)?;
+    check(ag, "/oauth2/auth", &ag_cold_h, 401, false)?;
+    check(ap, "/bearer", &ap_bearer_h, 200, true)?;
+    check(ap, "/bearer", &ap_nothing_h, 401, false)?;
+    check(ap, "/session/check", &ap_session_h, 200, true)?;
+    check(ap, "/session/check", &ap_nothing_h, 401, false)?;
+
+    let mut runner = Runner {
+        s,
+        wrk: Wrk::new(s.threads, s.connections, &dir).map_err(|e| e.to_string())?,
+        cold_used: 0,
+    };
+    let mut rows = Vec::new();
+    let d = Section::Direct;
+
+    // --- Direct: wrk → one server ---
+    for workers in ["1", "auto"] {
+        let floor = servers::nginx_floor(&dir, workers)?;
+        let label = format!("NGINX `return 204`, worker_processes {workers}");
+        rows.push(runner.row(Load {
+            label: &label,
+            section: d,
+            role: if workers == "1" {
+                Role::Floor1
+            } else {
+                Role::FloorAuto
+            },
+            addr: floor.addr(),
+            path: "/oauth2/auth",
+            headers: ag_cookie_h.clone(),
+            cpu: vec![&floor],
+            rss: vec![&floor],
+            cold: None,
+        })?);
+    }
+    for (label, role, headers) in [
+        ("authgate: session cookie", Role::Cookie, &ag_cookie_h),
+        (
+            "authgate: workspace with auth = \"none\"",
+            Role::NoAuth,
+            &ag_none_h,
+        ),
+        (
+            "authgate: bearer JWT RS256, verified-token cache warm",
+            Role::BearerWarm,
+            &ag_warm_h,
+        ),
+    ] {
+        rows.push(runner.row(Load {
+            label,
+            section: d,
+            role,
+            addr: ag,
+            path: "/oauth2/auth",
+            headers: headers.clone(),
+            cpu: vec![&authgate],
+            rss: vec![&authgate],
+            cold: None,
+        })?);
+    }
+    rows.push(runner.cold_row(
+        "authgate: bearer JWT RS256, every token new (cache cold)",
+        &ag_cold_h,
+        &cold_file,
+        &|i| start_authgate(&format!("authgate-cold-{i}")),
+    )?);
+    rows.push(runner.row(Load {
+        label: "mod_auth_openidc: bearer JWT RS256 (oauth20, key from a file)",
+        section: d,
+        role: Role::PeerBearer,
+        addr: ap,
+        path: "/bearer",
+        headers: ap_bearer_h.clone(),
+        cpu: vec![&apache],
+        rss: vec![&apache],
+        cold: None,
+    })?);
+    rows.push(runner.row(Load {
+        label: "mod_auth_openidc: its session cookie (server-side session, shm cache)",
+        section: d,
+        role: Role::PeerSession,
+        addr: ap,
+        path: "/session/check",
+        headers: ap_session_h.clone(),
+        cpu: vec![&apache],
+        rss: vec![&apache],
+        cold: None,
+    })?);
+    check(ap, "/session/check", &ap_session_h, 200, true)?;
+
+    // --- End to end: wrk → NGINX auth_request → auth server → NGINX → app ---
+    let e2e_workers = "auto";
+    let (nginx, ports) = servers::nginx_e2e(
+        &dir,
+        e2e_workers,
+        &[
+            AuthBackend::Inline,
+            AuthBackend::KeepAlive {
+                port: authgate.port,
+                path: "/oauth2/auth".into(),
+                original_host: false,
+            },
+            AuthBackend::KeepAlive {
+                port: apache.port,
+                path: "/session/check".into(),
+                original_host: true,
+            },
+            AuthBackend::Direct {
+                port: authgate.port,
+                path: "/oauth2/auth".into(),
+            },
+        ],
+    )?;
+    let front = |i: usize| SocketAddr::from(([127, 0, 0, 1], ports[i]));
+    let browser = |cookie: &str| h(&[("Host", LOGIN_HOST), ("Cookie", cookie)]);
+    for i in 0..4 {
+        let c = if i == 2 { &ap_cookie } else { &ag_cookie };
+        check(front(i), "/app/page?x=1", &browser(c), 200, false)?;
+    }
+    let e = Section::EndToEnd;
+    let e2e: [(&str, Role, usize, &str, Vec<&Server>); 4] = [
+        (
+            "NGINX auth_request → `return 204` location → app",
+            Role::E2eFloor,
+            0,
+            &ag_cookie,
+            vec![&nginx],
+        ),
+        (
+            "NGINX → authgate (session cookie) → app",
+            Role::E2eAuthgate,
+            1,
+            &ag_cookie,
+            vec![&nginx, &authgate],
+        ),
+        (
+            "NGINX → mod_auth_openidc (session cookie) → app",
+            Role::E2ePeer,
+            2,
+            &ap_cookie,
+            vec![&nginx, &apache],
+        ),
+        (
+            "NGINX → authgate, no auth keep-alive (ingress default) → app",
+            Role::E2eAuthgateNoKeepalive,
+            3,
+            &ag_cookie,
+            vec![&nginx, &authgate],
+        ),
+    ];
+    for (label, role, i, cookie, cpu) in e2e {
+        let rss = if i == 0 { vec![&nginx] } else { vec![cpu[1]] };
+        rows.push(runner.row(Load {
+            label,
+            section: e,
+            role,
+            addr: front(i),
+            path: "/app/page?x=1",
+            headers: browser(cookie),
+            cpu,
+            rss,
+            cold: None,
+        })?);
+    }
+    drop(nginx);
+    drop(apache);
+    drop(oidc);
+
+    // --- Latency at a fixed rate ---
+    eprintln!(
+        "loadkit: fixed rate {} req/s, {} s each",
+        s.rate, s.rate_secs
+    );
+    let floor = servers::nginx_floor(&dir, "1")?;
+    let mut rates: Vec<(String, RateResult)> = Vec::new();
+    for (label, addr, headers, expect) in [
+        (
+            "NGINX `return 204` (1 worker), the client's floor",
+            floor.addr(),
+            ag_cookie_h.clone(),
+            204,
+        ),
+        ("authgate: session cookie", ag, ag_cookie_h.clone(), 202),
+        (
+            "authgate: bearer JWT, cache warm",
+            ag,
+            ag_warm_h.clone(),
+            202,
+        ),
+        ("authgate: auth = \"none\"", ag, ag_none_h.clone(), 202),
+    ] {
+        let r = rate::run(&rate_plan(s, addr, "/oauth2/auth", headers, expect))?;
+        rates.push((label.to_string(), r));
+    }
+    drop(floor);
+    drop(authgate);
+
+    // --- A million requests: does the resident set grow? ---
+    let fresh = start_authgate("authgate-growth")?;
+    eprintln!(
+        "loadkit: {} requests with a session cookie",
+        s.growth_requests
+    );
+    let growth_load = Load {
+        label: "growth",
+        section: d,
+        role: Role::Cookie,
+        addr: fresh.addr(),
+        path: "/oauth2/auth",
+        headers: ag_cookie_h.clone(),
+        cpu: vec![&fresh],
+        rss: vec![&fresh],
+        cold: None,
+    };
+    let mut growth = vec![(0u64, procfs::rss_bytes(&fresh.pids()))];
+    let mut total = 0;
+    while total < s.growth_requests {
+        let r = runner.wrk(&growth_load, 5)?;
+        if r.failures() > 0 {
+            return Err(format!(
+                "{} failed requests during the growth run",
+                r.failures()
+            ));
+        }
+        total += r.requests;
+        growth.push((total, procfs::rss_bytes(&fresh.pids())));
+    }
+    let growth_peak = procfs::peak_rss_bytes(&fresh.pids());
+    drop(fresh);
+    drop(static_idp);
+
+    // --- Start-up and idle memory ---
+    eprintln!("loadkit: start-up time and idle memory");
+    let (startup, startup_how) = startup(s, &dir)?;
+
+    let sizes = report::binary_sizes(&s.repo, &s.authgate);
+    let busy_after = machine::busy_fraction(Duration::from_secs(1));
+    let report = Report {
+        machine,
+        settings: s.clone(),
+        rows,
+        rates,
+        growth,
+        growth_peak,
+        startup,
+        startup_how,
+        sizes,
+        busy_before,
+        busy_after,
+        elapsed: started.elapsed(),
+    };
+    let md = report.markdown();
+    println!("{md}");
+    std::fs::write(&s.results, &md).map_err(|e| format!("{}: {e}", s.results.display()))?;
+    eprintln!("loadkit: written to {}", s.results.display());
+    Ok(())
+}

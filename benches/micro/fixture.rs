@@ -1,0 +1,213 @@
+//! The state every micro-benchmark shares: a config directory with one login workspace and one
+//! `auth = "none"` workspace, the application state and router built from it exactly as
+//! `authgate serve` builds them (minus the listener), a session cookie sealed by the workspace's
+//! own codec, and a provider whose discovery and JWKS came from a loopback [`StaticIdp`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use authgate::identity::Identity;
+use authgate::oidc::JwksCache;
+use authgate::provider::ProviderContext;
+use authgate::state::{AppState, SystemClock};
+use authgate::workspace::{Registry, Workspace};
+use axum::Router;
+use jsonwebtoken::Algorithm;
+
+use crate::idp::{self, StaticIdp};
+use crate::tokens;
+
+/// Host of the workspace that needs a login.
+pub(crate) const LOGIN_HOST: &str = "mcd.bench.test";
+/// Host of the `auth = "none"` workspace.
+pub(crate) const OPEN_HOST: &str = "perso.bench.test";
+/// Client id the bearer tokens are issued for.
+pub(crate) const CLIENT_ID: &str = "authgate-bench";
+/// Session cookie name of the login workspace.
+pub(crate) const COOKIE: &str = "authgate-mcd";
+/// The master cookie secret the tests use too.
+pub(crate) const COOKIE_SECRET: &str = "dGVzdC1vbmx5LWNvb2tpZS1zZWNyZXQtMzItYnl0ZXMtbG9uZw";
+
+/// Everything the benchmarks need, alive for the whole run.
+pub(crate) struct Fixture {
+    /// Runs the IdP and provider warm-up; the router benchmarks block on it.
+    pub(crate) rt: tokio::runtime::Runtime,
+    /// The application state.
+    pub(crate) state: AppState,
+    /// The router over `state`.
+    pub(crate) router: Router,
+    /// `Cookie` header value carrying a valid session (with two unrelated cookies around it).
+    pub(crate) cookie_header: String,
+    /// The sealed session value alone.
+    pub(crate) session_value: String,
+    /// The provider's issuer.
+    pub(crate) issuer: String,
+    /// Kept alive: the provider the workspace discovered.
+    _idp: StaticIdp,
+    /// Kept alive: the config directory.
+    _dir: tempfile::TempDir,
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).expect("write config file");
+}
+
+/// The login workspace's file: a realistic mapping (user, email, preferred username, groups).
+fn login_workspace(issuer: &str) -> String {
+    format!(
+        r#"hosts = ["{LOGIN_HOST}"]
+auth = "oidc"
+insecure_http = true
+[[provider]]
+kind = "oidc"
+issuer = "{issuer}"
+client_id = "{CLIENT_ID}"
+client_secret_env = "BENCH_CLIENT_SECRET"
+[session]
+cookie_name = "{COOKIE}"
+lifetime = "8h"
+[headers]
+user = "email"
+email = "email"
+preferred_username = "preferred_username"
+groups = "groups"
+[authz]
+email_domains = ["example.test"]
+"#
+    )
+}
+
+/// The identity a login at the test provider yields.
+pub(crate) fn alice() -> Identity {
+    Identity {
+        user: "alice@example.test".into(),
+        email: "alice@example.test".into(),
+        preferred_username: Some("alice".into()),
+        groups: vec!["g-admins".into(), "g-staff".into()],
+        subject: "user-123".into(),
+        provider: "oidc".into(),
+    }
+}
+
+/// Seconds since the epoch.
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Claims of a bearer token for the login workspace, unique by `jti`.
+pub(crate) fn bearer_claims(issuer: &str, jti: &str) -> serde_json::Value {
+    let now = now();
+    serde_json::json!({
+        "iss": issuer, "sub": "user-123", "aud": CLIENT_ID, "azp": CLIENT_ID,
+        "exp": now + 3600, "iat": now, "jti": jti,
+        "email": "alice@example.test", "preferred_username": "alice",
+        "groups": ["g-admins", "g-staff"],
+    })
+}
+
+impl Fixture {
+    /// Builds the state and waits (polling, bounded) until the provider can verify bearer tokens.
+    pub(crate) fn start() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind the IdP");
+        let idp = {
+            let _guard = rt.enter();
+            idp::serve(listener, tokens::jwks())
+        };
+        let issuer = idp.issuer.clone();
+        write(dir.path(), "authgate.toml", "");
+        std::fs::create_dir(dir.path().join("workspaces")).expect("workspaces dir");
+        let ws_dir = dir.path().join("workspaces");
+        write(&ws_dir, "mcd.toml", &login_workspace(&issuer));
+        write(
+            &ws_dir,
+            "perso.toml",
+            &format!("hosts = [\"{OPEN_HOST}\"]\nauth = \"none\"\n"),
+        );
+        let env: HashMap<String, String> = [
+            ("AUTHGATE_COOKIE_SECRETS", COOKIE_SECRET),
+            ("BENCH_CLIENT_SECRET", "bench-secret"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let http = authgate::server::http_client().expect("HTTP client");
+        let ctx = ProviderContext {
+            jwks: Arc::new(JwksCache::new(http.clone(), Duration::from_secs(30))),
+            http,
+        };
+        let (_, registry) = authgate::server::load_registry(dir.path(), &env, &ctx)
+            .unwrap_or_else(|e| panic!("bench config rejected: {e}"));
+        let state = AppState::new(registry, ctx, Arc::new(SystemClock));
+        {
+            let _guard = rt.enter();
+            authgate::server::warm_up(&state);
+        }
+        let registry = state.registry();
+        let ws = login_workspace_of(&registry);
+        let session_value = ws
+            .session
+            .issue(&alice(), now())
+            .expect("seal a session")
+            .value()
+            .to_string();
+        let cookie_header =
+            format!("_ga=GA1.2.1234567890.1700000000; {COOKIE}={session_value}; theme=dark");
+        let fx = Self {
+            router: authgate::http::app(state.clone()),
+            rt,
+            state,
+            cookie_header,
+            session_value,
+            issuer,
+            _idp: idp,
+            _dir: dir,
+        };
+        fx.wait_for_discovery();
+        fx
+    }
+
+    /// Polls until a fresh bearer token verifies: discovery and JWKS happen in the background.
+    fn wait_for_discovery(&self) {
+        let probe = tokens::sign(
+            Algorithm::RS256,
+            Some(tokens::RSA_KID),
+            &bearer_claims(&self.issuer, "probe"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let registry = self.state.registry();
+        let ws = login_workspace_of(&registry);
+        loop {
+            match ws.verify_bearer(&probe, now()) {
+                Ok(_) => break,
+                Err(e) if Instant::now() > deadline => {
+                    panic!("the provider never became ready for bearer tokens: {e}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        ws.bearer_cache.invalidate_all();
+    }
+
+    /// The login workspace.
+    pub(crate) fn workspace(&self) -> Arc<Workspace> {
+        login_workspace_of(&self.state.registry()).clone()
+    }
+}
+
+fn login_workspace_of(registry: &Registry) -> &Arc<Workspace> {
+    registry
+        .lookup(LOGIN_HOST)
+        .expect("the login workspace is registered")
+}

@@ -1,0 +1,291 @@
+//! The static release binaries `scripts/cross-build` puts in `target/dist/` serve as the host
+//! build does: `/ping`, `/ready`, and `/oauth2/auth` for a login workspace (session cookie and
+//! RS256/ES256 bearer JWTs accepted, nothing else) and for a login-free workspace. The aarch64
+//! binary runs under `qemu-aarch64-static`, called explicitly, so no binfmt registration is
+//! needed; ring's aarch64 assembly (AES-GCM for cookies, RSA and P-256 for JWTs) is exercised.
+//!
+//! Ignored by default (cross-building takes minutes): `scripts/smoke-aarch64` builds the
+//! binaries and runs these tests.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+#[path = "../benches/support/idp.rs"]
+mod idp;
+#[path = "common/tokens.rs"]
+mod tokens;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use authgate::identity::Identity;
+use authgate::oidc::JwksCache;
+use authgate::provider::ProviderContext;
+use jsonwebtoken::Algorithm;
+
+const SECRET: &str = "dGVzdC1vbmx5LWNvb2tpZS1zZWNyZXQtMzItYnl0ZXMtbG9uZw";
+const LOGIN_HOST: &str = "mcd.smoke.test";
+const OPEN_HOST: &str = "perso.smoke.test";
+const CLIENT_ID: &str = "authgate-smoke";
+
+/// The binary `scripts/cross-build` made for `arch` (`arm64`, `amd64`).
+fn dist_binary(arch: &str) -> PathBuf {
+    let p =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/dist/linux-{arch}/authgate"));
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/cross-build (or scripts/smoke-aarch64)",
+        p.display()
+    );
+    p
+}
+
+/// ELF `e_machine` of a file: 183 for aarch64, 62 for x86-64.
+fn elf_machine(path: &Path) -> u16 {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..4], b"\x7fELF", "{} is not ELF", path.display());
+    u16::from_le_bytes([bytes[18], bytes[19]])
+}
+
+/// A raw `GET`: status, lower-cased head, body.
+fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String, String)> {
+    let mut s = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+    let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, head.to_ascii_lowercase(), body.to_string()))
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn config_dir(issuer: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("authgate.toml"), "").unwrap();
+    std::fs::create_dir(dir.path().join("workspaces")).unwrap();
+    std::fs::write(
+        dir.path().join("workspaces/mcd.toml"),
+        format!(
+            r#"hosts = ["{LOGIN_HOST}"]
+auth = "oidc"
+insecure_http = true
+[[provider]]
+kind = "oidc"
+issuer = "{issuer}"
+client_id = "{CLIENT_ID}"
+client_secret_env = "SMOKE_CLIENT_SECRET"
+[session]
+cookie_name = "authgate-mcd"
+[headers]
+user = "email"
+email = "email"
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("workspaces/perso.toml"),
+        format!("hosts = [\"{OPEN_HOST}\"]\nauth = \"none\"\n"),
+    )
+    .unwrap();
+    dir
+}
+
+/// A session cookie sealed by the host build of the library with the same secret and config:
+/// the cross-built binary must open it.
+fn session_cookie(config: &Path) -> String {
+    let env: HashMap<String, String> = [
+        ("AUTHGATE_COOKIE_SECRETS", SECRET),
+        ("SMOKE_CLIENT_SECRET", "smoke"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let http = authgate::server::http_client().unwrap();
+    let ctx = ProviderContext {
+        jwks: Arc::new(JwksCache::new(http.clone(), Duration::from_secs(30))),
+        http,
+    };
+    let (_, registry) = authgate::server::load_registry(config, &env, &ctx).unwrap();
+    let ws = registry.lookup(LOGIN_HOST).unwrap();
+    let id = Identity {
+        user: "alice@example.test".into(),
+        email: "alice@example.test".into(),
+        subject: "user-123".into(),
+        ..Identity::default()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let c = ws.session.issue(&id, now).unwrap();
+    format!("{}={}", c.name(), c.value())
+}
+
+fn bearer(alg: Algorithm, kid: &str, issuer: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    tokens::sign(
+        alg,
+        Some(kid),
+        &serde_json::json!({
+            "iss": issuer, "sub": "user-123", "aud": CLIENT_ID, "exp": now + 600, "iat": now,
+            "email": "alice@example.test",
+        }),
+    )
+}
+
+/// Starts the binary (through `runner` if given) and checks every answer.
+fn smoke(arch: &str, runner: Option<&str>, machine: u16) {
+    let bin = dist_binary(arch);
+    assert_eq!(
+        elf_machine(&bin),
+        machine,
+        "{} has the wrong architecture",
+        bin.display()
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let idp = {
+        let _guard = rt.enter();
+        idp::serve(listener, tokens::jwks())
+    };
+    let config = config_dir(&idp.issuer);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = match runner {
+        Some(r) => {
+            let mut c = Command::new(r);
+            c.arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    cmd.args(["serve", "--config"])
+        .arg(config.path())
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("AUTHGATE_COOKIE_SECRETS", SECRET)
+        .env("SMOKE_CLIENT_SECRET", "smoke")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    let started = Instant::now();
+    let _child = Running(cmd.spawn().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {}: {e} (apt-get install qemu-user-static)",
+            runner.unwrap_or("the binary")
+        )
+    }));
+
+    let deadline = started + Duration::from_secs(60);
+    let ping = loop {
+        if let Some(r) = get(port, "/ping", &[]) {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{arch}: no answer on /ping within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    println!(
+        "{arch}: /ping answered {:.0} ms after spawn",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    assert_eq!((ping.0, ping.2.as_str()), (200, "OK"), "{arch}: /ping");
+    assert_eq!(get(port, "/ready", &[]).unwrap().0, 200, "{arch}: /ready");
+
+    let auth = |host: &str, extra: &[(&str, &str)]| {
+        let url = format!("http://{host}/app");
+        let mut headers = vec![("Host", "authgate.svc"), ("X-Original-URL", url.as_str())];
+        headers.extend_from_slice(extra);
+        get(port, "/oauth2/auth", &headers).expect("an answer")
+    };
+    assert_eq!(auth(OPEN_HOST, &[]).0, 202, "{arch}: login-free workspace");
+    assert_eq!(auth(LOGIN_HOST, &[]).0, 401, "{arch}: no credentials");
+    assert_eq!(
+        auth(LOGIN_HOST, &[("Cookie", "authgate-mcd=forged")]).0,
+        401,
+        "{arch}: forged cookie"
+    );
+    let cookie = session_cookie(config.path());
+    let (status, head, _) = auth(LOGIN_HOST, &[("Cookie", &cookie)]);
+    assert_eq!(status, 202, "{arch}: session cookie");
+    assert!(
+        head.contains("x-auth-request-user: alice@example.test"),
+        "{arch}: {head}"
+    );
+
+    for (alg, kid) in [
+        (Algorithm::RS256, tokens::RSA_KID),
+        (Algorithm::ES256, tokens::EC_KID),
+    ] {
+        let value = format!("Bearer {}", bearer(alg, kid, &idp.issuer));
+        // Discovery and the JWKS are fetched in the background after start: poll, don't sleep.
+        let (status, head) = loop {
+            let (s, head, _) = auth(LOGIN_HOST, &[("Authorization", &value)]);
+            if s == 202 || Instant::now() > deadline {
+                break (s, head);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status, 202, "{arch}: bearer {alg:?}");
+        assert!(
+            head.contains("x-auth-request-email: alice@example.test"),
+            "{arch}: {head}"
+        );
+    }
+    let forged = format!(
+        "Bearer {}",
+        tokens::sign_rsa2(
+            Some(tokens::RSA_KID),
+            &serde_json::json!({
+                "iss": idp.issuer, "sub": "x", "aud": CLIENT_ID, "exp": 4_000_000_000u64, "iat": 1,
+            })
+        )
+    );
+    assert_eq!(
+        auth(LOGIN_HOST, &[("Authorization", &forged)]).0,
+        401,
+        "{arch}: wrong key"
+    );
+    println!(
+        "{arch}: every check passed ({} bytes)",
+        std::fs::metadata(&bin).unwrap().len()
+    );
+}
+
+#[test]
+#[ignore = "needs target/dist/linux-arm64/authgate: run scripts/smoke-aarch64"]
+fn aarch64_binary_serves_under_qemu() {
+    smoke("arm64", Some("qemu-aarch64-static"), 183);
+}
+
+#[test]
+#[ignore = "needs target/dist/linux-amd64/authgate: run scripts/smoke-aarch64"]
+fn amd64_binary_serves() {
+    smoke("amd64", None, 62);
+}
