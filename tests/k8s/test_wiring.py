@@ -4,7 +4,7 @@
 Schema validation (kubernetes-validate) says each object is well formed; this says the
 objects agree with each other and with authgate's config:
 
-- every Ingress of a protected workspace asks authgate (three annotations, exact values),
+- every app Ingress asks authgate (three annotations, exact values), with or without login,
   and no other Ingress does;
 - the hosts the Ingresses serve are exactly the hosts of config/workspaces/*.toml, each
   host in one workspace, served from that workspace's namespace, with /oauth2 routed to
@@ -275,12 +275,13 @@ def protected_ingresses_ask_authgate(t: Tree):
             # The /oauth2 routes themselves: asking authgate there would loop.
             if any(k in ann for k in AUTH_ANNOTATIONS):
                 problems.append(f"{name(ing)} (authgate's own routes) carries auth annotations")
-        elif protected:
+        else:
+            # Workspaces without login ask authgate too (202, no identity), so that a client's
+            # own X-Auth-Request-* headers are replaced by nothing before they reach the app.
             for key, want in AUTH_ANNOTATIONS.items():
                 if ann.get(key) != want:
-                    problems.append(f"{name(ing)}: {key} is {ann.get(key)!r}, want {want!r}")
-        elif any(k in ann for k in AUTH_ANNOTATIONS):
-            problems.append(f"{name(ing)} is in a workspace without login but has auth annotations")
+                    kind = "protected " if protected else ""
+                    problems.append(f"{kind}{name(ing)}: {key} is {ann.get(key)!r}, want {want!r}")
     fail_if(problems)
 
 
