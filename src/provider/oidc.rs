@@ -439,8 +439,11 @@ impl Provider for OidcProvider {
             Err(e) => {
                 if matches!(e, VerifyError::UnknownKid(_)) {
                     // Refetch in the background (rate-limited); this request is answered now.
-                    let (jwks, uri) = (self.ctx.jwks.clone(), d.metadata.jwks_uri.clone());
-                    tokio::spawn(async move { jwks.refresh(&uri).await });
+                    // Outside a runtime (a synchronous caller) there is nothing to spawn on.
+                    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                        let (jwks, uri) = (self.ctx.jwks.clone(), d.metadata.jwks_uri.clone());
+                        rt.spawn(async move { jwks.refresh(&uri).await });
+                    }
                 }
                 Err(e.into())
             }
