@@ -875,10 +875,12 @@ async fn redis_keys(url: &str) -> Vec<String> {
         .unwrap()
 }
 
-async fn setup_redis(redis: &crate::helpers::redis::Redis) -> Env {
-    let forge = spawn_forge().await;
-    let ws = mcd_toml(&forge.issuer)
-        .replace("lifetime = \"1h\"", "lifetime = \"1h\"\nstore = \"redis\"");
+/// authgate with `mcd` keeping its sessions in `redis`, in front of the forge at `issuer`.
+async fn spawn_redis_app(
+    issuer: &str,
+    redis: &crate::helpers::redis::Redis,
+) -> crate::helpers::InProcess {
+    let ws = mcd_toml(issuer).replace("lifetime = \"1h\"", "lifetime = \"1h\"\nstore = \"redis\"");
     let config = ConfigDir::new("[redis]\nurl_env = \"REDIS_URL\"\n").workspace("mcd", &ws);
     let app = spawn_in_process(
         &config,
@@ -886,6 +888,12 @@ async fn setup_redis(redis: &crate::helpers::redis::Redis) -> Env {
     )
     .await;
     std::mem::forget(config);
+    app
+}
+
+async fn setup_redis(redis: &crate::helpers::redis::Redis) -> Env {
+    let forge = spawn_forge().await;
+    let app = spawn_redis_app(&forge.issuer, redis).await;
     Env {
         forge,
         app,
@@ -963,14 +971,5 @@ async fn setup_redis_again(
     env: &Env,
     redis: &crate::helpers::redis::Redis,
 ) -> crate::helpers::InProcess {
-    let ws = mcd_toml(&env.forge.issuer)
-        .replace("lifetime = \"1h\"", "lifetime = \"1h\"\nstore = \"redis\"");
-    let config = ConfigDir::new("[redis]\nurl_env = \"REDIS_URL\"\n").workspace("mcd", &ws);
-    let app = spawn_in_process(
-        &config,
-        env_with(&[("MCD_SECRET", "s3cret"), ("REDIS_URL", &redis.url())]),
-    )
-    .await;
-    std::mem::forget(config);
-    app
+    spawn_redis_app(&env.forge.issuer, redis).await
 }
