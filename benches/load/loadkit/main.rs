@@ -17,6 +17,7 @@ mod machine;
 mod mint;
 mod procfs;
 mod rate;
+mod reference;
 mod report;
 mod servers;
 mod startup;
@@ -111,6 +112,19 @@ enum Cmd {
         #[arg(long, default_value_t = 202)]
         expect: u16,
     },
+    /// A minimal axum server doing authgate's session-cookie check (the reference rows).
+    Reference {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        host: String,
+        #[arg(long)]
+        listen: SocketAddr,
+        /// What of authgate's stack to add, comma-separated: connect-info, request-id,
+        /// trace, subscriber, all.
+        #[arg(long, default_value = "")]
+        with: String,
+    },
     /// A session cookie (`name=value`) for `host`, sealed with the config's keys.
     MintCookie {
         #[arg(long)]
@@ -203,6 +217,15 @@ fn run(cmd: Cmd) -> Result<(), String> {
             })?;
             println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
             Ok(())
+        }
+        Cmd::Reference {
+            config,
+            host,
+            listen,
+            with,
+        } => {
+            let parts: Vec<&str> = with.split(',').map(str::trim).collect();
+            reference::serve(&config, &host, listen, &parts)
         }
         Cmd::MintCookie { config, host } => {
             let env: std::collections::HashMap<String, String> = std::env::vars().collect();

@@ -78,3 +78,38 @@ pub(crate) fn reset_peak(pids: &[u32]) -> bool {
     pids.iter()
         .all(|p| fs::write(format!("/proc/{p}/clear_refs"), "5").is_ok())
 }
+
+/// `(RssAnon, RssFile)` of one process, bytes: what it allocated, and the pages of its binary
+/// and shared libraries it has mapped.
+pub(crate) fn rss_split(pid: u32) -> (u64, u64) {
+    (
+        status_kb(pid, "RssAnon:").unwrap_or(0),
+        status_kb(pid, "RssFile:").unwrap_or(0),
+    )
+}
+
+/// CPU seconds the whole machine spent busy so far (all CPUs, `/proc/stat`).
+pub(crate) fn machine_busy_seconds() -> f64 {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(cpu) = stat.lines().next().and_then(|l| l.strip_prefix("cpu ")) else {
+        return 0.0;
+    };
+    let v: Vec<f64> = cpu
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let idle = v.get(3).copied().unwrap_or(0.0) + v.get(4).copied().unwrap_or(0.0);
+    (v.iter().take(8).sum::<f64>() - idle) / TICKS_PER_SECOND
+}
+
+/// CPU seconds of this process and of its children already waited for (wrk runs).
+pub(crate) fn own_and_children_seconds() -> f64 {
+    let Some(f) = stat_fields(std::process::id()) else {
+        return 0.0;
+    };
+    // After the name: utime(11) stime(12) cutime(13) cstime(14).
+    (11..15)
+        .filter_map(|i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum::<f64>()
+        / TICKS_PER_SECOND
+}

@@ -42,7 +42,7 @@ pub(crate) struct RatePlan {
     pub(crate) rate: u32,
     pub(crate) connections: u32,
     pub(crate) duration: Duration,
-    /// Responses not excluded from the statistics at the start (connection set-up, first use).
+    /// At the start, requests sent but not counted (connection set-up, first use).
     pub(crate) warmup: Duration,
     /// The status every response must have.
     pub(crate) expect_status: u16,

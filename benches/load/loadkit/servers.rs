@@ -146,6 +146,32 @@ pub(crate) fn authgate(
     spawn("authgate", cmd, port, log)
 }
 
+/// `loadkit reference`: the minimal axum handler doing the same cookie check.
+pub(crate) fn reference(
+    config: &Path,
+    host: &str,
+    layers: bool,
+    env: &[(String, String)],
+    log: PathBuf,
+) -> Result<Server, String> {
+    let port = free_port()?;
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(me);
+    cmd.args(["reference", "--config"]).arg(config).args([
+        "--host",
+        host,
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    if layers {
+        cmd.args(["--with", "all"]);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    spawn("reference", cmd, port, log)
+}
+
 // === NGINX ===
 
 const NGINX_MODULES: &str = "load_module /usr/lib/nginx/modules/ndk_http_module.so;

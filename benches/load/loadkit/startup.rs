@@ -24,6 +24,9 @@ pub(crate) struct StartupResult {
     pub(crate) max_ms: f64,
     /// `VmRSS` after the last run sat idle, bytes.
     pub(crate) idle_rss: u64,
+    /// Of which anonymous memory (heap, stacks) and mapped files (the binary, libraries).
+    pub(crate) idle_rss_anon: u64,
+    pub(crate) idle_rss_file: u64,
     /// Seconds it sat idle first.
     pub(crate) idle_secs: u64,
 }
@@ -55,7 +58,7 @@ pub(crate) fn measure(
     idle_secs: u64,
 ) -> Result<StartupResult, String> {
     let mut runs_ms = Vec::new();
-    let mut idle_rss = 0;
+    let (mut idle_rss, mut split) = (0, (0, 0));
     for i in 0..runs {
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -89,6 +92,7 @@ pub(crate) fn measure(
         if i + 1 == runs {
             std::thread::sleep(Duration::from_secs(idle_secs));
             idle_rss = procfs::rss_bytes(&[child.id()]);
+            split = procfs::rss_split(child.id());
         }
         let _ = child.kill();
         let _ = child.wait();
@@ -100,6 +104,8 @@ pub(crate) fn measure(
         max_ms: sorted.last().copied().unwrap_or(0.0),
         runs_ms,
         idle_rss,
+        idle_rss_anon: split.0,
+        idle_rss_file: split.1,
         idle_secs,
     })
 }
