@@ -22,14 +22,24 @@ const GROUPS: HeaderName = HeaderName::from_static("x-auth-request-groups");
 pub(super) async fn auth(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: Incoming,
-) -> Result<Response, AppError> {
+) -> Response {
+    match check(&state, &req).await {
+        Ok(allowed) => allowed,
+        // The route has no trace layer (it is the hot path); a refusal names the request
+        // ingress-nginx's log knows it by, and the host it was for.
+        Err(e) => tracing::info_span!("auth", host = req.host(), request_id = req.request_id())
+            .in_scope(|| e.into_response()),
+    }
+}
+
+async fn check(state: &AppState, req: &Incoming) -> Result<Response, AppError> {
     let ws = req.workspace()?;
     if !ws.requires_login() {
         return Ok(StatusCode::ACCEPTED.into_response());
     }
     let now = state.now();
     let values = cookies_named(req.cookie_headers(), ws.session.name());
-    let identity = match (ws.session.open(values, now), &req.bearer) {
+    let identity = match (ws.session.open(values, now), req.bearer()) {
         (Ok(session), _) => ws.identity_of(session).await?,
         (Err(SessionError::Missing), Some(token)) => {
             ws.verify_bearer(token, now).map_err(AppError::Bearer)?
@@ -40,7 +50,7 @@ pub(super) async fn auth(
         .authz
         .check(&identity)
         .map_err(AppError::Forbidden)?;
-    if req.query.is_some() {
+    if req.query().is_some() {
         AuthzRules::from_query(&req.query_pairs())
             .check(&identity)
             .map_err(AppError::Forbidden)?;

@@ -7,10 +7,10 @@ use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::header::{AUTHORIZATION, COOKIE, HOST};
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 
 use crate::forward::{self, ForwardingHeaders, Target};
 use crate::state::AppState;
@@ -18,26 +18,25 @@ use crate::workspace::{Registry, Workspace};
 
 use super::AppError;
 
-/// A request as the core sees it.
+/// A request as the core sees it: it owns the request's headers and URI (moved, never copied,
+/// since `/oauth2/auth` builds one per protected request) and reads values from them on demand.
 #[derive(Debug, Clone)]
 pub struct Incoming {
     /// The peer's address.
     pub peer: IpAddr,
     /// The host the user asked for, if any could be found.
     pub target: Option<Target>,
-    /// Every `Cookie` header value.
-    pub cookies: Vec<String>,
-    /// `Authorization: Bearer` token, if any.
-    pub bearer: Option<String>,
-    /// The raw query string.
-    pub query: Option<String>,
+    /// The request's headers.
+    pub headers: HeaderMap,
+    /// The request's URI (path and query).
+    pub uri: Uri,
     /// The registry this request is served with, from start to end.
     pub registry: Arc<Registry>,
 }
 
 impl Incoming {
     /// Builds it from request parts and the current registry's trusted proxies.
-    pub fn from_parts(parts: &Parts, registry: Arc<Registry>) -> Self {
+    pub fn from_parts(parts: Parts, registry: Arc<Registry>) -> Self {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -55,21 +54,8 @@ impl Incoming {
         Self {
             peer,
             target: forward::resolve(peer, &registry.trusted_proxies, fwd),
-            cookies: h
-                .get_all(COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .map(str::to_string)
-                .collect(),
-            bearer: h
-                .get(AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
-                .map(|t| t.trim().to_string()),
-            query: parts.uri.query().map(str::to_string),
+            headers: parts.headers,
+            uri: parts.uri,
             registry,
         }
     }
@@ -90,21 +76,44 @@ impl Incoming {
         self.target.as_ref().map_or("", |t| t.host.as_str())
     }
 
-    /// Cookie header values as `&str`.
-    pub fn cookie_headers(&self) -> impl Iterator<Item = &str> + Clone {
-        self.cookies.iter().map(String::as_str)
+    /// Every `Cookie` header value.
+    pub fn cookie_headers(&self) -> impl Iterator<Item = &str> {
+        self.headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+    }
+
+    /// The `Authorization: Bearer` token, if any.
+    pub fn bearer(&self) -> Option<&str> {
+        header(&self.headers, AUTHORIZATION.as_str())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+    }
+
+    /// ingress-nginx's `X-Request-ID`, for log lines; empty without one.
+    pub fn request_id(&self) -> &str {
+        header(&self.headers, "x-request-id").unwrap_or("")
+    }
+
+    /// The raw query string.
+    pub fn query(&self) -> Option<&str> {
+        self.uri.query()
     }
 
     /// Query pairs, percent-decoded once.
     pub fn query_pairs(&self) -> Vec<(String, String)> {
-        url::form_urlencoded::parse(self.query.as_deref().unwrap_or("").as_bytes())
+        url::form_urlencoded::parse(self.query().unwrap_or("").as_bytes())
             .into_owned()
             .collect()
     }
 
     /// The first value of a query parameter.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        url::form_urlencoded::parse(self.query.as_deref().unwrap_or("").as_bytes())
+        url::form_urlencoded::parse(self.query().unwrap_or("").as_bytes())
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     }
@@ -114,13 +123,12 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-impl FromRequestParts<AppState> for Incoming {
+/// Takes the whole request (the body is never read), so it is a handler's last argument.
+impl FromRequest<AppState> for Incoming {
     type Rejection = Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, _body) = req.into_parts();
         Ok(Self::from_parts(parts, state.registry()))
     }
 }

@@ -23,17 +23,18 @@ pub use error::AppError;
 pub use extract::Incoming;
 
 /// The router, ready for `axum::serve` or `oneshot` in tests.
+///
+/// `/oauth2/auth` and `/ping` run without middleware: NGINX asks `/oauth2/auth` once per
+/// protected request, and the request-id and trace layers cost about as much CPU as the cookie
+/// check itself. Its refusals log ingress-nginx's `X-Request-ID` themselves ([`auth`]). The
+/// login routes, where a request id in every log line helps follow one sign-in, keep the layers.
 pub fn app(state: AppState) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
-    Router::new()
-        .route("/oauth2/auth", get(auth::auth))
+    let login = Router::new()
         .route("/oauth2/start", get(login::start))
         .route("/oauth2/callback", get(login::callback))
         .route("/oauth2/sign_out", get(login::sign_out).post(login::sign_out))
-        .route("/ping", get(|| async { "OK" }))
         .route("/ready", get(ready))
-        .fallback(error_backend)
-        .with_state(state)
         .layer(
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
@@ -42,7 +43,13 @@ pub fn app(state: AppState) -> Router {
                     tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 }))
                 .layer(PropagateRequestIdLayer::new(request_id)),
-        )
+        );
+    Router::new()
+        .route("/oauth2/auth", get(auth::auth))
+        .route("/ping", get(|| async { "OK" }))
+        .merge(login)
+        .fallback(error_backend)
+        .with_state(state)
 }
 
 /// Everything else. Requests carrying ingress-nginx's `X-Code` come from its custom-error

@@ -3,14 +3,20 @@
 //! Owns the tolerant parse: malformed pairs are skipped, never an error.
 
 /// Values of every cookie called `name` in the given `Cookie` header values.
-pub fn cookies_named<'a>(headers: impl IntoIterator<Item = &'a str>, name: &str) -> Vec<&'a str> {
+/// Lazy: the session check usually stops at the first value, so nothing is collected.
+pub fn cookies_named<'a, 'n>(
+    headers: impl IntoIterator<Item = &'a str> + 'n,
+    name: &'n str,
+) -> impl Iterator<Item = &'a str> + 'n
+where
+    'a: 'n,
+{
     headers
         .into_iter()
         .flat_map(|h| h.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(k, _)| *k == name)
+        .filter(move |(k, _)| *k == name)
         .map(|(_, v)| v.trim_matches('"'))
-        .collect()
 }
 
 /// `(name, value)` of every cookie whose name starts with `prefix`.
@@ -33,8 +39,8 @@ mod tests {
     #[test]
     fn finds_every_value_and_skips_garbage() {
         let h = ["a=1; b=2; garbage; a=\"3\"", "a=4;;="];
-        assert_eq!(cookies_named(h, "a"), vec!["1", "3", "4"]);
-        assert!(cookies_named(h, "c").is_empty());
+        assert_eq!(cookies_named(h, "a").collect::<Vec<_>>(), ["1", "3", "4"]);
+        assert_eq!(cookies_named(h, "c").next(), None);
         assert_eq!(
             cookies_with_prefix(["x-1=a; y=b; x-2=c"], "x-"),
             vec![("x-1", "a"), ("x-2", "c")]

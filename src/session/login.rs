@@ -101,12 +101,11 @@ impl LoginCodec {
         now: u64,
     ) -> Result<LoginState, LoginError> {
         let name = self.cookie_name(state);
-        let values = cookie_jar::cookies_named(cookie_headers, &name);
-        if values.is_empty() {
+        let mut values = cookie_jar::cookies_named(cookie_headers, &name).peekable();
+        if values.peek().is_none() {
             return Err(LoginError::NoCookie);
         }
         let login = values
-            .into_iter()
             .find_map(|v| seal::open(&self.keys, &name, v))
             .and_then(|json| serde_json::from_str::<LoginState>(&json).ok())
             .ok_or(LoginError::Undecryptable)?;

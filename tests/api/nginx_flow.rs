@@ -230,25 +230,29 @@ async fn mcd_cookie_at_another_workspace_host_is_401() {
         "NGINX turns authgate's 401 into the sign-in redirect"
     );
     assert!(r.raw_location().contains("/oauth2/start"));
-    // And authgate itself answers 401, with the reason in its log.
+    // And authgate itself answers 401, with the reason, the host and ingress-nginx's request
+    // id on one log line (the auth route has no trace layer; the refusal logs them itself).
     let mut raw = Client::new();
     let cookie = format!("authgate={session}");
+    let request_id = "5f1c0ffee0ddba11";
     let direct = raw
         .get(
             &format!("http://127.0.0.1:{}/oauth2/auth", p.authgate.port),
             &[
                 ("x-original-url", &format!("{}/admin", p.nginx.url(TEAM))),
                 ("cookie", &cookie),
+                ("x-request-id", request_id),
             ],
         )
         .await;
     assert_eq!(direct.status, 401);
+    let log = p.authgate.log_text();
     assert!(
-        p.authgate
-            .log_text()
-            .contains("session cookie does not decrypt"),
-        "{}",
-        p.authgate.log_text()
+        log.lines()
+            .any(|l| l.contains("session cookie does not decrypt")
+                && l.contains(request_id)
+                && l.contains(TEAM)),
+        "no refusal line with the reason, request id and host:\n{log}"
     );
 }
 
