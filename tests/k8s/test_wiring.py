@@ -4,7 +4,7 @@
 Schema validation (kubernetes-validate) says each object is well formed; this says the
 objects agree with each other and with authgate's config:
 
-- every app Ingress asks authgate (three annotations, exact values), with or without login,
+- every app Ingress asks authgate (four annotations, exact values), with or without login,
   and no other Ingress does;
 - the hosts the Ingresses serve are exactly the hosts of config/workspaces/*.toml, each
   host in one workspace, served from that workspace's namespace, with /oauth2 routed to
@@ -73,6 +73,7 @@ AUTH_ANNOTATIONS = {
     ANN + "auth-url": AUTH_URL,
     ANN + "auth-signin": AUTH_SIGNIN,
     ANN + "auth-response-headers": AUTH_HEADERS,
+    ANN + "auth-keepalive": "32",
 }
 SECRETS_DIR = "/var/run/secrets/authgate"
 ARCH_TAG = re.compile(r"(amd64|x86[_-]64|x64|i386|i686|arm64|aarch64|armv?[5-8]|ppc64le|s390x)",
