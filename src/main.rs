@@ -84,6 +84,12 @@ fn with_dir(dir: &std::path::Path, e: &config::ConfigError) -> String {
     e.to_string()
 }
 
+/// The static musl builds (the container image) allocate with mimalloc: musl's own allocator
+/// takes a global lock on every call.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn serve(dir: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
     authgate::telemetry::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
