@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::config::{self, Config, ConfigErrors, Env};
@@ -128,15 +127,8 @@ impl Application {
         spawn_reload_on_sighup(self.state.clone(), self.dir.clone(), self.env.clone());
         let app = crate::http::app(self.state);
         tracing::info!(addr = ?self.listener.local_addr().ok(), "serving");
-        // Answers are one small write each; like NGINX (`tcp_nodelay on`), never let Nagle
-        // hold one back on a keep-alive connection.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
         axum::serve(
-            listener,
+            self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown_signal())
