@@ -1,6 +1,7 @@
 //! The `authgate` command: parses the CLI and calls the library.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -37,6 +38,9 @@ enum Command {
         /// Listen address, overriding the server file.
         #[arg(long, env = "AUTHGATE_LISTEN")]
         listen: Option<SocketAddr>,
+        /// Threads serving requests [default: one per CPU the process may use].
+        #[arg(long, env = "AUTHGATE_WORKERS")]
+        workers: Option<NonZeroUsize>,
     },
     /// Validate a config directory and print every problem, one per line.
     Check {
@@ -72,7 +76,11 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
-        Command::Serve { config, listen } => serve(config, listen),
+        Command::Serve {
+            config,
+            listen,
+            workers,
+        } => serve(config, listen, workers),
     }
 }
 
@@ -89,12 +97,13 @@ fn with_dir(dir: &std::path::Path, e: &config::ConfigError) -> String {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn serve(dir: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
+fn serve(dir: PathBuf, listen: Option<SocketAddr>, workers: Option<NonZeroUsize>) -> ExitCode {
     authgate::telemetry::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n.get());
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("authgate: cannot start the runtime: {e}");

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::helpers::{repo, ConfigDir};
+use crate::helpers::{repo, spawn_authgate, ConfigDir};
 
 fn authgate(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_authgate"))
@@ -189,4 +189,37 @@ fn redis_store_needs_a_redis_table() {
         ),
         "{err}"
     );
+}
+
+/// `--workers N` sets the number of threads serving requests: two more workers are two more
+/// threads in the process (a login-free workspace, so nothing else starts a thread).
+#[test]
+fn workers_sets_the_number_of_serving_threads() {
+    let dir =
+        ConfigDir::new("").workspace("open", "hosts = [\"open.example.com\"]\nauth = \"none\"\n");
+    let threads = |workers: &str| {
+        let p = spawn_authgate(
+            &dir,
+            &[("AUTHGATE_WORKERS", workers)],
+            &format!("workers-{workers}"),
+        );
+        std::fs::read_dir(format!("/proc/{}/task", p.pid()))
+            .unwrap()
+            .count()
+    };
+    let one = threads("1");
+    let three = threads("3");
+    assert_eq!(
+        three,
+        one + 2,
+        "1 worker: {one} threads, 3 workers: {three}"
+    );
+}
+
+#[test]
+fn zero_workers_is_refused_naming_the_option() {
+    let out = authgate(&["serve", "--workers", "0", "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--workers"), "{err}");
 }

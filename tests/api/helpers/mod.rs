@@ -186,6 +186,11 @@ impl Drop for AuthgateProcess {
 }
 
 impl AuthgateProcess {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
