@@ -599,9 +599,27 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
             cold: None,
         })?);
     }
+    {
+        // The same binary with one thread serving requests, as the floor's one NGINX worker.
+        let mut env = env.clone();
+        env.push(("AUTHGATE_WORKERS".into(), "1".into()));
+        let one = servers::authgate(&s.authgate, &config, &env, dir.join("authgate-1.log"))?;
+        check(one.addr(), "/oauth2/auth", &ag_cookie_h, 202, true)?;
+        rows.push(runner.row(Load {
+            label: "authgate `--workers 1`: session cookie",
+            section: d,
+            role: Role::CookieOneWorker,
+            addr: one.addr(),
+            path: "/oauth2/auth",
+            headers: ag_cookie_h.clone(),
+            cpu: vec![&one],
+            rss: vec![&one],
+            cold: None,
+        })?);
+    }
     let dist = s.repo.join("target/dist/linux-amd64/authgate");
     if cfg!(target_arch = "x86_64") && dist.is_file() {
-        // The binary the container image ships: static, musl's allocator.
+        // The binary the container image ships: static musl.
         let musl = servers::authgate(&dist, &config, &env, dir.join("authgate-musl.log"))?;
         check(musl.addr(), "/oauth2/auth", &ag_cookie_h, 202, true)?;
         rows.push(runner.row(Load {
