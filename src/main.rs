@@ -92,8 +92,9 @@ fn with_dir(dir: &std::path::Path, e: &config::ConfigError) -> String {
     e.to_string()
 }
 
-/// authgate allocates with mimalloc: musl's allocator (the static builds the image ships) takes a
-/// global lock on every call, and glibc's costs about 9% of the CPU of a cookie check.
+/// The static musl builds (the container image) allocate with mimalloc: musl's own allocator
+/// takes a global lock on every call.
+#[cfg(target_env = "musl")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
