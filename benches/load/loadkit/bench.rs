@@ -599,39 +599,40 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
             cold: None,
         })?);
     }
-    {
-        // The same binary with one thread serving requests, as the floor's one NGINX worker.
-        let mut env = env.clone();
-        env.push(("AUTHGATE_WORKERS".into(), "1".into()));
-        let one = servers::authgate(&s.authgate, &config, &env, dir.join("authgate-1.log"))?;
-        check(one.addr(), "/oauth2/auth", &ag_cookie_h, 202, true)?;
-        rows.push(runner.row(Load {
-            label: "authgate `--workers 1`: session cookie",
-            section: d,
-            role: Role::CookieOneWorker,
-            addr: one.addr(),
-            path: "/oauth2/auth",
-            headers: ag_cookie_h.clone(),
-            cpu: vec![&one],
-            rss: vec![&one],
-            cold: None,
-        })?);
-    }
+    // The session-cookie row again, from another authgate process: the same binary with one
+    // thread serving requests (as the floor's one NGINX worker), and the static musl binary the
+    // container image ships when scripts/cross-build has built it.
+    let mut one_worker_env = env.clone();
+    one_worker_env.push(("AUTHGATE_WORKERS".into(), "1".into()));
+    let mut variants = vec![(
+        "authgate `--workers 1`: session cookie",
+        Role::CookieOneWorker,
+        s.authgate.clone(),
+        one_worker_env,
+        "authgate-1.log",
+    )];
     let dist = s.repo.join("target/dist/linux-amd64/authgate");
     if cfg!(target_arch = "x86_64") && dist.is_file() {
-        // The binary the container image ships: static musl.
-        let musl = servers::authgate(&dist, &config, &env, dir.join("authgate-musl.log"))?;
-        check(musl.addr(), "/oauth2/auth", &ag_cookie_h, 202, true)?;
+        variants.push((
+            "authgate, static musl build of scripts/cross-build (the image's): session cookie",
+            Role::CookieMusl,
+            dist.clone(),
+            env.clone(),
+            "authgate-musl.log",
+        ));
+    }
+    for (label, role, bin, env, log) in variants {
+        let server = servers::authgate(&bin, &config, &env, dir.join(log))?;
+        check(server.addr(), "/oauth2/auth", &ag_cookie_h, 202, true)?;
         rows.push(runner.row(Load {
-            label:
-                "authgate, static musl build of scripts/cross-build (the image's): session cookie",
+            label,
             section: d,
-            role: Role::CookieMusl,
-            addr: musl.addr(),
+            role,
+            addr: server.addr(),
             path: "/oauth2/auth",
             headers: ag_cookie_h.clone(),
-            cpu: vec![&musl],
-            rss: vec![&musl],
+            cpu: vec![&server],
+            rss: vec![&server],
             cold: None,
         })?);
     }
