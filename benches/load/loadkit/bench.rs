@@ -611,12 +611,14 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
         one_worker_env,
         "authgate-1.log",
     )];
-    let dist = s.repo.join("target/dist/linux-amd64/authgate");
-    if cfg!(target_arch = "x86_64") && dist.is_file() {
+    // The binary the image ships, when scripts/cross-build has built it for this machine.
+    let image_bin = Some(s.repo.join("target/dist/linux-amd64/authgate"))
+        .filter(|p| cfg!(target_arch = "x86_64") && p.is_file());
+    if let Some(bin) = &image_bin {
         variants.push((
             "authgate, static musl build of scripts/cross-build (the image's): session cookie",
             Role::CookieMusl,
-            dist.clone(),
+            bin.clone(),
             env.clone(),
             "authgate-musl.log",
         ));
@@ -844,8 +846,8 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
     let mut startups = Vec::new();
     let (r, how) = startup(s, &dir, &s.authgate)?;
     startups.push(("this host's `cargo build --release`".to_string(), r, how));
-    if cfg!(target_arch = "x86_64") && dist.is_file() {
-        let (r, how) = startup(s, &dir, &dist)?;
+    if let Some(bin) = &image_bin {
+        let (r, how) = startup(s, &dir, bin)?;
         let label = "target/dist/linux-amd64/authgate (static musl, what the image ships)";
         startups.push((label.to_string(), r, how));
     }
