@@ -6,6 +6,11 @@ objects agree with each other and with authgate's config:
 
 - every app Ingress asks authgate (four annotations, exact values), with or without login,
   and no other Ingress does;
+- the workspace is pinned by the manifests, never by the client's Host header: every app
+  Ingress's auth-url is /oauth2/auth/<the workspace of its namespace>, and each workspace's
+  /oauth2 Ingress rewrites to /oauth2/<action>/<that workspace> and serves only its hosts;
+- every identity header a workspace's config makes authgate send is one NGINX overwrites
+  (listed in auth-response-headers of every Ingress of that workspace);
 - the hosts the Ingresses serve are exactly the hosts of config/workspaces/*.toml, each
   host in one workspace, served from that workspace's namespace, with /oauth2 routed to
   authgate on every one of them;
@@ -65,16 +70,41 @@ ROUTES = {
 }
 
 AUTHGATE_NS = "authgate"
+# authgate's auth endpoint; an app Ingress appends its workspace: AUTH_URL + "/mcd".
 AUTH_URL = "http://authgate.authgate.svc.cluster.local/oauth2/auth"
 AUTH_SIGNIN = "https://$host/oauth2/start?rd=$escaped_request_uri"
-AUTH_HEADERS = "X-Auth-Request-User,X-Auth-Request-Email"
+# Every identity header authgate can send (src/http/auth.rs): NGINX overwrites only the listed
+# ones, so all of them are listed in every workspace, login or not.
+IDENTITY_HEADERS = ("X-Auth-Request-User", "X-Auth-Request-Email",
+                    "X-Auth-Request-Preferred-Username", "X-Auth-Request-Groups")
+AUTH_HEADERS = ",".join(IDENTITY_HEADERS)
 ANN = "nginx.ingress.kubernetes.io/"
-AUTH_ANNOTATIONS = {
-    ANN + "auth-url": AUTH_URL,
-    ANN + "auth-signin": AUTH_SIGNIN,
-    ANN + "auth-response-headers": AUTH_HEADERS,
-    ANN + "auth-keepalive": "32",
-}
+# What each workspace's /oauth2 Ingress matches, and what it rewrites to.
+OAUTH2_PATH = "/oauth2/(.*)"
+OAUTH2_REWRITE = "/oauth2/$1/{workspace}"
+
+
+def auth_annotations(workspace: str) -> dict[str, str]:
+    """The four annotations every Ingress of `workspace` carries, exactly."""
+    return {
+        ANN + "auth-url": f"{AUTH_URL}/{workspace}",
+        ANN + "auth-signin": AUTH_SIGNIN,
+        ANN + "auth-response-headers": AUTH_HEADERS,
+        ANN + "auth-keepalive": "32",
+    }
+
+
+def emitted_headers(cfg: dict) -> set[str]:
+    """The X-Auth-Request-* headers authgate can send for a workspace config: user and email
+    always, the preferred username and groups when [headers] maps a claim to them."""
+    headers = cfg.get("headers", {})
+    out = {"X-Auth-Request-User", "X-Auth-Request-Email"}
+    if "preferred_username" in headers:
+        out.add("X-Auth-Request-Preferred-Username")
+    if "groups" in headers:
+        out.add("X-Auth-Request-Groups")
+    return out
+
 SECRETS_DIR = "/var/run/secrets/authgate"
 ARCH_TAG = re.compile(r"(amd64|x86[_-]64|x64|i386|i686|arm64|aarch64|armv?[5-8]|ppc64le|s390x)",
                       re.IGNORECASE)
@@ -274,12 +304,12 @@ def protected_ingresses_ask_authgate(t: Tree):
                      if t.workspaces.get(owners.get(h), {}).get("auth", "none") != "none"}
         if ns(ing) == AUTHGATE_NS:
             # The /oauth2 routes themselves: asking authgate there would loop.
-            if any(k in ann for k in AUTH_ANNOTATIONS):
+            if any(k.startswith(ANN + "auth-") for k in ann):
                 problems.append(f"{name(ing)} (authgate's own routes) carries auth annotations")
         else:
             # Workspaces without login ask authgate too (202, no identity), so that a client's
             # own X-Auth-Request-* headers are replaced by nothing before they reach the app.
-            for key, want in AUTH_ANNOTATIONS.items():
+            for key, want in auth_annotations(ns(ing)).items():
                 if ann.get(key) != want:
                     kind = "protected " if protected else ""
                     problems.append(f"{kind}{name(ing)}: {key} is {ann.get(key)!r}, want {want!r}")
@@ -309,16 +339,90 @@ def ingress_hosts_are_exactly_the_workspace_hosts(t: Tree):
 
 
 @check
-def oauth2_is_routed_to_authgate_on_every_workspace_host(t: Tree):
+def auth_url_names_the_workspace_of_its_namespace(t: Tree):
+    """The workspace whose policy applies is the one the Ingress's author wrote: auth-url ends
+    in /oauth2/auth/<namespace>, the namespace is a workspace, and the Ingress serves only that
+    workspace's hosts. (X-Original-URL names the client's own Host header, so it cannot.)"""
     problems = []
-    routed = set()
+    owners = t.workspace_hosts()
+    for ing in t.of("Ingress"):
+        if ns(ing) == AUTHGATE_NS:
+            continue
+        url = ing["metadata"].get("annotations", {}).get(ANN + "auth-url", "")
+        parts = urlsplit(url)
+        base = f"{parts.scheme}://{parts.netloc}"
+        segments = parts.path.split("/")  # "/oauth2/auth/mcd" -> ["", "oauth2", "auth", "mcd"]
+        named = segments[3] if len(segments) == 4 and segments[1:3] == ["oauth2", "auth"] else None
+        if base != urlsplit(AUTH_URL)._replace(path="").geturl() or named is None:
+            problems.append(f"{name(ing)}: auth-url {url!r} is not {AUTH_URL}/<workspace>")
+        elif named != ns(ing):
+            problems.append(f"{name(ing)}: auth-url names workspace {named!r}, "
+                            f"its namespace is {ns(ing)!r}")
+        if parts.query or parts.fragment:
+            problems.append(f"{name(ing)}: auth-url {url!r} has a query or fragment")
+        if ns(ing) not in t.workspaces:
+            problems.append(f"{name(ing)}: namespace {ns(ing)} is no workspace of config/")
+        for host, *_ in ingress_routes(ing):
+            if owners.get(host) != ns(ing):
+                problems.append(f"{name(ing)} serves {host} (workspace {owners.get(host)}) "
+                                f"but asks authgate about workspace {ns(ing)}")
+    fail_if(problems)
+
+
+@check
+def oauth2_is_routed_to_authgate_on_every_workspace_host(t: Tree):
+    """Each workspace's /oauth2 Ingress rewrites browsers' oauth2-proxy paths to authgate's
+    /oauth2/<action>/<its workspace> and serves that workspace's hosts, and only them."""
+    problems = []
+    owners = t.workspace_hosts()
+    routed: dict[str, list[str]] = {}
     for ing in t.of("Ingress", AUTHGATE_NS):
-        for host, path, ptype, svc, port in ingress_routes(ing):
-            if path == "/oauth2" and ptype == "Prefix" and svc == "authgate":
-                routed.add(host)
-    for host, ws in t.workspace_hosts().items():
+        ws = ing["metadata"].get("labels", {}).get("platform/workspace")
+        ann = ing["metadata"].get("annotations", {})
+        if ws not in t.workspaces:
+            problems.append(f"{name(ing)}: label platform/workspace {ws!r} is no workspace of config/")
+            continue
+        want = OAUTH2_REWRITE.format(workspace=ws)
+        if ann.get(ANN + "rewrite-target") != want:
+            problems.append(f"{name(ing)}: rewrite-target {ann.get(ANN + 'rewrite-target')!r}, "
+                            f"want {want!r}")
+        if ann.get(ANN + "use-regex") != "true":
+            problems.append(f"{name(ing)}: use-regex is {ann.get(ANN + 'use-regex')!r}, want 'true'")
+        for host, path, ptype, svc, _ in ingress_routes(ing):
+            if (path, ptype, svc) != (OAUTH2_PATH, "ImplementationSpecific", "authgate"):
+                problems.append(f"{name(ing)} {host}: {path} ({ptype}) -> {svc}, want "
+                                f"{OAUTH2_PATH} (ImplementationSpecific) -> authgate")
+                continue
+            if owners.get(host) != ws:
+                problems.append(f"{name(ing)} (workspace {ws}) serves {host}, a host of "
+                                f"workspace {owners.get(host)}")
+            routed.setdefault(host, []).append(ing["metadata"]["name"])
+    for host, ws in owners.items():
         if host not in routed:
-            problems.append(f"{host} (workspace {ws}) has no /oauth2 Prefix route to authgate")
+            problems.append(f"{host} (workspace {ws}) has no {OAUTH2_PATH} route to authgate")
+        elif len(routed[host]) > 1:
+            problems.append(f"{host} has {OAUTH2_PATH} in several Ingresses: {routed[host]}")
+    fail_if(problems)
+
+
+@check
+def identity_headers_a_workspace_sends_are_overwritten_by_nginx(t: Tree):
+    """NGINX sets only the headers listed in auth-response-headers; any other X-Auth-Request-*
+    a client sends reaches the app. So every header a workspace's config makes authgate send
+    must be listed on every Ingress of that workspace, or a client can forge it."""
+    problems = []
+    for ws, cfg in t.workspaces.items():
+        emitted = emitted_headers(cfg)
+        ingresses = t.of("Ingress", ws)
+        if not ingresses:
+            problems.append(f"workspace {ws} has no Ingress in namespace {ws}")
+        for ing in ingresses:
+            listed = ing["metadata"].get("annotations", {}).get(ANN + "auth-response-headers", "")
+            have = {h.strip().lower() for h in listed.split(",") if h.strip()}
+            missing = sorted(h for h in emitted if h.lower() not in have)
+            if missing:
+                problems.append(f"{name(ing)}: workspace {ws} sends {', '.join(missing)}, which "
+                                f"auth-response-headers ({listed!r}) leaves forgeable")
     fail_if(problems)
 
 
