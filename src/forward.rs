@@ -2,12 +2,17 @@
 //!
 //! Owns the trust decision: `X-Original-URL` and `X-Forwarded-Host` (as ingress-nginx sends
 //! them) count only from peers in the trusted-proxy list; from anyone else only `Host` counts.
-//! Pure: takes the peer address and header strings, never a framework request.
+//! Every one of these values is written by the client (ingress-nginx builds `X-Original-URL`
+//! from the client's own `Host`), so the host found here never *chooses* a workspace: the
+//! workspace is named by the route the operator wrote (`/oauth2/auth/<workspace>`), and this
+//! host must merely belong to it. Hosts are parsed strictly and refused, never normalised
+//! into another host: userinfo, an empty host, or anything but a plain DNS name or IP
+//! literal with an optional port is an error. Pure: takes the peer address and header
+//! strings, never a framework request.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
-use url::Url;
 
 /// The forwarding-related headers of a request, as sent.
 #[derive(Debug, Clone, Copy, Default)]
@@ -23,12 +28,29 @@ pub struct ForwardingHeaders<'a> {
 /// The request as the user made it, as far as authgate can tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// `host` or `host:port`, lower-case.
+    /// `host` or `host:port`, lower-case, as [`parse_authority`] returns it.
     pub host: String,
-    /// The original URL, when a trusted proxy sent one.
-    pub original_url: Option<Url>,
     /// Whether forwarding headers were believed.
     pub trusted: bool,
+}
+
+/// Why no host could be taken from a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// No header named a host.
+    #[error("the request names no host")]
+    Missing,
+    /// A header named one in a form that is refused.
+    #[error("{header} {value:?} refused: {problem}")]
+    Malformed {
+        /// The header it came from.
+        header: &'static str,
+        /// The value, cut to 200 characters for the log.
+        value: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
 }
 
 /// Whether `peer` is a trusted proxy. IPv4-mapped IPv6 peers are compared as IPv4.
@@ -41,42 +63,124 @@ pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
 }
 
 /// Resolves the target host: `X-Original-URL`, then `X-Forwarded-Host`, then `Host`, the first
-/// two only from a trusted peer. `None` when no usable host is present.
-pub fn resolve(peer: IpAddr, trusted: &[IpNet], h: ForwardingHeaders<'_>) -> Option<Target> {
+/// two only from a trusted peer. The first header present decides: a malformed one is an
+/// error, never a reason to fall back to the next.
+pub fn resolve(
+    peer: IpAddr,
+    trusted: &[IpNet],
+    h: ForwardingHeaders<'_>,
+) -> Result<Target, HostError> {
     let trust = is_trusted(peer, trusted);
-    if trust {
-        if let Some(url) = h.original_url.and_then(|u| Url::parse(u.trim()).ok()) {
-            if let Some(host) = url.host_str() {
-                let host = match url.port() {
-                    Some(p) => format!("{host}:{p}"),
-                    None => host.to_string(),
-                };
-                return Some(Target {
-                    host: host.to_ascii_lowercase(),
-                    original_url: Some(url),
-                    trusted: true,
-                });
-            }
+    let malformed =
+        |header: &'static str, value: &str, problem: &'static str| HostError::Malformed {
+            header,
+            value: value.chars().take(200).collect(),
+            problem,
+        };
+    let (header, value, host) = match (trust, h.original_url, h.forwarded_host) {
+        (true, Some(url), _) => (
+            "X-Original-URL",
+            url,
+            original_url_authority(url).map_err(|p| malformed("X-Original-URL", url, p))?,
+        ),
+        (true, None, Some(fh)) => ("X-Forwarded-Host", fh, fh),
+        _ => {
+            let host = h.host.ok_or(HostError::Missing)?;
+            ("Host", host, host)
         }
-        if let Some(fh) = h
-            .forwarded_host
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-        {
-            return Some(Target {
-                host: fh.to_ascii_lowercase(),
-                original_url: None,
-                trusted: true,
-            });
-        }
-    }
-    let host = h.host.map(str::trim).filter(|v| !v.is_empty())?;
-    Some(Target {
-        host: host.to_ascii_lowercase(),
-        original_url: None,
+    };
+    let host = parse_authority(host).map_err(|p| malformed(header, value, p))?;
+    Ok(Target {
+        host,
         trusted: trust,
     })
+}
+
+/// The authority of an absolute `http`/`https` URL as written, without parsing it into
+/// anything else: what lies between `://` and the first `/`, `?` or `#`.
+fn original_url_authority(url: &str) -> Result<&str, &'static str> {
+    let (scheme, rest) = url.split_once("://").ok_or("not an absolute URL")?;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err("not an http or https URL");
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Ok(&rest[..end])
+}
+
+/// Parses `host` or `host:port` strictly into its canonical lower-case form: a DNS name
+/// (letters, digits, `-`, dots; one trailing dot dropped, as NGINX drops it) or an IP literal
+/// (`192.0.2.1`, `[2001:db8::1]`), and a decimal port. Everything else is refused with the
+/// reason: userinfo (`a:1@b`), an empty host, percent-encoding, backslashes, spaces, commas
+/// (a list of hosts), Unicode, or a name that a URL parser would read as another host.
+pub fn parse_authority(text: &str) -> Result<String, &'static str> {
+    if text.is_empty() {
+        return Err("empty host");
+    }
+    if text.contains('@') {
+        return Err("userinfo is never part of a host");
+    }
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']').ok_or("unclosed IPv6 literal")?;
+        v6.parse::<Ipv6Addr>().map_err(|_| "not an IPv6 address")?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or("junk after the IPv6 literal")?),
+        };
+        (&text[..v6.len() + 2], port)
+    } else {
+        match text.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (text, None),
+        }
+    };
+    if let Some(p) = port {
+        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("the port is not a number");
+        }
+        if p.parse::<u32>().map_or(true, |n| n == 0 || n > 65_535) {
+            return Err("the port is out of range");
+        }
+    }
+    let host = if host.starts_with('[') {
+        host.to_ascii_lowercase()
+    } else {
+        dns_name_or_ipv4(host)?
+    };
+    Ok(match port {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    })
+}
+
+fn dns_name_or_ipv4(host: &str) -> Result<String, &'static str> {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.is_empty() {
+        return Err("empty host");
+    }
+    if name.len() > 253 {
+        return Err("longer than a DNS name can be");
+    }
+    for label in name.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err("an empty or overlong DNS label");
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err("only letters, digits, '-' and '.' make a host name");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err("a DNS label starts or ends with '-'");
+        }
+    }
+    // A name whose last label starts with a digit is an IPv4 address or nothing: URL parsers
+    // read `0x7f.1` or `2130706433` as 127.0.0.1, so only the dotted-quad form is taken.
+    let last = name.rsplit('.').next().unwrap_or(name);
+    if last.starts_with(|c: char| c.is_ascii_digit()) && name.parse::<Ipv4Addr>().is_err() {
+        return Err("neither a DNS name nor a dotted-quad IPv4 address");
+    }
+    Ok(name.to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -96,23 +200,25 @@ mod tests {
         host: Some("authgate.authgate.svc"),
     };
 
-    #[test]
-    fn trusted_peer_original_url_wins() {
-        let t = resolve("10.1.2.3".parse().unwrap(), &nets(), H).unwrap();
-        assert_eq!(t.host, "mcd.devlabai.work");
-        assert!(t.trusted);
-        assert_eq!(t.original_url.unwrap().path(), "/helloworld");
+    fn trusted() -> IpAddr {
+        "10.1.2.3".parse().unwrap()
     }
 
     #[test]
-    fn trusted_peer_falls_back_to_forwarded_host_then_host() {
-        let peer = "127.0.0.1".parse().unwrap();
+    fn trusted_peer_original_url_wins() {
+        let t = resolve(trusted(), &nets(), H).unwrap();
+        assert_eq!(t.host, "mcd.devlabai.work");
+        assert!(t.trusted);
+    }
+
+    #[test]
+    fn trusted_peer_falls_back_to_forwarded_host_then_host_only_when_absent() {
         let h = ForwardingHeaders {
-            original_url: Some("not a url"),
+            original_url: None,
             ..H
         };
         assert_eq!(
-            resolve(peer, &nets(), h).unwrap().host,
+            resolve(trusted(), &nets(), h).unwrap().host,
             "perso.devlabai.work"
         );
         let h = ForwardingHeaders {
@@ -121,9 +227,24 @@ mod tests {
             ..H
         };
         assert_eq!(
-            resolve(peer, &nets(), h).unwrap().host,
+            resolve(trusted(), &nets(), h).unwrap().host,
             "authgate.authgate.svc"
         );
+    }
+
+    #[test]
+    fn a_malformed_original_url_is_refused_not_skipped() {
+        let h = ForwardingHeaders {
+            original_url: Some("not a url"),
+            ..H
+        };
+        assert!(matches!(
+            resolve(trusted(), &nets(), h),
+            Err(HostError::Malformed {
+                header: "X-Original-URL",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -131,7 +252,6 @@ mod tests {
         let t = resolve("203.0.113.9".parse().unwrap(), &nets(), H).unwrap();
         assert_eq!(t.host, "authgate.authgate.svc");
         assert!(!t.trusted);
-        assert!(t.original_url.is_none());
     }
 
     #[test]
@@ -142,11 +262,94 @@ mod tests {
 
     #[test]
     fn no_host_at_all() {
-        assert!(resolve(
-            "8.8.8.8".parse().unwrap(),
-            &nets(),
-            ForwardingHeaders::default()
-        )
-        .is_none());
+        assert_eq!(
+            resolve(
+                "8.8.8.8".parse().unwrap(),
+                &nets(),
+                ForwardingHeaders::default()
+            ),
+            Err(HostError::Missing)
+        );
+    }
+
+    /// Original URLs whose host a URL parser would read differently from NGINX, or that name
+    /// no plain host: each is refused, never normalised.
+    #[test]
+    fn hostile_original_urls_are_refused() {
+        for url in [
+            "http://mcd.devlabai.work:1@perso.devlabai.work/x",
+            "http://user@mcd.devlabai.work/",
+            "http://:pw@mcd.devlabai.work/",
+            "http:///x",
+            "http://",
+            "http://:443/",
+            "http://mcd.devlabai.work\\@perso.devlabai.work/",
+            "http://mcd%2edevlabai.work/",
+            "http://mcd.devlabai.work%00/",
+            "http://mcd .devlabai.work/",
+            "http://mcd.devlabai.work,perso.devlabai.work/",
+            "http://mcd.devlabai.work:/",
+            "http://mcd.devlabai.work:99999/",
+            "http://mcd.devlabai.work:0x50/",
+            "http://mcd..devlabai.work/",
+            "http://-mcd.devlabai.work/",
+            "http://mcd.dévlabai.work/",
+            "http://0x7f.1/",
+            "http://2130706433/",
+            "http://127.1/",
+            "http://[::1/",
+            "http://[not:v6]/",
+            "http://[::1]x/",
+            "javascript://mcd.devlabai.work/",
+            "//mcd.devlabai.work/",
+            "mcd.devlabai.work/x",
+        ] {
+            let h = ForwardingHeaders {
+                original_url: Some(url),
+                ..H
+            };
+            assert!(
+                resolve(trusted(), &nets(), h).is_err(),
+                "{url:?} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_hosts_and_literals_are_taken_as_written() {
+        for (url, host) in [
+            ("https://MCD.devlabai.work/a", "mcd.devlabai.work"),
+            ("https://mcd.devlabai.work./a", "mcd.devlabai.work"),
+            ("http://mcd.localhost:8080/a?b#c", "mcd.localhost:8080"),
+            ("http://mcd.localhost:8080?b", "mcd.localhost:8080"),
+            ("HTTPS://devlabai.work", "devlabai.work"),
+            ("http://192.0.2.7:81/", "192.0.2.7:81"),
+            ("http://[2001:DB8::1]:8443/", "[2001:db8::1]:8443"),
+            ("http://[::1]/", "[::1]"),
+        ] {
+            let h = ForwardingHeaders {
+                original_url: Some(url),
+                ..H
+            };
+            assert_eq!(resolve(trusted(), &nets(), h).unwrap().host, host, "{url}");
+        }
+    }
+
+    #[test]
+    fn forwarded_and_host_headers_are_parsed_as_strictly() {
+        for bad in ["a.test, b.test", "mcd.test:1@perso.test", "", "mcd.test/x"] {
+            let h = ForwardingHeaders {
+                original_url: None,
+                forwarded_host: Some(bad),
+                host: Some("ok.test"),
+            };
+            assert!(resolve(trusted(), &nets(), h).is_err(), "{bad:?}");
+            let h = ForwardingHeaders {
+                original_url: None,
+                forwarded_host: None,
+                host: Some(bad),
+            };
+            assert!(resolve(trusted(), &nets(), h).is_err(), "{bad:?}");
+        }
     }
 }

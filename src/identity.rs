@@ -39,3 +39,29 @@ impl Identity {
             && self.groups.iter().all(|g| ok(g) && !g.contains(','))
     }
 }
+
+/// Why an identity cannot be sent to apps.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnusableIdentity {
+    /// No value for `X-Auth-Request-User`.
+    #[error("no user claim")]
+    NoUser,
+    /// A value would break a header (control characters) or the groups list (a comma).
+    #[error("claims hold control characters, or commas in groups")]
+    NotHeaderSafe,
+}
+
+impl Identity {
+    /// Whether this identity may be sent to apps at all: a user, and values that travel in
+    /// headers unchanged. The same check holds for logins and for bearer tokens.
+    pub fn check_usable(&self) -> Result<(), UnusableIdentity> {
+        if self.user.is_empty() {
+            return Err(UnusableIdentity::NoUser);
+        }
+        if !self.is_header_safe() {
+            return Err(UnusableIdentity::NotHeaderSafe);
+        }
+        Ok(())
+    }
+}

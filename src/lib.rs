@@ -14,6 +14,7 @@
 //! - [`http`]: routes, the request extractor, pages and the one error type.
 //! - [`server`]: building the application, binding, serving, reloading.
 //! - [`state`]: the shared handle handlers get.
+//! - [`spent`]: single use of login `state` values, bounded and refusing when full.
 //! - [`secret`]: the type secrets travel in.
 //! - [`telemetry`]: logging setup.
 
@@ -28,6 +29,7 @@ pub mod redirect;
 pub mod secret;
 pub mod server;
 pub mod session;
+pub mod spent;
 pub mod state;
 pub mod telemetry;
 pub mod workspace;

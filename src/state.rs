@@ -10,6 +10,11 @@ use arc_swap::ArcSwap;
 
 use crate::provider::ProviderContext;
 use crate::session::LOGIN_LIFETIME;
+use crate::spent::{Spend, SpentStates};
+
+/// Login states remembered as spent at once. About 150 bytes each: 100 000 is ~15 MB at worst,
+/// reached only by 100 000 completed logins within one login lifetime (11 minutes).
+pub const SPENT_STATES_CAPACITY: usize = 100_000;
 use crate::workspace::Registry;
 
 /// Seconds since the epoch; injected so expiry is tested without sleeping.
@@ -40,7 +45,7 @@ pub struct Inner {
     /// Current workspaces; replaced whole on reload.
     registry: ArcSwap<Registry>,
     /// `state` values already used at the callback, kept for a login's lifetime (single use).
-    used_states: moka::sync::Cache<String, ()>,
+    spent: SpentStates,
     /// Time source.
     clock: Arc<dyn Clock>,
     /// HTTP client and JWKS cache for providers built on reload.
@@ -50,12 +55,22 @@ pub struct Inner {
 impl AppState {
     /// State serving `registry`.
     pub fn new(registry: Registry, ctx: ProviderContext, clock: Arc<dyn Clock>) -> Self {
+        Self::with_spent_capacity(registry, ctx, clock, SPENT_STATES_CAPACITY)
+    }
+
+    /// Same, with room for `capacity` spent login states (tests fill a small set).
+    pub fn with_spent_capacity(
+        registry: Registry,
+        ctx: ProviderContext,
+        clock: Arc<dyn Clock>,
+        capacity: usize,
+    ) -> Self {
         Self(Arc::new(Inner {
             registry: ArcSwap::from_pointee(registry),
-            used_states: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(LOGIN_LIFETIME + Duration::from_secs(60))
-                .build(),
+            spent: SpentStates::new(
+                capacity,
+                (LOGIN_LIFETIME + Duration::from_secs(60)).as_secs(),
+            ),
             clock,
             ctx,
         }))
@@ -76,11 +91,21 @@ impl AppState {
         self.0.clock.now()
     }
 
-    /// Marks a callback `state` used; `false` if it already was (a replay).
-    pub fn consume_state(&self, workspace: &str, state: &str) -> bool {
-        let key = format!("{workspace}\n{state}");
-        let entry = self.0.used_states.entry(key).or_insert(());
-        entry.is_fresh()
+    /// Spends a callback `state`: fresh, replayed, or refused because the set is full.
+    pub fn spend_state(&self, workspace: &str, state: &str) -> Spend {
+        self.0
+            .spent
+            .spend(format!("{workspace}\n{state}"), self.now())
+    }
+
+    /// Whether a new login's state could still be made single-use; `Err` with the capacity
+    /// when the spent-state set is full.
+    pub fn login_room(&self) -> Result<(), usize> {
+        if self.0.spent.has_room(self.now()) {
+            Ok(())
+        } else {
+            Err(self.0.spent.capacity())
+        }
     }
 
     /// Provider building blocks.

@@ -145,11 +145,14 @@ impl Workspace {
         let mut reason = String::from("no provider of this workspace can verify bearer tokens yet");
         for p in &self.providers {
             match p.verify_bearer(token, now) {
-                Some(Ok(b)) => {
-                    let id = b.identity.clone();
-                    self.bearer_cache.insert(key, Arc::new(b));
-                    return Ok(id);
-                }
+                Some(Ok(b)) => match b.identity.check_usable() {
+                    Ok(()) => {
+                        let id = b.identity.clone();
+                        self.bearer_cache.insert(key, Arc::new(b));
+                        return Ok(id);
+                    }
+                    Err(e) => reason = format!("the token's identity is unusable: {e}"),
+                },
                 Some(Err(e)) => reason = e.to_string(),
                 None => {}
             }
@@ -165,6 +168,31 @@ impl Workspace {
             None => None,
         }
     }
+}
+
+/// Why no workspace may judge a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TenantError {
+    /// Several workspaces, and the route names none of them.
+    #[error("the route names no workspace and the config has several ({names}): name it in the Ingress, auth-url `…/oauth2/auth/<workspace>` and the /oauth2 routes `/oauth2/<action>/<workspace>`")]
+    NotNamed {
+        /// The configured workspaces.
+        names: String,
+    },
+    /// The route names a workspace the config does not have.
+    #[error("the route names workspace `{0}`, which the config does not have")]
+    UnknownWorkspace(String),
+    /// The host the client wrote belongs to another workspace, or to none.
+    #[error("host `{host}` is not a host of workspace `{workspace}` ({})", owner.as_deref().map_or("no workspace serves it".to_string(), |o| format!("it belongs to workspace `{o}`")))]
+    ForeignHost {
+        /// The host the client wrote.
+        host: String,
+        /// The workspace the route names.
+        workspace: String,
+        /// The workspace that does serve the host, if any.
+        owner: Option<String>,
+    },
 }
 
 /// Every workspace, by host.
@@ -263,6 +291,41 @@ impl Registry {
             by_host,
             trusted_proxies: config.server.trusted_proxies.clone(),
         })
+    }
+
+    /// The workspace named `name`.
+    pub fn by_name(&self, name: &str) -> Option<&Arc<Workspace>> {
+        self.workspaces.iter().find(|ws| ws.name() == name)
+    }
+
+    /// The workspace whose policy judges a request: the one the route names (`pinned`, from
+    /// what the operator wrote in the Ingress), provided `host` (written by the client) is one
+    /// of its hosts. Without a name, only a config holding a single workspace can answer;
+    /// otherwise the client's host would choose the policy.
+    pub fn workspace_for(
+        &self,
+        pinned: Option<&str>,
+        host: &str,
+    ) -> Result<&Arc<Workspace>, TenantError> {
+        let ws = match (pinned, self.workspaces.as_slice()) {
+            (Some(name), _) => self
+                .by_name(name)
+                .ok_or_else(|| TenantError::UnknownWorkspace(name.to_string()))?,
+            (None, [only]) => only,
+            (None, all) => {
+                return Err(TenantError::NotNamed {
+                    names: all.iter().map(|w| w.name()).collect::<Vec<_>>().join(", "),
+                })
+            }
+        };
+        match self.lookup(host) {
+            Some(owner) if Arc::ptr_eq(owner, ws) => Ok(ws),
+            owner => Err(TenantError::ForeignHost {
+                host: host.to_string(),
+                workspace: ws.name().to_string(),
+                owner: owner.map(|o| o.name().to_string()),
+            }),
+        }
     }
 
     /// The workspace serving `host` (`name` or `name:port`): an exact match first, then the

@@ -222,7 +222,13 @@ fn smoke(arch: &str, runner: Option<&str>, machine: u16) {
         let url = format!("http://{host}/app");
         let mut headers = vec![("Host", "authgate.svc"), ("X-Original-URL", url.as_str())];
         headers.extend_from_slice(extra);
-        get(port, "/oauth2/auth", &headers).expect("an answer")
+        // The route names the workspace whose Ingress took the request.
+        let route = if host == OPEN_HOST {
+            "/oauth2/auth/perso"
+        } else {
+            "/oauth2/auth/mcd"
+        };
+        get(port, route, &headers).expect("an answer")
     };
     assert_eq!(auth(OPEN_HOST, &[]).0, 202, "{arch}: login-free workspace");
     assert_eq!(auth(LOGIN_HOST, &[]).0, 401, "{arch}: no credentials");

@@ -17,8 +17,14 @@ use crate::tokens;
 
 /// The subrequest NGINX sends for `https://<host>/helloworld`, plus `extra` headers.
 fn auth_request(host: &str, extra: &[(&str, &str)]) -> Request<Body> {
+    // The route names the workspace, as its Ingress's `auth-url` does.
+    let route = if host == OPEN_HOST {
+        "/oauth2/auth/perso"
+    } else {
+        "/oauth2/auth/mcd"
+    };
     let mut b = Request::builder()
-        .uri("/oauth2/auth")
+        .uri(route)
         .header("host", "authgate.authgate.svc.cluster.local")
         .header("x-original-url", format!("https://{host}/helloworld?x=1"))
         .header("x-original-method", "GET")

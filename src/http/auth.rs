@@ -27,8 +27,13 @@ pub(super) async fn auth(
         Ok(allowed) => allowed,
         // The route has no trace layer (it is the hot path); a refusal names the request
         // ingress-nginx's log knows it by, and the host it was for.
-        Err(e) => tracing::info_span!("auth", host = req.host(), request_id = req.request_id())
-            .in_scope(|| e.into_response()),
+        Err(e) => tracing::info_span!(
+            "auth",
+            host = req.host(),
+            route_workspace = req.pinned.as_deref().unwrap_or(""),
+            request_id = req.request_id()
+        )
+        .in_scope(|| e.into_response()),
     }
 }
 

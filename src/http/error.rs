@@ -8,16 +8,25 @@ use axum::response::{IntoResponse, Response};
 
 use super::pages::{self, Page};
 use crate::authz::Denial;
+use crate::forward::HostError;
 use crate::provider::ProviderError;
 use crate::session::{LoginError, SessionError};
+use crate::workspace::TenantError;
 
 /// Everything that can go wrong while answering a request.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AppError {
-    /// No workspace serves this host.
-    #[error("unknown host {0:?}")]
-    UnknownHost(String),
+    /// The request's host header is missing or malformed.
+    #[error("{0}")]
+    HostRefused(#[from] HostError),
+    /// No workspace may judge the request: the route names none, or the client's host is not
+    /// one of the named workspace's hosts.
+    #[error("{0}")]
+    Tenant(#[from] TenantError),
+    /// The set of spent login states is full: a new login could not be made single-use.
+    #[error("too many logins in progress: the spent-state set holds {0} entries")]
+    TooManyLogins(usize),
     /// `/oauth2/auth` without a valid session.
     #[error("unauthenticated: {0}")]
     Unauthenticated(#[from] SessionError),
@@ -68,11 +77,13 @@ impl AppError {
     fn status(&self) -> StatusCode {
         use AppError::*;
         match self {
-            UnknownHost(_) | Unauthenticated(_) | Bearer(_) => StatusCode::UNAUTHORIZED,
+            Unauthenticated(_) | Bearer(_) => StatusCode::UNAUTHORIZED,
+            // Never 401: NGINX would send the browser to a sign-in that cannot fix it.
+            HostRefused(_) | Tenant(_) => StatusCode::FORBIDDEN,
             Forbidden(_) | LoginDenied(_) | ProviderDenied { .. } => StatusCode::FORBIDDEN,
             StateMissing | LoginState(_) | StateReplayed | UnknownProvider(_) | CodeMissing
             | Identity(_) => StatusCode::BAD_REQUEST,
-            Provider(ProviderError::Unavailable(_)) | StoreUnavailable => {
+            Provider(ProviderError::Unavailable(_)) | StoreUnavailable | TooManyLogins(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Provider(ProviderError::Denied(_)) => StatusCode::FORBIDDEN,
@@ -83,7 +94,12 @@ impl AppError {
     fn page(&self) -> Page {
         use AppError::*;
         match self {
-            UnknownHost(_) => Page::error("Unknown site", "This address is not served by the sign-in service.", None),
+            HostRefused(_) | Tenant(_) => Page::error("Unknown site", "This address is not served by the sign-in service here.", None),
+            TooManyLogins(_) => Page::error(
+                "Sign-in temporarily unavailable",
+                "Too many sign-ins are in progress right now. Try again in a few minutes.",
+                Some(("Try again", "/oauth2/start")),
+            ),
             Unauthenticated(_) | Bearer(_) => Page::error("Sign-in required", "Please sign in.", None),
             Forbidden(_) | LoginDenied(_) | Provider(ProviderError::Denied(_)) => Page::error(
                 "Access denied",

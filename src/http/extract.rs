@@ -1,18 +1,19 @@
 //! The one extractor: the request reduced to the plain values the core needs.
 //!
-//! Owns reading the peer address, forwarding headers and cookies. Never fails: a request with
-//! no usable host yields `target: None`, which handlers answer as an unknown host.
+//! Owns reading the peer address, forwarding headers, cookies, and the workspace the route
+//! names (`/oauth2/<action>/<workspace>`). Never fails: a request with no usable host keeps
+//! the reason in `target`, and [`Incoming::workspace`] turns it into the refusal.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequest, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::header::{AUTHORIZATION, COOKIE, HOST};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Uri};
 
-use crate::forward::{self, ForwardingHeaders, Target};
+use crate::forward::{self, ForwardingHeaders, HostError, Target};
 use crate::state::AppState;
 use crate::workspace::{Registry, Workspace};
 
@@ -24,8 +25,10 @@ use super::AppError;
 pub struct Incoming {
     /// The peer's address.
     pub peer: IpAddr,
-    /// The host the user asked for, if any could be found.
-    pub target: Option<Target>,
+    /// The host the user asked for, or why none could be taken.
+    pub target: Result<Target, HostError>,
+    /// The workspace named by the route the operator wrote (`/oauth2/auth/<workspace>`).
+    pub pinned: Option<String>,
     /// The request's headers.
     pub headers: HeaderMap,
     /// The request's URI (path and query).
@@ -35,8 +38,9 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    /// Builds it from request parts and the current registry's trusted proxies.
-    pub fn from_parts(parts: Parts, registry: Arc<Registry>) -> Self {
+    /// Builds it from request parts, the workspace the route names, and the current
+    /// registry's trusted proxies.
+    pub fn from_parts(parts: Parts, pinned: Option<String>, registry: Arc<Registry>) -> Self {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -54,21 +58,24 @@ impl Incoming {
         Self {
             peer,
             target: forward::resolve(peer, &registry.trusted_proxies, fwd),
+            pinned,
             headers: parts.headers,
             uri: parts.uri,
             registry,
         }
     }
 
-    /// The workspace the request is for.
+    /// The workspace the request is for: the one its route names, and the host the user
+    /// asked for must be one of its hosts. Without a name in the route, only a config with a
+    /// single workspace has an answer that cannot be confused.
     pub fn workspace(&self) -> Result<&Arc<Workspace>, AppError> {
         let target = self
             .target
             .as_ref()
-            .ok_or(AppError::UnknownHost(String::new()))?;
+            .map_err(|e| AppError::HostRefused(e.clone()))?;
         self.registry
-            .lookup(&target.host)
-            .ok_or_else(|| AppError::UnknownHost(target.host.clone()))
+            .workspace_for(self.pinned.as_deref(), &target.host)
+            .map_err(AppError::Tenant)
     }
 
     /// The host, or empty.
@@ -128,7 +135,16 @@ impl FromRequest<AppState> for Incoming {
     type Rejection = Infallible;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (parts, _body) = req.into_parts();
-        Ok(Self::from_parts(parts, state.registry()))
+        let (mut parts, _body) = req.into_parts();
+        let pinned = RawPathParams::from_request_parts(&mut parts, state)
+            .await
+            .ok()
+            .and_then(|params| {
+                params
+                    .iter()
+                    .find(|(k, _)| *k == "workspace")
+                    .map(|(_, v)| v.to_string())
+            });
+        Ok(Self::from_parts(parts, pinned, state.registry()))
     }
 }

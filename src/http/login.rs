@@ -16,8 +16,38 @@ use crate::provider::{AuthorizationRequest, Callback};
 use crate::redirect::RedirectPolicy;
 use crate::secret::Secret;
 use crate::session::{cookies_named, LoginState, SessionError};
+use crate::spent::Spend;
 use crate::state::AppState;
 use crate::workspace::Workspace;
+
+/// The redirect URI for a login on the host the user is on: the configured callback URL, on
+/// the workspace host the request came to (`host` exactly, else `host` without its port). The
+/// login-state cookie is host-only, so the callback must come back to the host the login
+/// started on; each host's callback is registered at the IdP.
+fn redirect_uri(ws: &Workspace, host: &str) -> url::Url {
+    let mut uri = ws.config.callback_url.clone();
+    let bare = match host.rsplit_once(':') {
+        Some((name, _)) if !host.ends_with(']') => name,
+        _ => host,
+    };
+    let Some(entry) = ws
+        .config
+        .hosts
+        .iter()
+        .find(|h| *h == host)
+        .or_else(|| ws.config.hosts.iter().find(|h| *h == bare))
+    else {
+        return uri;
+    };
+    let (name, port) = match entry.rsplit_once(':') {
+        Some((n, p)) if !entry.ends_with(']') => (n, p.parse::<u16>().ok()),
+        _ => (entry.as_str(), None),
+    };
+    if uri.set_host(Some(name)).is_ok() {
+        let _ = uri.set_port(port);
+    }
+    uri
+}
 
 fn policy(ws: &Workspace) -> RedirectPolicy<'_> {
     RedirectPolicy {
@@ -81,12 +111,13 @@ pub(super) async fn start(
             &Page::sign_in(ws.name(), options),
         ));
     };
+    _state.login_room().map_err(AppError::TooManyLogins)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let request = AuthorizationRequest {
         state: CsrfToken::new_random().secret().clone(),
         nonce: Nonce::new_random().secret().clone(),
         pkce_challenge: challenge.as_str().to_string(),
-        redirect_uri: ws.config.callback_url.clone(),
+        redirect_uri: redirect_uri(ws, req.host()),
     };
     let (url, issuer) = provider.authorization_url(&request).await?;
     let login = LoginState {
@@ -145,8 +176,14 @@ async fn finish_login(
             crate::session::LoginError::StateMismatch,
         ));
     }
-    if !state.consume_state(ws.name(), returned_state) {
-        return Err(AppError::StateReplayed);
+    match state.spend_state(ws.name(), returned_state) {
+        Spend::Fresh => {}
+        Spend::Replayed => return Err(AppError::StateReplayed),
+        Spend::Full => {
+            return Err(AppError::TooManyLogins(
+                state.login_room().err().unwrap_or(0),
+            ))
+        }
     }
     if let Some(error) = req.query_param("error") {
         return Err(AppError::ProviderDenied {
@@ -164,17 +201,12 @@ async fn finish_login(
     let callback = Callback {
         code: Secret::new(code),
         iss: req.query_param("iss"),
-        redirect_uri: ws.config.callback_url.clone(),
+        redirect_uri: redirect_uri(ws, req.host()),
     };
     let identity = provider.finish(&callback, &login, state.now()).await?;
-    if !identity.is_header_safe() {
-        return Err(AppError::Identity(
-            "claims hold control characters or commas in groups".into(),
-        ));
-    }
-    if identity.user.is_empty() {
-        return Err(AppError::Identity("no user claim".into()));
-    }
+    identity
+        .check_usable()
+        .map_err(|e| AppError::Identity(e.to_string()))?;
     ws.config
         .authz
         .check(&identity)
@@ -212,7 +244,7 @@ pub(super) async fn sign_out(
         provider = ws.identity_of(s.clone()).await.ok().map(|id| id.provider);
         ws.end(&s).await;
     }
-    let mut root = ws.config.callback_url.clone();
+    let mut root = redirect_uri(ws, req.host());
     root.set_path("/");
     root.set_query(None);
     let idp_logout = provider

@@ -24,6 +24,11 @@ pub use extract::Incoming;
 
 /// The router, ready for `axum::serve` or `oneshot` in tests.
 ///
+/// Every `/oauth2/<action>` route also exists as `/oauth2/<action>/<workspace>`: the Ingress
+/// names the workspace (`auth-url: …/oauth2/auth/mcd`; the `/oauth2` Ingress rewrites to
+/// `/oauth2/$1/mcd`), and the host the client wrote must belong to it ([`Incoming::workspace`]).
+/// The short forms serve a config with a single workspace, as oauth2-proxy does.
+///
 /// `/oauth2/auth` and `/ping` run without middleware: NGINX asks `/oauth2/auth` once per
 /// protected request, and the request-id and trace layers cost about as much CPU as the cookie
 /// check itself. Its refusals log ingress-nginx's `X-Request-ID` themselves ([`auth`]). The
@@ -32,8 +37,14 @@ pub fn app(state: AppState) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     let login = Router::new()
         .route("/oauth2/start", get(login::start))
+        .route("/oauth2/start/{workspace}", get(login::start))
         .route("/oauth2/callback", get(login::callback))
+        .route("/oauth2/callback/{workspace}", get(login::callback))
         .route("/oauth2/sign_out", get(login::sign_out).post(login::sign_out))
+        .route(
+            "/oauth2/sign_out/{workspace}",
+            get(login::sign_out).post(login::sign_out),
+        )
         .route("/ready", get(ready))
         .layer(
             tower::ServiceBuilder::new()
@@ -46,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         );
     Router::new()
         .route("/oauth2/auth", get(auth::auth))
+        .route("/oauth2/auth/{workspace}", get(auth::auth))
         .route("/ping", get(|| async { "OK" }))
         .merge(login)
         .fallback(error_backend)

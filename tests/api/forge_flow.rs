@@ -8,19 +8,19 @@ use url::Url;
 use crate::helpers::forge::{spawn_forge, tokens, Forge};
 use crate::helpers::{env_with, spawn_in_process, Client, ConfigDir, InProcess, Resp};
 
-const HOST: &str = "mcd.test";
-const CLIENT_ID: &str = "authgate-mcd";
-const COOKIE: &str = "authgate-mcd";
+pub(crate) const HOST: &str = "mcd.test";
+pub(crate) const CLIENT_ID: &str = "authgate-mcd";
+pub(crate) const COOKIE: &str = "authgate-mcd";
 
-struct Env {
-    forge: Forge,
-    app: InProcess,
-    client: Client,
+pub(crate) struct Env {
+    pub(crate) forge: Forge,
+    pub(crate) app: InProcess,
+    pub(crate) client: Client,
 }
 
-fn mcd_toml(issuer: &str) -> String {
+pub(crate) fn mcd_toml(issuer: &str) -> String {
     format!(
-        r#"hosts = ["{HOST}"]
+        r#"hosts = ["{HOST}", "mcd2.test"]
 auth = "oidc"
 insecure_http = true
 allowed_redirect_hosts = ["docs.test"]
@@ -40,7 +40,7 @@ groups = "groups"
     )
 }
 
-fn config_for(issuer: &str, server: &str) -> ConfigDir {
+pub(crate) fn config_for(issuer: &str, server: &str) -> ConfigDir {
     ConfigDir::new(server)
         .workspace("mcd", &mcd_toml(issuer))
         .workspace("perso", "hosts = [\"perso.test\"]\nauth = \"none\"\n")
@@ -52,7 +52,7 @@ fn config_for(issuer: &str, server: &str) -> ConfigDir {
         )
 }
 
-async fn setup_with(server: &str) -> Env {
+pub(crate) async fn setup_with(server: &str) -> Env {
     let forge = spawn_forge().await;
     let config = config_for(&forge.issuer, server);
     let app = spawn_in_process(&config, env_with(&[("MCD_SECRET", "s3cret")])).await;
@@ -64,29 +64,29 @@ async fn setup_with(server: &str) -> Env {
     }
 }
 
-async fn setup() -> Env {
+pub(crate) async fn setup() -> Env {
     setup_with("").await
 }
 
 /// What `/oauth2/start` sent to the provider.
-struct Started {
-    authorize: Url,
-    state: String,
-    nonce: String,
+pub(crate) struct Started {
+    pub(crate) authorize: Url,
+    pub(crate) state: String,
+    pub(crate) nonce: String,
 }
 
 impl Env {
-    fn url(&self, host: &str, path: &str) -> String {
+    pub(crate) fn url(&self, host: &str, path: &str) -> String {
         format!("http://{host}:{}{path}", self.app.port)
     }
 
-    async fn start(&mut self, rd: &str) -> Started {
+    pub(crate) async fn start(&mut self, rd: &str) -> Started {
         let q = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("rd", rd)
             .finish();
         let r = self
             .client
-            .get(&self.url(HOST, &format!("/oauth2/start?{q}")), &[])
+            .get(&self.url(HOST, &format!("/oauth2/start/mcd?{q}")), &[])
             .await;
         assert_eq!(r.status, 302, "{}", r.body);
         let authorize = r.location();
@@ -105,14 +105,14 @@ impl Env {
     }
 
     /// Starts a login and arms the forge to answer its code with a valid ID token.
-    async fn start_armed(&mut self, rd: &str) -> Started {
+    pub(crate) async fn start_armed(&mut self, rd: &str) -> Started {
         let s = self.start(rd).await;
         let token = self.good_token(&s.nonce);
         self.forge.answer_id_token(&token);
         s
     }
 
-    fn good_token(&self, nonce: &str) -> String {
+    pub(crate) fn good_token(&self, nonce: &str) -> String {
         tokens::sign(
             Algorithm::RS256,
             Some(tokens::RSA_KID),
@@ -120,17 +120,20 @@ impl Env {
         )
     }
 
-    async fn callback(&mut self, query: &[(&str, &str)]) -> Resp {
+    pub(crate) async fn callback(&mut self, query: &[(&str, &str)]) -> Resp {
         let q = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(query)
             .finish();
         self.client
-            .get(&self.url(HOST, &format!("/oauth2/callback?{q}")), &[])
+            .get(&self.url(HOST, &format!("/oauth2/callback/mcd?{q}")), &[])
             .await
     }
 
     /// Callback with the given ID token for a fresh login; returns the callback response.
-    async fn login_with_token(&mut self, make: impl FnOnce(&str, &str) -> String) -> Resp {
+    pub(crate) async fn login_with_token(
+        &mut self,
+        make: impl FnOnce(&str, &str) -> String,
+    ) -> Resp {
         let s = self.start("/app?x=1").await;
         let token = make(&self.forge.issuer, &s.nonce);
         self.forge.answer_id_token(&token);
@@ -139,7 +142,7 @@ impl Env {
             .await
     }
 
-    async fn auth(&mut self, host: &str, extra: &[(&str, &str)]) -> Resp {
+    pub(crate) async fn auth(&mut self, host: &str, extra: &[(&str, &str)]) -> Resp {
         let original = format!("http://{host}/app");
         let mut headers = vec![("x-original-url", original.as_str())];
         headers.extend_from_slice(extra);
@@ -152,12 +155,23 @@ impl Env {
             headers.push(("cookie", c.as_str()));
         }
         let mut raw = Client::new();
-        raw.get(&self.url("authgate.authgate.svc", "/oauth2/auth"), &headers)
+        let path = format!("/oauth2/auth/{}", workspace_of(host));
+        raw.get(&self.url("authgate.authgate.svc", &path), &headers)
             .await
     }
 }
 
-fn claims(issuer: &str, nonce: &str) -> Value {
+/// The workspace whose Ingress serves `host` in [`config_for`]: what the operator writes in
+/// `auth-url` (`/oauth2/auth/<workspace>`).
+pub(crate) fn workspace_of(host: &str) -> &'static str {
+    match host {
+        "perso.test" | "new.test" => "perso",
+        "team.test" => "team",
+        _ => "mcd",
+    }
+}
+
+pub(crate) fn claims(issuer: &str, nonce: &str) -> Value {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -167,13 +181,13 @@ fn claims(issuer: &str, nonce: &str) -> Value {
     c
 }
 
-fn edited(issuer: &str, nonce: &str, edit: impl FnOnce(&mut Value)) -> Value {
+pub(crate) fn edited(issuer: &str, nonce: &str, edit: impl FnOnce(&mut Value)) -> Value {
     let mut c = claims(issuer, nonce);
     edit(&mut c);
     c
 }
 
-fn rs256(c: &Value) -> String {
+pub(crate) fn rs256(c: &Value) -> String {
     tokens::sign(Algorithm::RS256, Some(tokens::RSA_KID), c)
 }
 
@@ -184,7 +198,7 @@ async fn authorization_request_carries_state_nonce_pkce_and_configured_redirect_
     let r = env
         .client
         .get(
-            &env.url(HOST, "/oauth2/start?rd=%2Fapp"),
+            &env.url(HOST, "/oauth2/start/mcd?rd=%2Fapp"),
             &[
                 ("x-forwarded-proto", "https"),
                 ("x-forwarded-port", "8443"),
@@ -291,7 +305,7 @@ async fn full_flow_sets_session_and_auth_answers_202_with_identity_headers() {
     ] {
         let r = raw
             .get(
-                &env.url("authgate.svc", &format!("/oauth2/auth?{query}")),
+                &env.url("authgate.svc", &format!("/oauth2/auth/mcd?{query}")),
                 &h,
             )
             .await;
@@ -334,7 +348,7 @@ async fn state_replayed_is_refused() {
     attacker.jar.insert(HOST.into(), login_cookies);
     let q = format!("code=c-1&state={}&iss={}", s.state, iss);
     let r = attacker
-        .get(&env.url(HOST, &format!("/oauth2/callback?{q}")), &[])
+        .get(&env.url(HOST, &format!("/oauth2/callback/mcd?{q}")), &[])
         .await;
     assert_eq!(r.status, 400);
     assert!(attacker.cookie(HOST, COOKIE).is_none());
@@ -522,7 +536,7 @@ async fn bad_cookies_get_401_never_500() {
         let cookie = format!("{COOKIE}={value}");
         let r = raw
             .get(
-                &env.url("authgate.svc", "/oauth2/auth"),
+                &env.url("authgate.svc", "/oauth2/auth/mcd"),
                 &[("x-original-url", "http://mcd.test/"), ("cookie", &cookie)],
             )
             .await;
@@ -531,7 +545,7 @@ async fn bad_cookies_get_401_never_500() {
     let cookie = format!("{COOKIE}={good}");
     let ok = raw
         .get(
-            &env.url("authgate.svc", "/oauth2/auth"),
+            &env.url("authgate.svc", "/oauth2/auth/mcd"),
             &[("x-original-url", "http://mcd.test/"), ("cookie", &cookie)],
         )
         .await;
@@ -552,20 +566,23 @@ async fn a_session_of_one_workspace_is_refused_at_another() {
 }
 
 #[tokio::test]
-async fn unknown_host_is_401_and_auth_none_is_202_without_identity() {
+async fn unknown_host_is_403_and_auth_none_is_202_without_identity() {
     let mut env = setup().await;
     let mut raw = Client::new();
     let r = raw
         .get(
-            &env.url("authgate.svc", "/oauth2/auth"),
+            &env.url("authgate.svc", "/oauth2/auth/mcd"),
             &[("x-original-url", "http://nowhere.test/")],
         )
         .await;
-    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.status, 403,
+        "a host of no workspace: refused, not a sign-in"
+    );
     let r = raw
-        .get(&env.url("nowhere.test", "/oauth2/start?rd=/"), &[])
+        .get(&env.url("nowhere.test", "/oauth2/start/mcd?rd=/"), &[])
         .await;
-    assert_eq!(r.status, 401);
+    assert_eq!(r.status, 403);
     let r = env.auth("perso.test", &[]).await;
     assert_eq!(r.status, 202);
     assert!(
@@ -585,7 +602,7 @@ async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
     // From 127.0.0.1, which is not trusted here: X-Original-URL and X-Forwarded-Host do not count.
     let r = raw
         .get(
-            &env.url("authgate.svc", "/oauth2/auth"),
+            &env.url("authgate.svc", "/oauth2/auth/mcd"),
             &[
                 ("x-original-url", "http://mcd.test/"),
                 ("x-forwarded-host", "mcd.test"),
@@ -593,10 +610,13 @@ async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
             ],
         )
         .await;
-    assert_eq!(r.status, 401, "unknown Host, forwarding ignored");
+    assert_eq!(
+        r.status, 403,
+        "forwarding ignored: judged by its Host, authgate.svc, no host of mcd"
+    );
     let r = raw
         .get(
-            &env.url(HOST, "/oauth2/auth"),
+            &env.url(HOST, "/oauth2/auth/mcd"),
             &[
                 ("x-original-url", "http://perso.test/"),
                 ("cookie", &cookie),
@@ -616,7 +636,7 @@ async fn sign_out_clears_the_session_and_redirects_to_a_validated_rd() {
     assert_eq!(r.status, 302);
     let r = env
         .client
-        .get(&env.url(HOST, "/oauth2/sign_out?rd=%2Fbye"), &[])
+        .get(&env.url(HOST, "/oauth2/sign_out/mcd?rd=%2Fbye"), &[])
         .await;
     assert_eq!((r.status, r.raw_location()), (302, "/bye"));
     assert!(env.client.cookie(HOST, COOKIE).is_none());
@@ -625,7 +645,7 @@ async fn sign_out_clears_the_session_and_redirects_to_a_validated_rd() {
         .client
         .send(
             "POST",
-            &env.url(HOST, "/oauth2/sign_out?rd=https%3A%2F%2Fevil.test%2F"),
+            &env.url(HOST, "/oauth2/sign_out/mcd?rd=https%3A%2F%2Fevil.test%2F"),
             &[],
             None,
         )
@@ -649,7 +669,7 @@ async fn unreachable_provider_breaks_neither_start_up_nor_sessions_nor_other_wor
     assert_eq!(ready.status, 200);
     let start = c
         .get(
-            &format!("http://{HOST}:{}/oauth2/start?rd=/", dead_app.port),
+            &format!("http://{HOST}:{}/oauth2/start/mcd?rd=/", dead_app.port),
             &[],
         )
         .await;
@@ -659,14 +679,14 @@ async fn unreachable_provider_breaks_neither_start_up_nor_sessions_nor_other_wor
     let cookie = format!("{COOKIE}={}", env.client.cookie(HOST, COOKIE).unwrap());
     let a = c
         .get(
-            &format!("http://svc:{}/oauth2/auth", dead_app.port),
+            &format!("http://svc:{}/oauth2/auth/mcd", dead_app.port),
             &[("x-original-url", "http://mcd.test/"), ("cookie", &cookie)],
         )
         .await;
     assert_eq!(a.status, 202);
     let p = c
         .get(
-            &format!("http://svc:{}/oauth2/auth", dead_app.port),
+            &format!("http://svc:{}/oauth2/auth/perso", dead_app.port),
             &[("x-original-url", "http://perso.test/")],
         )
         .await;
@@ -693,7 +713,7 @@ async fn reload_keeps_the_old_config_when_the_new_one_is_broken() {
     let mut c = Client::new();
     let r = c
         .get(
-            &format!("http://svc:{}/oauth2/auth", app.port),
+            &format!("http://svc:{}/oauth2/auth/mcd", app.port),
             &[("x-original-url", "http://mcd.test/")],
         )
         .await;
@@ -706,7 +726,7 @@ async fn reload_keeps_the_old_config_when_the_new_one_is_broken() {
     authgate::server::reload(&app.state, config.path(), &env).unwrap();
     let r = c
         .get(
-            &format!("http://svc:{}/oauth2/auth", app.port),
+            &format!("http://svc:{}/oauth2/auth/perso", app.port),
             &[("x-original-url", "http://new.test/")],
         )
         .await;
@@ -719,7 +739,7 @@ macro_rules! open_redirect_falls_back {
         async fn $name() {
             let mut env = setup().await;
             let q = url::form_urlencoded::Serializer::new(String::new()).append_pair("rd", $rd).finish();
-            let r = env.client.get(&env.url(HOST, &format!("/oauth2/start?{q}")), &[]).await;
+            let r = env.client.get(&env.url(HOST, &format!("/oauth2/start/mcd?{q}")), &[]).await;
             let loc = r.location();
             let state = loc.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
             let nonce = loc.query_pairs().find(|(k, _)| k == "nonce").unwrap().1.into_owned();
@@ -728,7 +748,7 @@ macro_rules! open_redirect_falls_back {
             let iss = env.forge.issuer.clone();
             let r = env.callback(&[("code", "c"), ("state", &state), ("iss", &iss)]).await;
             assert_eq!((r.status, r.raw_location()), (302, "/"), "rd {:?}", $rd);
-            let out = env.client.get(&env.url(HOST, &format!("/oauth2/sign_out?{q}")), &[]).await;
+            let out = env.client.get(&env.url(HOST, &format!("/oauth2/sign_out/mcd?{q}")), &[]).await;
             assert_eq!(out.raw_location(), "/", "sign_out rd {:?}", $rd);
         }
     )*};
@@ -773,7 +793,7 @@ async fn bearer_jwt_from_the_workspace_provider_is_accepted_from_cached_keys() {
     let iss = env.forge.issuer.clone();
     let bearer = |t: &str| format!("Bearer {t}");
     let call = |t: String| {
-        let url = env.url("authgate.svc", "/oauth2/auth");
+        let url = env.url("authgate.svc", "/oauth2/auth/mcd");
         async move {
             let h = bearer(&t);
             Client::new()
@@ -837,7 +857,7 @@ async fn bearer_with_unknown_kid_is_refused_and_refetches_in_the_background() {
     let before = env.forge.jwks_hits();
     let token = tokens::sign_rsa2(Some(tokens::RSA2_KID), &claims(&env.forge.issuer, "n"));
     let h = format!("Bearer {token}");
-    let url = env.url("authgate.svc", "/oauth2/auth");
+    let url = env.url("authgate.svc", "/oauth2/auth/mcd");
     let headers = [
         ("x-original-url", "http://mcd.test/api"),
         ("authorization", h.as_str()),
@@ -920,7 +940,7 @@ async fn redis_sessions_are_stored_server_side_and_sign_out_revokes_copies() {
     );
     let out = env
         .client
-        .get(&env.url(HOST, "/oauth2/sign_out"), &[])
+        .get(&env.url(HOST, "/oauth2/sign_out/mcd"), &[])
         .await;
     assert_eq!(out.status, 302);
     assert!(
@@ -931,7 +951,7 @@ async fn redis_sessions_are_stored_server_side_and_sign_out_revokes_copies() {
     let cookie = format!("{COOKIE}={copied}");
     let replay = Client::new()
         .get(
-            &env.url("svc", "/oauth2/auth"),
+            &env.url("svc", "/oauth2/auth/mcd"),
             &[("x-original-url", "http://mcd.test/"), ("cookie", &cookie)],
         )
         .await;
@@ -954,7 +974,7 @@ async fn redis_down_gives_401_on_auth_and_a_503_page_at_login_never_500() {
     let cookie = format!("{COOKIE}={}", env.client.cookie(HOST, COOKIE).unwrap());
     let a = Client::new()
         .get(
-            &format!("http://svc:{}/oauth2/auth", fresh.port),
+            &format!("http://svc:{}/oauth2/auth/mcd", fresh.port),
             &[("x-original-url", "http://mcd.test/"), ("cookie", &cookie)],
         )
         .await;

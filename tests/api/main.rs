@@ -14,4 +14,6 @@ mod browser_login;
 mod cli;
 mod forge_flow;
 mod nginx_flow;
+mod nginx_tenant;
 mod providers;
+mod tenant;

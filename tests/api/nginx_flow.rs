@@ -237,7 +237,7 @@ async fn mcd_cookie_at_another_workspace_host_is_401() {
     let request_id = "5f1c0ffee0ddba11";
     let direct = raw
         .get(
-            &format!("http://127.0.0.1:{}/oauth2/auth", p.authgate.port),
+            &format!("http://127.0.0.1:{}/oauth2/auth/team", p.authgate.port),
             &[
                 ("x-original-url", &format!("{}/admin", p.nginx.url(TEAM))),
                 ("cookie", &cookie),

@@ -20,6 +20,10 @@ use crate::{idp, mint, procfs};
 pub(crate) const LOGIN_HOST: &str = "mcd.bench.test";
 /// Host of the `auth = "none"` workspace.
 pub(crate) const OPEN_HOST: &str = "perso.bench.test";
+/// The auth route naming the login workspace, as its Ingress's `auth-url` does.
+pub(crate) const AUTH_LOGIN: &str = "/oauth2/auth/mcd";
+/// The auth route naming the `auth = "none"` workspace.
+pub(crate) const AUTH_OPEN: &str = "/oauth2/auth/perso";
 /// Client id bearer tokens are issued for.
 pub(crate) const CLIENT_ID: &str = "authgate-bench";
 /// The master cookie secret of the load config (the tests' one; it protects nothing).
@@ -278,7 +282,7 @@ impl Runner<'_> {
                 section: Section::Direct,
                 role: Role::BearerCold,
                 addr: server.addr(),
-                path: "/oauth2/auth",
+                path: AUTH_LOGIN,
                 headers: headers.to_vec(),
                 cpu: vec![&server],
                 rss: vec![&server],
@@ -488,7 +492,7 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
         let ag = servers::authgate(&s.authgate, &config, &env, dir.join(format!("{name}.log")))?;
         wait_for(
             ag.addr(),
-            "/oauth2/auth",
+            AUTH_LOGIN,
             &subrequest(
                 LOGIN_HOST,
                 &[("Authorization", &format!("Bearer {probe_token}"))],
@@ -534,10 +538,10 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
     let ap_nothing_h = subrequest_with_host(LOGIN_HOST, LOGIN_HOST, &[]);
     let ag = authgate.addr();
     let ap = apache.addr();
-    check(ag, "/oauth2/auth", &ag_cookie_h, 202, true)?;
-    check(ag, "/oauth2/auth", &ag_warm_h, 202, true)?;
-    check(ag, "/oauth2/auth", &ag_none_h, 202, false)?;
-    check(ag, "/oauth2/auth", &ag_cold_h, 401, false)?;
+    check(ag, AUTH_LOGIN, &ag_cookie_h, 202, true)?;
+    check(ag, AUTH_LOGIN, &ag_warm_h, 202, true)?;
+    check(ag, AUTH_OPEN, &ag_none_h, 202, false)?;
+    check(ag, AUTH_LOGIN, &ag_cold_h, 401, false)?;
     check(ap, "/bearer", &ap_bearer_h, 200, true)?;
     check(ap, "/bearer", &ap_nothing_h, 401, false)?;
     check(ap, "/session/check", &ap_session_h, 200, true)?;
@@ -567,23 +571,30 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
                 Role::FloorAuto
             },
             addr: floor.addr(),
-            path: "/oauth2/auth",
+            path: AUTH_LOGIN,
             headers: ag_cookie_h.clone(),
             cpu: vec![&floor],
             rss: vec![&floor],
             cold: None,
         })?);
     }
-    for (label, role, headers) in [
-        ("authgate: session cookie", Role::Cookie, &ag_cookie_h),
+    for (label, role, path, headers) in [
+        (
+            "authgate: session cookie",
+            Role::Cookie,
+            AUTH_LOGIN,
+            &ag_cookie_h,
+        ),
         (
             "authgate: workspace with auth = \"none\"",
             Role::NoAuth,
+            AUTH_OPEN,
             &ag_none_h,
         ),
         (
             "authgate: bearer JWT RS256, verified-token cache warm",
             Role::BearerWarm,
+            AUTH_LOGIN,
             &ag_warm_h,
         ),
     ] {
@@ -592,7 +603,7 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
             section: d,
             role,
             addr: ag,
-            path: "/oauth2/auth",
+            path,
             headers: headers.clone(),
             cpu: vec![&authgate],
             rss: vec![&authgate],
@@ -625,13 +636,13 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
     }
     for (label, role, bin, env, log) in variants {
         let server = servers::authgate(&bin, &config, &env, dir.join(log))?;
-        check(server.addr(), "/oauth2/auth", &ag_cookie_h, 202, true)?;
+        check(server.addr(), AUTH_LOGIN, &ag_cookie_h, 202, true)?;
         rows.push(runner.row(Load {
             label,
             section: d,
             role,
             addr: server.addr(),
-            path: "/oauth2/auth",
+            path: AUTH_LOGIN,
             headers: ag_cookie_h.clone(),
             cpu: vec![&server],
             rss: vec![&server],
@@ -657,13 +668,13 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
             &env,
             dir.join(format!("reference-{layers}.log")),
         )?;
-        check(server.addr(), "/oauth2/auth", &ag_cookie_h, 202, true)?;
+        check(server.addr(), AUTH_LOGIN, &ag_cookie_h, 202, true)?;
         rows.push(runner.row(Load {
             label,
             section: d,
             role,
             addr: server.addr(),
-            path: "/oauth2/auth",
+            path: AUTH_LOGIN,
             headers: ag_cookie_h.clone(),
             cpu: vec![&server],
             rss: vec![&server],
@@ -709,7 +720,7 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
             AuthBackend::Inline,
             AuthBackend::KeepAlive {
                 port: authgate.port,
-                path: "/oauth2/auth".into(),
+                path: AUTH_LOGIN.into(),
                 original_host: false,
             },
             AuthBackend::KeepAlive {
@@ -719,7 +730,7 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
             },
             AuthBackend::Direct {
                 port: authgate.port,
-                path: "/oauth2/auth".into(),
+                path: AUTH_LOGIN.into(),
             },
         ],
     )?;
@@ -785,23 +796,37 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
     );
     let floor = servers::nginx_floor(&dir, "1")?;
     let mut rates: Vec<(String, RateResult)> = Vec::new();
-    for (label, addr, headers, expect) in [
+    for (label, addr, path, headers, expect) in [
         (
             "NGINX `return 204` (1 worker), the client's floor",
             floor.addr(),
+            AUTH_LOGIN,
             ag_cookie_h.clone(),
             204,
         ),
-        ("authgate: session cookie", ag, ag_cookie_h.clone(), 202),
+        (
+            "authgate: session cookie",
+            ag,
+            AUTH_LOGIN,
+            ag_cookie_h.clone(),
+            202,
+        ),
         (
             "authgate: bearer JWT, cache warm",
             ag,
+            AUTH_LOGIN,
             ag_warm_h.clone(),
             202,
         ),
-        ("authgate: auth = \"none\"", ag, ag_none_h.clone(), 202),
+        (
+            "authgate: auth = \"none\"",
+            ag,
+            AUTH_OPEN,
+            ag_none_h.clone(),
+            202,
+        ),
     ] {
-        let r = rate::run(&rate_plan(s, addr, "/oauth2/auth", headers, expect))?;
+        let r = rate::run(&rate_plan(s, addr, path, headers, expect))?;
         rates.push((label.to_string(), r));
     }
     drop(floor);
@@ -818,7 +843,7 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
         section: d,
         role: Role::Cookie,
         addr: fresh.addr(),
-        path: "/oauth2/auth",
+        path: AUTH_LOGIN,
         headers: ag_cookie_h.clone(),
         cpu: vec![&fresh],
         rss: vec![&fresh],

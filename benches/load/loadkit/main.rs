@@ -3,7 +3,7 @@
 //! ```text
 //! loadkit bench    [--rounds 3 --round-secs 5 --warmup-secs 2 --threads 1 --connections 32 …]
 //! loadkit startup  --bin target/release/authgate --config config [--runs 21 --idle-secs 3]
-//! loadkit rate     --addr 127.0.0.1:4180 --path /oauth2/auth -H 'Host: x' --rate 2000 --secs 10
+//! loadkit rate     --addr 127.0.0.1:4180 --path /oauth2/auth/mcd -H 'Host: x' --rate 2000 --secs 10
 //! loadkit mint-cookie --config DIR --host HOST     (AUTHGATE_COOKIE_SECRETS from the environment)
 //! loadkit mint-bearer --issuer URL --aud CLIENT_ID
 //! ```
@@ -98,7 +98,7 @@ enum Cmd {
     Rate {
         #[arg(long)]
         addr: SocketAddr,
-        #[arg(long, default_value = "/oauth2/auth")]
+        #[arg(long, default_value = "/oauth2/auth/mcd")]
         path: String,
         /// `Name: value`, repeatable.
         #[arg(short = 'H', long = "header")]

@@ -77,7 +77,7 @@ pub(crate) fn serve(
             .await
             .map_err(|e| e.to_string())?;
         let mut app = Router::new().route(
-            "/oauth2/auth",
+            crate::bench::AUTH_LOGIN,
             get(move |headers: HeaderMap| check(codec.clone(), headers)),
         );
         // The layers of `http::app`, innermost first (`Router::layer` wraps the outside).

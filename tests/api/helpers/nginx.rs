@@ -15,6 +15,9 @@ use super::{free_port, wait_for_port};
 pub struct Site {
     /// Host name (`mcd.localhost`).
     pub host: String,
+    /// The workspace its Ingresses name: `auth-url: …/oauth2/auth/<workspace>`, and the
+    /// `/oauth2` Ingress's `rewrite-target: /oauth2/$1/<workspace>`.
+    pub workspace: String,
     /// Paths routed to the upstream.
     pub paths: Vec<String>,
     /// Whether the app Ingresses carry the auth annotations.
@@ -30,10 +33,12 @@ pub struct Site {
 }
 
 impl Site {
-    /// A protected site with the path-only `rd`.
+    /// A protected site with the path-only `rd`, in the workspace named by the host's first
+    /// label (`mcd.localhost` → `mcd`).
     pub fn protected(host: &str, paths: &[&str]) -> Self {
         Self {
             host: host.into(),
+            workspace: host.split('.').next().unwrap_or(host).into(),
             paths: paths.iter().map(|p| p.to_string()).collect(),
             auth: true,
             absolute_rd: false,
@@ -84,10 +89,14 @@ fn server_block(site: &Site, authgate: u16, upstream: u16) -> String {
         site.host
     )
     .unwrap();
-    // The second Ingress: /oauth2 on every workspace host goes to authgate.
+    // The second Ingress: /oauth2 on every workspace host goes to authgate, rewritten to name
+    // the workspace (`use-regex` and `rewrite-target: /oauth2/$1/<workspace>`, rendered as
+    // ingress-nginx renders them).
+    let ws = &site.workspace;
     writeln!(
         s,
-        r#"    location /oauth2/ {{
+        r#"    location ~* "^/oauth2/(.*)" {{
+      rewrite "(?i)/oauth2/(.*)" /oauth2/$1/{ws} break;
       proxy_set_header Host $http_host;
       proxy_set_header X-Forwarded-Host $http_host;
       proxy_set_header X-Forwarded-Proto $scheme;
@@ -123,7 +132,7 @@ fn server_block(site: &Site, authgate: u16, upstream: u16) -> String {
       proxy_http_version          1.1;
       proxy_set_header            Connection              "";
       proxy_pass_request_headers  on;
-      proxy_pass http://auth-{id}/oauth2/auth{query};
+      proxy_pass http://auth-{id}/oauth2/auth/{ws}{query};
     }}
     location @custom-403-{id} {{
       internal;
@@ -144,7 +153,8 @@ fn server_block(site: &Site, authgate: u16, upstream: u16) -> String {
                 (false, true) =>
                     "http://$http_host/oauth2/start?rd=$scheme://$http_host$escaped_request_uri",
                 (false, false) => "http://$http_host/oauth2/start?rd=$escaped_request_uri",
-            }
+            },
+            ws = site.workspace,
         )
         .unwrap();
     }

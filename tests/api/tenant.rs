@@ -1,0 +1,362 @@
+//! The tenant is fixed by the route the operator wrote, never by a header the client writes.
+//!
+//! Against the in-process server with three workspaces (`mcd` and `team` with logins on the
+//! forging provider, `perso` without): `/oauth2/<action>/<workspace>` names the workspace, the
+//! host the client wrote must be one of its hosts, and the short routes answer only in a
+//! config with a single workspace. The same attacks through the real NGINX are in
+//! `nginx_flow.rs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use authgate::oidc::JwksCache;
+use authgate::provider::ProviderContext;
+use authgate::state::{AppState, SystemClock};
+use axum::body::Body;
+use jsonwebtoken::Algorithm;
+use serde_json::json;
+use tower::ServiceExt;
+
+use crate::forge_flow::{claims, config_for, edited, rs256, setup, Env, COOKIE, HOST};
+use crate::helpers::forge::{spawn_forge, tokens};
+use crate::helpers::{env_with, spawn_in_process, Client, ConfigDir, Resp};
+
+/// A logged-in `mcd` session: its `Cookie` header value.
+async fn mcd_session(env: &mut Env) -> String {
+    let r = env
+        .login_with_token(|iss, nonce| rs256(&claims(iss, nonce)))
+        .await;
+    assert_eq!(r.status, 302, "{}", r.body);
+    format!("{COOKIE}={}", env.client.cookie(HOST, COOKIE).unwrap())
+}
+
+/// `/oauth2/auth<route>` as NGINX asks it: Host is authgate's service, the original URL and
+/// the cookie are the client's.
+async fn auth(env: &Env, route: &str, original_url: &str, cookie: Option<&str>) -> Resp {
+    let mut headers = vec![("x-original-url", original_url)];
+    if let Some(c) = cookie {
+        headers.push(("cookie", c));
+    }
+    Client::new()
+        .get(
+            &env.url("authgate.authgate.svc", &format!("/oauth2/auth{route}")),
+            &headers,
+        )
+        .await
+}
+
+#[tokio::test]
+async fn auth_without_a_workspace_in_the_route_is_refused_when_several_exist() {
+    let mut env = setup().await;
+    let cookie = mcd_session(&mut env).await;
+    assert_eq!(
+        auth(&env, "/mcd", "http://mcd.test/app", Some(&cookie))
+            .await
+            .status,
+        202
+    );
+    // The same valid session, the same host: without a workspace in the route the client's
+    // host would choose the policy, so nothing passes.
+    let r = auth(&env, "", "http://mcd.test/app", Some(&cookie)).await;
+    assert_eq!(r.status, 403);
+    assert!(r.header("x-auth-request-user").is_none());
+    // Nor for the login-free workspace's host: it would open mcd's apps to anyone.
+    assert_eq!(auth(&env, "", "http://perso.test/", None).await.status, 403);
+}
+
+#[tokio::test]
+async fn auth_without_a_workspace_keeps_working_in_a_single_workspace_config() {
+    let forge = spawn_forge().await;
+    let config = ConfigDir::new("").workspace("mcd", &crate::forge_flow::mcd_toml(&forge.issuer));
+    let app = spawn_in_process(&config, env_with(&[("MCD_SECRET", "s3cret")])).await;
+    let mut c = Client::new();
+    let url = format!("http://authgate.svc:{}/oauth2/auth", app.port);
+    let r = c
+        .get(&url, &[("x-original-url", "http://mcd.test/app")])
+        .await;
+    assert_eq!(r.status, 401, "judged by the only workspace: sign in");
+    // Its host must still be one of that workspace's hosts.
+    let r = c
+        .get(&url, &[("x-original-url", "http://perso.test/app")])
+        .await;
+    assert_eq!(r.status, 403);
+}
+
+#[tokio::test]
+async fn a_host_of_the_login_free_workspace_never_opens_a_protected_one() {
+    let env = setup().await;
+    // Before: judged by perso's policy (no login) and answered 202.
+    let r = auth(&env, "/mcd", "http://perso.test/helloworld", None).await;
+    assert_eq!(r.status, 403);
+}
+
+#[tokio::test]
+async fn a_session_carried_to_another_workspace_under_its_host_is_refused() {
+    let mut env = setup().await;
+    let cookie = mcd_session(&mut env).await;
+    // mcd's session, sent to team's Ingress (auth-url …/team) while claiming mcd's host.
+    let r = auth(&env, "/team", "http://mcd.test/admin", Some(&cookie)).await;
+    assert_eq!(r.status, 403);
+    // And under team's own host it does not open either: another workspace's key.
+    let r = auth(&env, "/team", "http://team.test/admin", Some(&cookie)).await;
+    assert_eq!(r.status, 401);
+}
+
+#[tokio::test]
+async fn a_workspace_the_config_does_not_have_is_refused() {
+    let mut env = setup().await;
+    let cookie = mcd_session(&mut env).await;
+    let r = auth(&env, "/nope", "http://mcd.test/", Some(&cookie)).await;
+    assert_eq!(r.status, 403);
+}
+
+/// Original URLs whose host NGINX and a URL parser read differently, or that name no plain
+/// host: refused even with a valid session, never normalised into a host.
+#[tokio::test]
+async fn hostile_original_urls_are_refused_even_with_a_valid_session() {
+    let mut env = setup().await;
+    let cookie = mcd_session(&mut env).await;
+    for url in [
+        "http://perso.test:1@mcd.test/app",
+        "http://mcd.test:1@perso.test/app",
+        "http://alice@mcd.test/app",
+        "http:///app",
+        "http://:80/app",
+        "http://mcd.test\\@perso.test/app",
+        "http://mcd%2etest/app",
+        "http://mcd.test,perso.test/app",
+        "http://2130706433/app",
+        "mcd.test/app",
+    ] {
+        let r = auth(&env, "/mcd", url, Some(&cookie)).await;
+        assert_eq!(r.status, 403, "{url}");
+        assert!(r.header("x-auth-request-user").is_none(), "{url}");
+    }
+}
+
+#[tokio::test]
+async fn login_routes_refuse_a_host_of_another_workspace() {
+    let mut env = setup().await;
+    let cookie = mcd_session(&mut env).await;
+    let mut raw = Client::new();
+    // start: the Ingress names mcd, the client wrote team's or perso's host.
+    for host in ["team.test", "perso.test", "nowhere.test"] {
+        let r = raw
+            .get(&env.url(host, "/oauth2/start/mcd?rd=%2F"), &[])
+            .await;
+        assert_eq!(r.status, 403, "start at {host}");
+        assert!(r.header("location").is_none());
+    }
+    // X-Forwarded-Host counts from a trusted proxy, and is held to the same rule.
+    let r = raw
+        .get(
+            &env.url(HOST, "/oauth2/start/mcd?rd=%2F"),
+            &[("x-forwarded-host", "team.test")],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    // Without a workspace in the route, several workspaces: refused.
+    let r = raw.get(&env.url(HOST, "/oauth2/start?rd=%2F"), &[]).await;
+    assert_eq!(r.status, 403);
+    // callback: a login of mcd cannot be finished under team's host.
+    let s = env.start_armed("/app").await;
+    let iss = env.forge.issuer.clone();
+    let q = format!("code=c&state={}&iss={}", s.state, urlencode(&iss));
+    let login_cookies: String = env
+        .client
+        .jar
+        .get(HOST)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let r = raw
+        .get(
+            &env.url("team.test", &format!("/oauth2/callback/mcd?{q}")),
+            &[("cookie", &login_cookies)],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.set_cookies().is_empty(), "no session is issued");
+    // sign_out: mcd's session cannot be ended through team's host, nor unpinned.
+    for (host, route) in [
+        ("team.test", "/oauth2/sign_out/mcd"),
+        (HOST, "/oauth2/sign_out"),
+    ] {
+        let r = raw.get(&env.url(host, route), &[("cookie", &cookie)]).await;
+        assert_eq!(r.status, 403, "{host}{route}");
+        assert!(r.set_cookies().is_empty(), "{host}{route}: nothing cleared");
+    }
+    assert_eq!(
+        auth(&env, "/mcd", "http://mcd.test/", Some(&cookie))
+            .await
+            .status,
+        202,
+        "the session is untouched"
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A workspace serving several hosts logs in from any of them: the callback comes back to the
+/// host the login started on, where the login-state cookie is.
+#[tokio::test]
+async fn a_workspace_with_several_hosts_logs_in_from_any_of_them() {
+    let mut env = setup().await;
+    let r = env
+        .client
+        .get(&env.url("mcd2.test", "/oauth2/start/mcd?rd=%2Fapp"), &[])
+        .await;
+    assert_eq!(r.status, 302, "{}", r.body);
+    let authorize = r.location();
+    let param = |k: &str| {
+        authorize
+            .query_pairs()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+    assert_eq!(param("redirect_uri"), "http://mcd2.test/oauth2/callback");
+    let token = env.good_token(&param("nonce"));
+    env.forge.answer_id_token(&token);
+    let q = format!(
+        "code=c&state={}&iss={}",
+        param("state"),
+        urlencode(&env.forge.issuer)
+    );
+    let r = env
+        .client
+        .get(
+            &env.url("mcd2.test", &format!("/oauth2/callback/mcd?{q}")),
+            &[],
+        )
+        .await;
+    assert_eq!((r.status, r.raw_location()), (302, "/app"), "{}", r.body);
+    assert_eq!(
+        env.forge
+            .shared
+            .last_token_request
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k == "redirect_uri")
+            .map(|(_, v)| v.as_str()),
+        Some("http://mcd2.test/oauth2/callback"),
+        "the code is exchanged with the redirect URI it was issued for"
+    );
+    let cookie = format!(
+        "{COOKIE}={}",
+        env.client.cookie("mcd2.test", COOKIE).unwrap()
+    );
+    let r = auth(&env, "/mcd", "http://mcd2.test/app", Some(&cookie)).await;
+    assert_eq!(r.status, 202);
+}
+
+/// Bearer identities pass the same header-safety checks as logins.
+#[tokio::test]
+async fn bearer_identities_that_are_not_header_safe_are_refused() {
+    let mut env = setup().await;
+    mcd_session(&mut env).await; // metadata and keys known
+    let iss = env.forge.issuer.clone();
+    let call = |token: String| {
+        let url = env.url("authgate.svc", "/oauth2/auth/mcd");
+        async move {
+            let h = format!("Bearer {token}");
+            Client::new()
+                .get(
+                    &url,
+                    &[
+                        ("x-original-url", "http://mcd.test/api"),
+                        ("authorization", h.as_str()),
+                    ],
+                )
+                .await
+        }
+    };
+    let good = rs256(&claims(&iss, "n"));
+    assert_eq!(call(good).await.status, 202);
+    for (name, edit) in [
+        ("comma in a group", json!({"groups": ["g-admins,g-root"]})),
+        (
+            "newline in the user",
+            json!({"preferred_username": "alice\r\nx-evil: 1"}),
+        ),
+        (
+            "control character in the email",
+            json!({"email": "a\u{7}@example.test"}),
+        ),
+    ] {
+        let c = edited(&iss, "n", |c| {
+            for (k, v) in edit.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+        });
+        let r = call(tokens::sign(Algorithm::RS256, Some(tokens::RSA_KID), &c)).await;
+        assert_eq!(r.status, 401, "{name}");
+    }
+}
+
+/// When the set of spent login states is full, new logins are refused (503 page) rather than
+/// old states forgotten, which would let them be replayed.
+#[tokio::test]
+async fn a_full_spent_state_set_refuses_new_logins_and_forgets_nothing() {
+    let forge = spawn_forge().await;
+    let config = config_for(&forge.issuer, "");
+    let env = env_with(&[("MCD_SECRET", "s3cret")]);
+    let http = authgate::server::http_client().unwrap();
+    let ctx = ProviderContext {
+        jwks: Arc::new(JwksCache::new(http.clone(), Duration::from_secs(30))),
+        http,
+    };
+    let (_, registry) = authgate::server::load_registry(config.path(), &env, &ctx).unwrap();
+    let state = AppState::with_spent_capacity(registry, ctx, Arc::new(SystemClock), 1);
+    let app = authgate::http::app(state);
+    let get = |uri: String, cookie: String| {
+        let app = app.clone();
+        async move {
+            let mut req = axum::http::Request::get(uri).header("host", HOST);
+            if !cookie.is_empty() {
+                req = req.header("cookie", cookie);
+            }
+            app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap()
+        }
+    };
+    let start = get("/oauth2/start/mcd?rd=%2Fapp".into(), String::new()).await;
+    assert_eq!(start.status(), 302);
+    let location = url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+    let q = |k: &str| {
+        location
+            .query_pairs()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+    let login_cookie: String = start
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    forge.answer_id_token(&rs256(&claims(&forge.issuer, &q("nonce"))));
+    let callback = format!(
+        "/oauth2/callback/mcd?code=c&state={}&iss={}",
+        q("state"),
+        urlencode(&forge.issuer)
+    );
+    let done = get(callback.clone(), login_cookie.clone()).await;
+    assert_eq!(done.status(), 302, "the first login completes");
+    // The set (capacity 1) now holds that state: a new login is refused with a page.
+    let refused = get("/oauth2/start/mcd?rd=%2Fapp".into(), String::new()).await;
+    assert_eq!(refused.status(), 503);
+    let body = axum::body::to_bytes(refused.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("Too many sign-ins"));
+    // And the spent state was not forgotten to make room: replaying it is still refused.
+    let replay = get(callback, login_cookie).await;
+    assert_eq!(replay.status(), 400);
+}
