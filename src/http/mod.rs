@@ -9,6 +9,7 @@ mod error;
 mod extract;
 mod login;
 mod pages;
+mod userinfo;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -45,6 +46,8 @@ pub fn app(state: AppState) -> Router {
             "/oauth2/sign_out/{workspace}",
             get(login::sign_out).post(login::sign_out),
         )
+        .route("/oauth2/userinfo", get(userinfo::userinfo))
+        .route("/oauth2/userinfo/{workspace}", get(userinfo::userinfo))
         .route("/ready", get(ready))
         .layer(
             tower::ServiceBuilder::new()

@@ -993,3 +993,46 @@ async fn setup_redis_again(
 ) -> crate::helpers::InProcess {
     spawn_redis_app(&env.forge.issuer, redis).await
 }
+
+#[tokio::test]
+async fn userinfo_answers_the_sessions_identity_as_json_and_401_without_one() {
+    let mut env = setup().await;
+    let r = env
+        .client
+        .get(&env.url(HOST, "/oauth2/userinfo/mcd"), &[])
+        .await;
+    assert_eq!(r.status, 401, "no session");
+    let r = env
+        .login_with_token(|iss, nonce| {
+            rs256(&edited(iss, nonce, |c| {
+                c["groups"] = json!(["g-admins", "g-staff"])
+            }))
+        })
+        .await;
+    assert_eq!(r.status, 302);
+    let r = env
+        .client
+        .get(&env.url(HOST, "/oauth2/userinfo/mcd"), &[])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let body: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "user": "alice",
+            "email": "alice@example.test",
+            "preferredUsername": "alice",
+            "groups": ["g-admins", "g-staff"],
+        })
+    );
+    // The same cookie carried to another workspace's host: no identity there.
+    let cookie = format!("{COOKIE}={}", env.client.cookie(HOST, COOKIE).unwrap());
+    let r = Client::new()
+        .get(
+            &env.url("team.test", "/oauth2/userinfo/team"),
+            &[("cookie", &cookie)],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+}
