@@ -5,11 +5,12 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use authgate::config::{self, ProcessEnv};
-use authgate::server::Application;
+use authgate::server::{Application, Drain};
 use authgate::session::MasterSecrets;
 
 /// Exit code for invalid configuration (EX_CONFIG from sysexits.h).
@@ -41,6 +42,12 @@ enum Command {
         /// Threads serving requests [default: one per CPU the process may use].
         #[arg(long, env = "AUTHGATE_WORKERS")]
         workers: Option<NonZeroUsize>,
+        /// After SIGTERM, how long requests are still served while /ready answers 503.
+        #[arg(long, env = "AUTHGATE_DRAIN_DELAY", default_value = "3s", value_parser = humantime::parse_duration)]
+        drain_delay: Duration,
+        /// Then, the most in-flight requests get to finish before the process exits.
+        #[arg(long, env = "AUTHGATE_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+        drain_timeout: Duration,
     },
     /// Validate a config directory and print every problem, one per line.
     Check {
@@ -80,7 +87,17 @@ fn main() -> ExitCode {
             config,
             listen,
             workers,
-        } => serve(config, listen, workers),
+            drain_delay,
+            drain_timeout,
+        } => serve(
+            config,
+            listen,
+            workers,
+            Drain {
+                delay: drain_delay,
+                timeout: drain_timeout,
+            },
+        ),
     }
 }
 
@@ -98,7 +115,12 @@ fn with_dir(dir: &std::path::Path, e: &config::ConfigError) -> String {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn serve(dir: PathBuf, listen: Option<SocketAddr>, workers: Option<NonZeroUsize>) -> ExitCode {
+fn serve(
+    dir: PathBuf,
+    listen: Option<SocketAddr>,
+    workers: Option<NonZeroUsize>,
+    drain: Drain,
+) -> ExitCode {
     authgate::telemetry::init();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = workers {
@@ -126,7 +148,7 @@ fn serve(dir: PathBuf, listen: Option<SocketAddr>, workers: Option<NonZeroUsize>
                 return ExitCode::from(EXIT_UNAVAILABLE);
             }
         };
-        match app.run_until_stopped().await {
+        match app.with_drain(drain).run_until_stopped().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("authgate: {e}");

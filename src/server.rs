@@ -3,6 +3,7 @@
 //! Owns start-up order (validate everything before binding a port), reload on SIGHUP (a new
 //! config replaces the old only when it validates completely), and graceful shutdown.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,6 +74,27 @@ pub fn load_registry(
     Ok((config, registry))
 }
 
+/// How the process stops on SIGTERM or Ctrl-C, so a rolling update loses no request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drain {
+    /// How long requests are still accepted after the signal, with `/ready` answering 503,
+    /// while Kubernetes and NGINX stop sending new ones.
+    pub delay: Duration,
+    /// The most in-flight requests get to finish once no new connection is accepted.
+    pub timeout: Duration,
+}
+
+impl Default for Drain {
+    /// 3 s of accepting and 10 s of finishing: with the manifests' 5 s `preStop` sleep, inside
+    /// their 30 s `terminationGracePeriodSeconds`.
+    fn default() -> Self {
+        Self {
+            delay: Duration::from_secs(3),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// A built application with its listener bound.
 pub struct Application {
     /// The bound listener.
@@ -83,6 +105,8 @@ pub struct Application {
     dir: PathBuf,
     /// The environment, for reloads.
     env: Arc<dyn Env>,
+    /// How it stops.
+    drain: Drain,
 }
 
 impl Application {
@@ -108,6 +132,7 @@ impl Application {
             state,
             dir: dir.to_path_buf(),
             env,
+            drain: Drain::default(),
         })
     }
 
@@ -121,18 +146,63 @@ impl Application {
         self.state.clone()
     }
 
+    /// Sets how the process stops.
+    pub fn with_drain(mut self, drain: Drain) -> Self {
+        self.drain = drain;
+        self
+    }
+
     /// Serves until SIGTERM or Ctrl-C; reloads on SIGHUP. Providers warm up in the background.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then drains: `/ready` answers 503 and requests are still
+    /// served for [`Drain::delay`], then no new connection is accepted and in-flight requests
+    /// get [`Drain::timeout`] to finish. Returns `Ok` either way: a stop is not a failure.
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         warm_up(&self.state);
         spawn_reload_on_sighup(self.state.clone(), self.dir.clone(), self.env.clone());
-        let app = crate::http::app(self.state);
+        let app = crate::http::app(self.state.clone());
         tracing::info!(addr = ?self.listener.local_addr().ok(), "serving");
-        axum::serve(
+        let drain = self.drain;
+        let state = self.state;
+        let stopped = Arc::new(tokio::sync::Notify::new());
+        let accepting_ends = {
+            let stopped = stopped.clone();
+            async move {
+                stop.await;
+                state.begin_drain();
+                tracing::info!(
+                    delay = ?drain.delay,
+                    timeout = ?drain.timeout,
+                    "stopping: /ready answers 503; in-flight requests finish"
+                );
+                tokio::time::sleep(drain.delay).await;
+                stopped.notify_one();
+            }
+        };
+        let serve = axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+        .with_graceful_shutdown(accepting_ends);
+        tokio::select! {
+            r = serve => {
+                tracing::info!("stopped");
+                r
+            }
+            () = async {
+                stopped.notified().await;
+                tokio::time::sleep(drain.timeout).await;
+            } => {
+                tracing::warn!(timeout = ?drain.timeout, "stopped with requests still in flight");
+                Ok(())
+            }
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! Owns what handlers share. `AppState` is a cheap-to-clone handle; the registry inside is
 //! swapped whole on reload (readers never block), so a request sees one config from start to end.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -50,6 +51,8 @@ pub struct Inner {
     clock: Arc<dyn Clock>,
     /// HTTP client and JWKS cache for providers built on reload.
     ctx: ProviderContext,
+    /// Set on SIGTERM: `/ready` answers 503 while in-flight requests finish.
+    draining: AtomicBool,
 }
 
 impl AppState {
@@ -73,6 +76,7 @@ impl AppState {
             ),
             clock,
             ctx,
+            draining: AtomicBool::new(false),
         }))
     }
 
@@ -106,6 +110,16 @@ impl AppState {
         } else {
             Err(self.0.spent.capacity())
         }
+    }
+
+    /// Marks the process as stopping: `/ready` answers 503 from now on.
+    pub fn begin_drain(&self) {
+        self.0.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the process is stopping.
+    pub fn is_draining(&self) -> bool {
+        self.0.draining.load(Ordering::Relaxed)
     }
 
     /// Provider building blocks.

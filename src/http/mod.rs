@@ -84,10 +84,16 @@ async fn error_backend(headers: axum::http::HeaderMap) -> axum::response::Respon
     }
 }
 
-/// Readiness: the config is loaded. Never waits on an identity provider.
+/// Readiness: the config is loaded and the process is not stopping. Never waits on an
+/// identity provider.
 async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
     let n = state.registry().workspaces.len();
-    if n == 0 {
+    if state.is_draining() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining: finishing in-flight requests before exit".to_string(),
+        )
+    } else if n == 0 {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "no workspaces loaded".to_string(),

@@ -12,6 +12,7 @@ mod helpers;
 
 mod browser_login;
 mod cli;
+mod drain;
 mod forge_flow;
 mod nginx_flow;
 mod nginx_tenant;

@@ -609,6 +609,17 @@ def authgate_deployment(t: Tree):
         problems.append("authgate: the service account token is mounted")
     if not t.server.get("listen", "").endswith(f":{port}"):
         problems.append(f"authgate: config listen {t.server.get('listen')} differs from {listen}")
+    # A stopping pod must finish draining before the kubelet kills it.
+    env = t.authgate_env()
+    secs = lambda v: int(str(v).rstrip("s"))  # noqa: E731  the manifests write whole seconds
+    pre_stop = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    drain = secs(env.get("AUTHGATE_DRAIN_DELAY", "3s")) + secs(env.get("AUTHGATE_DRAIN_TIMEOUT", "10s"))
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    if pre_stop < 1:
+        problems.append("authgate: no preStop sleep before SIGTERM (NGINX would still send requests)")
+    if pre_stop + drain >= grace:
+        problems.append(f"authgate: preStop {pre_stop} s + drain {drain} s do not fit "
+                        f"terminationGracePeriodSeconds {grace}")
     fail_if(problems)
 
 
