@@ -9,6 +9,6 @@ pub mod keys;
 pub mod verify;
 
 pub use discovery::{discover, DiscoveryError, ProviderMetadata};
-pub use jwks::{JwksCache, JwksError};
+pub use jwks::{JwksCache, JwksError, METADATA_MAX_AGE};
 pub use keys::{KeyFamily, KeySet, VerifyKey};
 pub use verify::{Claims, Expectations, IssuerRule, VerifyError};

@@ -438,12 +438,9 @@ impl Provider for OidcProvider {
             }),
             Err(e) => {
                 if matches!(e, VerifyError::UnknownKid(_)) {
-                    // Refetch in the background (rate-limited); this request is answered now.
-                    // Outside a runtime (a synchronous caller) there is nothing to spawn on.
-                    if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                        let (jwks, uri) = (self.ctx.jwks.clone(), d.metadata.jwks_uri.clone());
-                        rt.spawn(async move { jwks.refresh(&uri).await });
-                    }
+                    // Refetch in the background (one task per JWKS URL at a time, rate-limited);
+                    // this request is answered now.
+                    self.ctx.jwks.refresh_in_background(&d.metadata.jwks_uri);
                 }
                 Err(e.into())
             }
