@@ -1,14 +1,18 @@
 //! OpenID Connect pieces shared by the providers: discovery, the JWKS cache, verification.
 //!
 //! Owns talking to an OpenID Provider's metadata and key endpoints, and the pure token checks.
-//! Verification ([`verify`]) never does I/O; [`JwksCache`] is the only place keys are fetched.
+//! Verification ([`verify`]) never does I/O; [`JwksCache`] is the only place keys are fetched,
+//! [`MetadataCell`] the only place a provider's metadata is, and both are refreshed in the
+//! background every [`METADATA_MAX_AGE`].
 
 mod discovery;
 mod jwks;
 pub mod keys;
+mod metadata;
 pub mod verify;
 
 pub use discovery::{discover, DiscoveryError, ProviderMetadata};
 pub use jwks::{JwksCache, JwksError, METADATA_MAX_AGE};
 pub use keys::{KeyFamily, KeySet, VerifyKey};
+pub use metadata::{Discovered, MetadataCell, MetadataError, MetadataSource, RefreshTask};
 pub use verify::{Claims, Expectations, IssuerRule, VerifyError};

@@ -2,11 +2,11 @@
 //!
 //! Owns the authorization-code flow with PKCE S256 and nonce (OIDC Core §3.1), the RFC 9207
 //! issuer check on the response, the code exchange, and ID-token validation against the cached
-//! JWKS. Metadata is discovered lazily and cached; an unreachable provider fails logins with
+//! JWKS. Metadata is discovered lazily and cached, then refreshed in the background with the
+//! keys (`oidc::metadata`); an unreachable provider fails logins with
 //! [`ProviderError::Unavailable`] and nothing else.
 
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
 
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
@@ -19,7 +19,6 @@ use oauth2::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::time::Instant;
 use url::Url;
 
 use super::{
@@ -29,13 +28,11 @@ use super::{
 use crate::config::{HeaderMapping, ProviderConfig, ProviderKind};
 use crate::identity::Identity;
 use crate::oidc::{
-    discover, verify, Claims, Expectations, IssuerRule, ProviderMetadata, VerifyError,
+    verify, Claims, Expectations, MetadataCell, MetadataSource, ProviderMetadata, RefreshTask,
+    VerifyError,
 };
 use crate::secret::Secret;
 use crate::session::LoginState;
-
-/// How long after a failed discovery a login may try again.
-const DISCOVERY_BACKOFF: Duration = Duration::from_secs(5);
 
 /// ID tokens from the code flow must be this fresh (seconds).
 const ID_TOKEN_MAX_AGE: u64 = 600;
@@ -66,14 +63,7 @@ pub(crate) type TokenClient = oauth2::Client<
     EndpointSet,
 >;
 
-/// Discovered metadata and the issuer rule derived from it.
-#[derive(Debug, Clone)]
-pub struct Discovered {
-    /// The metadata document.
-    pub metadata: ProviderMetadata,
-    /// How `iss` is checked in tokens.
-    pub issuer_rule: IssuerRule,
-}
+pub use crate::oidc::Discovered;
 
 /// A generic OIDC provider.
 pub struct OidcProvider {
@@ -85,10 +75,10 @@ pub struct OidcProvider {
     pub(crate) mapping: HeaderMapping,
     /// HTTP client and JWKS cache.
     pub(crate) ctx: ProviderContext,
-    /// Metadata once discovered.
-    discovered: RwLock<Option<Arc<Discovered>>>,
-    /// Serialises discovery; holds when the last attempt failed.
-    discovery: tokio::sync::Mutex<Option<Instant>>,
+    /// Metadata once discovered, kept fresh by the refresh task.
+    metadata: Arc<MetadataCell>,
+    /// The refresh task, started by the first warm-up; stops when the provider is dropped.
+    refresh: OnceLock<RefreshTask>,
     /// How this kind turns a login into an identity.
     flavor: Box<dyn Flavor>,
 }
@@ -102,66 +92,33 @@ impl OidcProvider {
         ctx: ProviderContext,
         flavor: Box<dyn Flavor>,
     ) -> Self {
+        let metadata = Arc::new(MetadataCell::new(
+            MetadataSource {
+                issuer: config.issuer.clone(),
+                tenant_template: config.kind == ProviderKind::Azure,
+                allowed_tenants: config.extra.allowed_tenants.clone(),
+                provider: config.id.clone(),
+            },
+            ctx.http.clone(),
+            ctx.jwks.clone(),
+        ));
         Self {
             config,
             secret,
             mapping,
+            metadata,
             ctx,
-            discovered: RwLock::new(None),
-            discovery: tokio::sync::Mutex::new(None),
+            refresh: OnceLock::new(),
             flavor,
         }
     }
 
     /// The metadata, discovering it if needed (at most one attempt per backoff interval).
     pub async fn discovered(&self) -> Result<Arc<Discovered>, ProviderError> {
-        if let Some(d) = self
-            .discovered
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            return Ok(d);
-        }
-        let mut failed_at = self.discovery.lock().await;
-        if let Some(d) = self
-            .discovered
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            return Ok(d);
-        }
-        if failed_at.is_some_and(|t| t.elapsed() < DISCOVERY_BACKOFF) {
-            return Err(ProviderError::Unavailable(
-                "discovery failed moments ago".into(),
-            ));
-        }
-        let template = self.config.kind == ProviderKind::Azure;
-        match discover(&self.ctx.http, &self.config.issuer, template).await {
-            Ok(metadata) => {
-                let issuer_rule = if metadata.issuer.contains("{tenantid}") {
-                    IssuerRule::TenantTemplate {
-                        template: metadata.issuer.clone(),
-                        allowed_tenants: self.config.extra.allowed_tenants.clone(),
-                    }
-                } else {
-                    IssuerRule::Exact(metadata.issuer.clone())
-                };
-                let d = Arc::new(Discovered {
-                    metadata,
-                    issuer_rule,
-                });
-                *self.discovered.write().unwrap_or_else(|e| e.into_inner()) = Some(d.clone());
-                *failed_at = None;
-                Ok(d)
-            }
-            Err(e) => {
-                *failed_at = Some(Instant::now());
-                tracing::warn!(provider = %self.config.id, error = %e, "discovery failed");
-                Err(ProviderError::Unavailable(e.to_string()))
-            }
-        }
+        self.metadata
+            .get()
+            .await
+            .map_err(|e| ProviderError::Unavailable(e.to_string()))
     }
 
     /// Our client id at this provider.
@@ -405,6 +362,12 @@ impl Provider for OidcProvider {
 
     fn warm_up(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
+            if self.refresh.get().is_none() {
+                if let Some(task) = self.metadata.spawn_refresh() {
+                    // A concurrent warm-up won the race: this second task is aborted on drop.
+                    let _ = self.refresh.set(task);
+                }
+            }
             if let Ok(d) = self.discovered().await {
                 if let (_, Some(e)) = self.ctx.jwks.load(&d.metadata.jwks_uri).await {
                     tracing::warn!(provider = %self.config.id, error = %e, "JWKS fetch failed; will retry on demand");
@@ -418,11 +381,7 @@ impl Provider for OidcProvider {
         token: &str,
         now: u64,
     ) -> Option<Result<BearerIdentity, ProviderError>> {
-        let d = self
-            .discovered
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()?;
+        let d = self.metadata.current()?;
         let expect = Expectations {
             issuer: &d.issuer_rule,
             client_id: &self.config.client_id,
@@ -451,11 +410,7 @@ impl Provider for OidcProvider {
         if !self.flavor.ends_idp_session() {
             return None;
         }
-        let d = self
-            .discovered
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()?;
+        let d = self.metadata.current()?;
         let mut url = d.metadata.end_session_endpoint.clone()?;
         url.query_pairs_mut()
             .append_pair("client_id", &self.config.client_id)

@@ -47,7 +47,9 @@ async fn spawn_server() -> (Arc<Served>, Url, Url) {
         .unwrap_or_else(|e| panic!("bind: {e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let url = |p: &str| Url::parse(&format!("http://127.0.0.1:{port}{p}")).unwrap_or_else(|e| panic!("{e}"));
+    let url = |p: &str| {
+        Url::parse(&format!("http://127.0.0.1:{port}{p}")).unwrap_or_else(|e| panic!("{e}"))
+    };
     (served, url("/a/jwks"), url("/b/jwks"))
 }
 
@@ -75,12 +77,21 @@ async fn unknown_kid_storm_starts_one_background_task_per_url() {
     let held = served.gate.write().await;
     let started = (0..200).filter(|_| cache.refresh_in_background(&a)).count();
     assert_eq!(started, 1, "one task for 200 misses while a fetch runs");
-    assert!(cache.refresh_in_background(&b), "another URL has its own task");
+    assert!(
+        cache.refresh_in_background(&b),
+        "another URL has its own task"
+    );
     until("both fetches reached the server", || hits(&served) == 2).await;
     assert!(!cache.refresh_in_background(&a), "still one while it waits");
     drop(held);
-    until("keys landed", || !cache.keys(&a).is_empty() && !cache.keys(&b).is_empty()).await;
-    until("the task ended", || !cache.entry(&a).background.load(Ordering::Acquire)).await;
+    until("keys landed", || {
+        !cache.keys(&a).is_empty() && !cache.keys(&b).is_empty()
+    })
+    .await;
+    until("the task ended", || {
+        !cache.entry(&a).background.load(Ordering::Acquire)
+    })
+    .await;
     let started = (0..200).filter(|_| cache.refresh_in_background(&a)).count();
     assert_eq!(started, 0, "no task at all inside min_refresh");
     assert_eq!(hits(&served), 2, "one GET per URL");
@@ -108,11 +119,17 @@ async fn a_key_removed_from_the_jwks_is_gone_after_the_periodic_refetch() {
     assert!(err.is_none() && keys.has_kid(tokens::RSA2_KID));
     *served.jwks.lock().unwrap_or_else(|e| e.into_inner()) = Some(tokens::jwks());
     let (keys, _) = cache.refresh_if_older(&a, Duration::from_secs(60)).await;
-    assert!(keys.has_kid(tokens::RSA2_KID), "fetched moments ago: not refetched");
+    assert!(
+        keys.has_kid(tokens::RSA2_KID),
+        "fetched moments ago: not refetched"
+    );
     assert_eq!(hits(&served), 1);
     let (keys, err) = cache.refresh_if_older(&a, Duration::ZERO).await;
     assert!(err.is_none());
-    assert!(!keys.has_kid(tokens::RSA2_KID), "removed at the provider, removed here");
+    assert!(
+        !keys.has_kid(tokens::RSA2_KID),
+        "removed at the provider, removed here"
+    );
     assert!(keys.has_kid(tokens::RSA_KID));
 }
 
