@@ -121,6 +121,17 @@ impl Application {
             jwks: Arc::new(JwksCache::new(http.clone(), Duration::from_secs(30))),
             http,
         };
+        Self::build_with_context(dir, listen, env, ctx).await
+    }
+
+    /// Same, with the providers' HTTP client and key cache given (tests shorten how often
+    /// metadata and keys are refreshed).
+    pub async fn build_with_context(
+        dir: &Path,
+        listen: Option<SocketAddr>,
+        env: Arc<dyn Env>,
+        ctx: ProviderContext,
+    ) -> Result<Self, StartError> {
         let (config, registry) = load_registry(dir, env.as_ref(), &ctx)?;
         let addr = listen.unwrap_or(config.server.listen);
         let listener = TcpListener::bind(addr)

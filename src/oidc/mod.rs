@@ -11,6 +11,11 @@ pub mod keys;
 mod metadata;
 pub mod verify;
 
+/// Test keys and token minting, shared by the unit tests of this module.
+#[cfg(test)]
+#[path = "../../tests/common/tokens.rs"]
+mod tokens;
+
 pub use discovery::{discover, DiscoveryError, ProviderMetadata};
 pub use jwks::{JwksCache, JwksError, METADATA_MAX_AGE};
 pub use keys::{KeyFamily, KeySet, VerifyKey};

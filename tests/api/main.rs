@@ -14,6 +14,7 @@ mod browser_login;
 mod cli;
 mod drain;
 mod forge_flow;
+mod jwks_refresh;
 mod nginx_flow;
 mod nginx_tenant;
 mod providers;

@@ -11,8 +11,7 @@ use serde_json::Value;
 
 use super::*;
 
-#[path = "../../../tests/common/tokens.rs"]
-mod tokens;
+use crate::oidc::tokens;
 
 /// What the local JWKS server answers.
 #[derive(Default)]

@@ -5,8 +5,7 @@ use serde_json::{json, Value};
 
 use super::*;
 
-#[path = "../../../tests/common/tokens.rs"]
-mod tokens;
+use crate::oidc::tokens;
 
 const ISS: &str = "https://idp.example.test";
 const CLIENT: &str = "authgate";

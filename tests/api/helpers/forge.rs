@@ -4,10 +4,11 @@
 //! `alg: none`, HS256 with the public key, unknown `kid`, …). The real-flow tests use the real
 //! `oidc-provider` instead.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde_json::{json, Value};
@@ -30,6 +31,14 @@ pub struct Shared {
     pub last_token_request: Mutex<Vec<(String, String)>>,
     /// Whether discovery advertises RFC 9207 support.
     pub iss_supported: Mutex<bool>,
+    /// The `jwks_uri` discovery advertises instead of its own `/jwks`.
+    pub jwks_uri: Mutex<Option<String>>,
+    /// How often discovery was fetched.
+    pub discovery_hits: AtomicUsize,
+    /// While set, discovery and the JWKS answer 503 (still counted).
+    pub outage: AtomicBool,
+    /// Held for writing by a test to keep JWKS answers back (they are counted on arrival).
+    pub jwks_gate: tokio::sync::RwLock<()>,
 }
 
 /// A running forge.
@@ -62,27 +71,46 @@ impl Forge {
     pub fn jwks_hits(&self) -> usize {
         self.shared.jwks_hits.load(Ordering::SeqCst)
     }
+
+    /// The number of discovery fetches so far.
+    pub fn discovery_hits(&self) -> usize {
+        self.shared.discovery_hits.load(Ordering::SeqCst)
+    }
 }
 
-async fn discovery(State(s): State<Arc<Shared>>) -> Json<Value> {
+async fn discovery(State(s): State<Arc<Shared>>) -> Result<Json<Value>, StatusCode> {
+    s.discovery_hits.fetch_add(1, Ordering::SeqCst);
+    if s.outage.load(Ordering::SeqCst) {
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
+    }
     let iss = s.issuer.lock().unwrap().clone();
-    Json(json!({
+    let jwks_uri = s
+        .jwks_uri
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap_or_else(|| format!("{iss}/jwks"));
+    Ok(Json(json!({
         "issuer": iss,
         "authorization_endpoint": format!("{iss}/authorize"),
         "token_endpoint": format!("{iss}/token"),
-        "jwks_uri": format!("{iss}/jwks"),
+        "jwks_uri": jwks_uri,
         "end_session_endpoint": format!("{iss}/logout"),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": *s.iss_supported.lock().unwrap(),
-    }))
+    })))
 }
 
-async fn jwks(State(s): State<Arc<Shared>>) -> Json<Value> {
+async fn jwks(State(s): State<Arc<Shared>>) -> Result<Json<Value>, StatusCode> {
     s.jwks_hits.fetch_add(1, Ordering::SeqCst);
-    Json(s.jwks.lock().unwrap().clone())
+    let _open = s.jwks_gate.read().await;
+    if s.outage.load(Ordering::SeqCst) {
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    Ok(Json(s.jwks.lock().unwrap().clone()))
 }
 
 async fn token(

@@ -169,6 +169,28 @@ pub async fn spawn_in_process(
     InProcess { port, state, task }
 }
 
+/// Builds and serves authgate from `config` with `env`, its providers built from `ctx`.
+pub async fn spawn_in_process_with_context(
+    config: &ConfigDir,
+    env: std::collections::HashMap<String, String>,
+    ctx: authgate::provider::ProviderContext,
+) -> InProcess {
+    let app = Application::build_with_context(
+        config.path(),
+        Some("127.0.0.1:0".parse().unwrap()),
+        Arc::new(env),
+        ctx,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("authgate did not start: {e}"));
+    let port = app.port();
+    let state = app.state();
+    let task = tokio::spawn(async move {
+        app.run_until_stopped().await.unwrap();
+    });
+    InProcess { port, state, task }
+}
+
 /// The authgate binary running as a child process.
 pub struct AuthgateProcess {
     /// Its port.
