@@ -1,20 +1,33 @@
 //! Server-side sessions in Redis, for workspaces with `session.store = "redis"`.
 //!
-//! Owns the Redis conversation: one connection manager shared by every workspace, connected on
-//! first use (start-up never waits for Redis), keys `authgate:session:<workspace>:<sha256 of the
-//! ticket id>` with the session's lifetime as TTL. The ticket id itself travels only inside the
-//! sealed cookie; Redis never sees it.
+//! Owns the Redis conversation: one connection manager shared by every workspace, keys
+//! `authgate:session:<workspace>:<sha256 of the ticket id>` with the session's lifetime as TTL.
+//! The ticket id itself travels only inside the sealed cookie; Redis never sees it.
+//!
+//! A request never waits for a connection to be made. A background task connects (each attempt
+//! bounded by [`COMMAND_TIMEOUT`], retried with [`backoff`]); until it has, every command fails
+//! at once with [`StoreError::Unavailable`], so `/oauth2/auth` fails closed instead of queueing.
+//! Once made, the connection manager re-establishes a lost connection by itself, and a command
+//! on it waits at most [`COMMAND_TIMEOUT`].
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
 
 use crate::secret::Secret;
 
-/// How long one Redis command may take before the request gives up on it.
+/// How long one Redis command, or one connection attempt, may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The first wait between connection attempts; doubled after each failure.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+
+/// The longest wait between connection attempts: how late at most authgate notices that an
+/// unreachable Redis came up.
+const MAX_RETRY: Duration = Duration::from_secs(2);
 
 /// Why the store could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -22,21 +35,42 @@ const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 pub enum StoreError {
     /// The URL is not a Redis URL.
     #[error("invalid Redis URL: {0}")]
-    Url(String),
-    /// Connection or command failure.
+    Url(#[source] redis::RedisError),
+    /// Not connected (yet, or not since start-up); the background task keeps trying.
+    #[error("not connected to Redis")]
+    Unavailable,
+    /// The command failed.
     #[error("Redis: {0}")]
-    Redis(String),
+    Redis(#[source] redis::RedisError),
     /// No answer in time.
     #[error("Redis did not answer within {COMMAND_TIMEOUT:?}")]
     Timeout,
 }
 
-/// The Redis session store.
+/// The Redis session store: a cheap handle on a connection made in the background.
 pub struct RedisStore {
-    /// Client built from the URL (no connection yet).
+    /// What the connecting task shares with requests.
+    shared: Arc<Shared>,
+    /// The connecting task, started at construction when a Tokio runtime is running (else on
+    /// first use); aborted when the store is dropped (a reload builds a new one).
+    connector: OnceLock<AbortOnDrop>,
+}
+
+/// The part of the store the connecting task holds.
+struct Shared {
+    /// Client built from the URL.
     client: redis::Client,
-    /// The connection, made on first use and re-established by the manager itself.
-    conn: OnceCell<redis::aio::ConnectionManager>,
+    /// Set once by the connecting task; the manager reconnects by itself from then on.
+    conn: OnceLock<ConnectionManager>,
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -52,31 +86,52 @@ pub fn key(workspace: &str, ticket: &str) -> String {
     format!("authgate:session:{workspace}:{hex}")
 }
 
+/// The wait after failed connection attempt number `attempt` (from 0): doubling from
+/// [`FIRST_RETRY`], capped at [`MAX_RETRY`].
+pub(super) fn backoff(attempt: u32) -> Duration {
+    FIRST_RETRY
+        .saturating_mul(2u32.saturating_pow(attempt))
+        .min(MAX_RETRY)
+}
+
+// === impl RedisStore ===
+
 impl RedisStore {
-    /// A store for `url` (`redis://[:password@]host:port[/db]`); nothing is connected yet.
+    /// A store for `url` (`redis://[:password@]host:port[/db]`). Starts connecting in the
+    /// background when called inside a Tokio runtime; never waits for Redis.
     pub fn new(url: &Secret) -> Result<Self, StoreError> {
-        let client =
-            redis::Client::open(url.expose()).map_err(|e| StoreError::Url(e.to_string()))?;
-        Ok(Self {
-            client,
-            conn: OnceCell::new(),
-        })
+        let client = redis::Client::open(url.expose()).map_err(StoreError::Url)?;
+        let store = Self {
+            shared: Arc::new(Shared {
+                client,
+                conn: OnceLock::new(),
+            }),
+            connector: OnceLock::new(),
+        };
+        store.start_connecting();
+        Ok(store)
     }
 
-    async fn conn(&self) -> Result<redis::aio::ConnectionManager, StoreError> {
-        let conn = self
+    /// Starts the connecting task unless it runs already or no runtime is there to run it.
+    fn start_connecting(&self) {
+        if self.connector.get().is_some() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        self.connector
+            .get_or_init(|| AbortOnDrop(runtime.spawn(connect(self.shared.clone()))));
+    }
+
+    /// The connection if one is made; never waits for one.
+    fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        self.start_connecting();
+        self.shared
             .conn
-            .get_or_try_init(|| async {
-                let cfg = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(COMMAND_TIMEOUT)
-                    .set_response_timeout(COMMAND_TIMEOUT)
-                    .set_number_of_retries(1);
-                redis::aio::ConnectionManager::new_with_config(self.client.clone(), cfg)
-                    .await
-                    .map_err(|e| StoreError::Redis(e.to_string()))
-            })
-            .await?;
-        Ok(conn.clone())
+            .get()
+            .cloned()
+            .ok_or(StoreError::Unavailable)
     }
 
     async fn timed<T>(
@@ -85,24 +140,61 @@ impl RedisStore {
         tokio::time::timeout(COMMAND_TIMEOUT, fut)
             .await
             .map_err(|_| StoreError::Timeout)?
-            .map_err(|e| StoreError::Redis(e.to_string()))
+            .map_err(StoreError::Redis)
     }
 
     /// Stores `value` under `key` for `ttl`.
     pub async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
-        let mut c = self.conn().await?;
+        let mut c = self.conn()?;
         Self::timed(c.set_ex::<_, _, ()>(key, value, ttl.as_secs().max(1))).await
     }
 
     /// The value under `key`, if it has not expired or been deleted.
     pub async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let mut c = self.conn().await?;
+        let mut c = self.conn()?;
         Self::timed(c.get::<_, Option<String>>(key)).await
     }
 
     /// Deletes `key` (sign-out).
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let mut c = self.conn().await?;
+        let mut c = self.conn()?;
         Self::timed(c.del::<_, ()>(key)).await
+    }
+}
+
+/// Connects until it succeeds, each attempt bounded by [`COMMAND_TIMEOUT`], then hands the
+/// manager to the store and ends: from then on the manager reconnects by itself.
+async fn connect(shared: Arc<Shared>) {
+    // The manager's own retries serve its reconnections; the bound and the loop here serve
+    // the first connection.
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(COMMAND_TIMEOUT)
+        .set_response_timeout(COMMAND_TIMEOUT)
+        .set_number_of_retries(1);
+    let mut attempt: u32 = 0;
+    loop {
+        let made = tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            ConnectionManager::new_with_config(shared.client.clone(), config.clone()),
+        )
+        .await;
+        let problem = match made {
+            Ok(Ok(conn)) => {
+                // Only this task sets it, once.
+                let _ = shared.conn.set(conn);
+                tracing::info!(attempts = attempt.saturating_add(1), "connected to Redis");
+                return;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {COMMAND_TIMEOUT:?}"),
+        };
+        let retry_in = backoff(attempt);
+        if attempt == 0 {
+            tracing::warn!(%problem, ?retry_in, "cannot connect to Redis; sessions kept there fail until it answers");
+        } else {
+            tracing::debug!(%problem, attempt, ?retry_in, "cannot connect to Redis yet");
+        }
+        tokio::time::sleep(retry_in).await;
+        attempt = attempt.saturating_add(1);
     }
 }

@@ -1,5 +1,5 @@
 //! Session cookie cases: round trip, tampering, truncation, expiry, other workspace, oversize,
-//! key rotation.
+//! key rotation; the Redis store that must never wait to connect.
 
 use std::time::Duration;
 
@@ -211,4 +211,42 @@ fn parallel_logins_are_capped_oldest_first() {
     assert_eq!(evicted.len(), 1);
     assert_eq!(evicted[0].name(), codec.cookie_name("s0"));
     assert_eq!(evicted[0].max_age(), Some(cookie::time::Duration::ZERO));
+}
+
+#[test]
+fn connection_retries_back_off_to_a_cap() {
+    let cases = [
+        (0, 100),
+        (1, 200),
+        (2, 400),
+        (3, 800),
+        (4, 1600),
+        (5, 2000),
+        (40, 2000),
+    ];
+    for (attempt, millis) in cases {
+        assert_eq!(
+            store::backoff(attempt),
+            Duration::from_millis(millis),
+            "attempt {attempt}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unconnected_store_fails_at_once_instead_of_waiting_to_connect() {
+    // Accepts TCP connections (the kernel's backlog) but never answers the Redis handshake.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}", black_hole.local_addr().unwrap());
+    let store = RedisStore::new(&Secret::new(url)).unwrap();
+    let started = std::time::Instant::now();
+    for i in 0..20 {
+        let r = store.get(&format!("k{i}")).await;
+        assert!(matches!(r, Err(StoreError::Unavailable)), "{r:?}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "took {:?}",
+        started.elapsed()
+    );
 }

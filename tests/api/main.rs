@@ -19,3 +19,4 @@ mod nginx_flow;
 mod nginx_tenant;
 mod providers;
 mod tenant;
+mod redis_store;

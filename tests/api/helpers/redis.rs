@@ -32,7 +32,12 @@ impl Drop for Redis {
 
 /// Starts `redis-server` on a free port and waits for it to listen.
 pub fn spawn_redis() -> Redis {
-    let port = free_port();
+    spawn_redis_at(free_port())
+}
+
+/// Starts `redis-server` on `port` (a Redis that comes up where authgate already looks) and
+/// waits for it to listen.
+pub fn spawn_redis_at(port: u16) -> Redis {
     let child = Command::new("redis-server")
         .args([
             "--port",

@@ -1,0 +1,182 @@
+//! Server-side sessions in Redis end to end: a Redis that never answers makes `/oauth2/auth`
+//! fail closed at once, and sessions come back when Redis does, without restarting authgate.
+
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::Algorithm;
+use serde_json::json;
+
+use crate::helpers::forge::{spawn_forge, tokens, Forge};
+use crate::helpers::redis::{spawn_redis, spawn_redis_at};
+use crate::helpers::{env_with, spawn_in_process, Client, ConfigDir, InProcess, Resp};
+
+const HOST: &str = "mcd.test";
+const CLIENT_ID: &str = "authgate-mcd";
+const COOKIE: &str = "authgate-mcd";
+
+/// How long an answer may take and still count as "at once": the store must not wait for a
+/// connection (an attempt may take 500 ms, and the old code queued requests behind it).
+const AT_ONCE: Duration = Duration::from_millis(600);
+
+/// authgate with one workspace, `mcd`, keeping its sessions in Redis at `redis_url`.
+async fn spawn_app(issuer: &str, redis_url: &str) -> (InProcess, ConfigDir) {
+    let ws = format!(
+        r#"hosts = ["{HOST}"]
+auth = "oidc"
+insecure_http = true
+[[provider]]
+issuer = "{issuer}"
+client_id = "{CLIENT_ID}"
+client_secret_env = "MCD_SECRET"
+[session]
+cookie_name = "{COOKIE}"
+lifetime = "1h"
+store = "redis"
+[headers]
+user = "preferred_username"
+"#
+    );
+    let config = ConfigDir::new("[redis]\nurl_env = \"REDIS_URL\"\n").workspace("mcd", &ws);
+    let app = spawn_in_process(
+        &config,
+        env_with(&[("MCD_SECRET", "s3cret"), ("REDIS_URL", redis_url)]),
+    )
+    .await;
+    (app, config)
+}
+
+/// A whole login through `/oauth2/start?rd=<rd>` with the forge answering a valid ID token;
+/// returns the callback's answer, the session cookie landing in `browser`.
+async fn login(forge: &Forge, app: &InProcess, browser: &mut Client, rd: &str) -> Resp {
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("rd", rd)
+        .finish();
+    let base = format!("http://{HOST}:{}", app.port);
+    let started = browser.get(&format!("{base}/oauth2/start?{q}"), &[]).await;
+    assert_eq!(started.status, 302, "{}", started.body);
+    let param = |k: &str| {
+        started
+            .location()
+            .query_pairs()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut claims = tokens::id_claims(&forge.issuer, CLIENT_ID, now, &param("nonce"));
+    claims["preferred_username"] = json!("alice");
+    forge.answer_id_token(&tokens::sign(
+        Algorithm::RS256,
+        Some(tokens::RSA_KID),
+        &claims,
+    ));
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("code", "c-1")
+        .append_pair("state", &param("state"))
+        .append_pair("iss", &forge.issuer)
+        .finish();
+    browser
+        .get(&format!("{base}/oauth2/callback?{q}"), &[])
+        .await
+}
+
+/// `/oauth2/auth` as NGINX asks it for `cookie`: the status and how long the answer took.
+async fn auth(port: u16, cookie: &str) -> (u16, Option<String>, Duration) {
+    let started = Instant::now();
+    let r = Client::new()
+        .get(
+            &format!("http://authgate.svc:{port}/oauth2/auth"),
+            &[
+                ("x-original-url", "http://mcd.test/app"),
+                ("cookie", cookie),
+            ],
+        )
+        .await;
+    let user = r.header("x-auth-request-user").map(str::to_string);
+    (r.status, user, started.elapsed())
+}
+
+/// Every session record in the Redis at `url`, with its value.
+async fn records(url: &str) -> Vec<(String, String)> {
+    let mut c = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("authgate:session:*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for k in keys {
+        let v: String = redis::cmd("GET").arg(&k).query_async(&mut c).await.unwrap();
+        out.push((k, v));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_redis_fails_auth_at_once_and_sessions_return_when_it_answers() {
+    let forge = spawn_forge().await;
+    let mut redis = spawn_redis();
+    let port = redis.port;
+    let (first, _first_config) = spawn_app(&forge.issuer, &redis.url()).await;
+    let mut browser = Client::new();
+    let r = login(&forge, &first, &mut browser, "/app").await;
+    assert_eq!(r.status, 302, "{}", r.body);
+    let cookie = format!("{COOKIE}={}", browser.cookie(HOST, COOKIE).unwrap());
+    let saved = records(&redis.url()).await;
+    assert_eq!(saved.len(), 1, "{saved:?}");
+
+    // Where Redis was, a socket now accepts connections (the kernel's backlog) but never
+    // answers the Redis handshake: every connection attempt runs into its timeout.
+    redis.stop();
+    let black_hole = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let (app, _config) = spawn_app(&forge.issuer, &format!("redis://127.0.0.1:{port}")).await;
+    let mut batch = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (port, cookie) = (app.port, cookie.clone());
+        batch.spawn(async move { auth(port, &cookie).await });
+    }
+    let answers = batch.join_all().await;
+    for (status, _, took) in &answers {
+        assert_eq!(*status, 401, "fail closed");
+        assert!(*took < AT_ONCE, "an answer took {took:?}: {answers:?}");
+    }
+
+    // Redis comes up on the same port with the session record: the same authgate serves the
+    // session again, as soon as its background connection is made.
+    drop(black_hole);
+    let redis = spawn_redis_at(port);
+    let mut c = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for (k, v) in &saved {
+        redis::cmd("SET")
+            .arg(k)
+            .arg(v)
+            .query_async::<()>(&mut c)
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, user, _) = auth(app.port, &cookie).await;
+        if status == 202 {
+            assert_eq!(user.as_deref(), Some("alice"));
+            break;
+        }
+        assert_eq!(status, 401, "fail closed until then");
+        assert!(
+            Instant::now() < deadline,
+            "sessions did not come back within 15 s of Redis answering"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
