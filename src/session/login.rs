@@ -11,7 +11,9 @@ use cookie::{Cookie, Key};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{build_cookie, cookie_jar, seal};
+use super::seal::{self, MAX_SEALED_LEN};
+use super::{build_cookie, cookie_jar};
+use crate::redirect::FALLBACK;
 use crate::secret::Secret;
 
 /// How long a login may take between `/oauth2/start` and `/oauth2/callback`.
@@ -19,6 +21,16 @@ pub const LOGIN_LIFETIME: Duration = Duration::from_secs(600);
 
 /// Logins kept in parallel; older ones are dropped so cookies never outgrow request headers.
 pub const MAX_PARALLEL_LOGINS: usize = 5;
+
+/// Bytes of name and value together that browsers keep in one cookie: RFC 6265 §6.1 asks for
+/// at least 4096, and Chrome and Firefox drop a larger cookie without a word.
+pub const MAX_COOKIE_BYTES: usize = 4096;
+
+/// Whether a login cookie named `name` with value `sealed` reaches the callback intact: the
+/// browser keeps it ([`MAX_COOKIE_BYTES`]) and [`seal::open`] accepts it ([`MAX_SEALED_LEN`]).
+pub(super) fn fits(name: &str, sealed: &str) -> bool {
+    sealed.len() <= MAX_SEALED_LEN && name.len() + sealed.len() <= MAX_COOKIE_BYTES
+}
 
 /// One login in progress.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -84,12 +96,34 @@ impl LoginCodec {
         format!("{}{tag}", self.prefix)
     }
 
-    /// The cookie carrying `login`.
+    /// The cookie carrying `login`. An `rd` so long that the cookie would not fit
+    /// ([`fits`]) is replaced by [`FALLBACK`]: the login then ends at `/` instead of never
+    /// ending, because the browser would drop the cookie or [`LoginCodec::find`] refuse it.
+    /// `None` only without a key, or when even the shortened login does not fit.
     pub fn issue(&self, login: &LoginState) -> Option<Cookie<'static>> {
         let name = self.cookie_name(&login.state);
-        let json = serde_json::to_string(login).ok()?;
-        let sealed = seal::seal(&self.keys, &name, json)?;
+        let mut sealed = self.seal(&name, login)?;
+        if !fits(&name, &sealed) {
+            tracing::info!(
+                workspace = %login.workspace,
+                rd_len = login.rd.len(),
+                "return target too long for the login cookie; the login returns to / instead"
+            );
+            let shortened = LoginState {
+                rd: FALLBACK.to_string(),
+                ..login.clone()
+            };
+            sealed = self.seal(&name, &shortened)?;
+            if !fits(&name, &sealed) {
+                return None;
+            }
+        }
         Some(build_cookie(name, sealed, LOGIN_LIFETIME, self.secure))
+    }
+
+    fn seal(&self, name: &str, login: &LoginState) -> Option<String> {
+        let json = serde_json::to_string(login).ok()?;
+        seal::seal(&self.keys, name, json)
     }
 
     /// The login whose `state` the provider sent back, if its cookie is present, opens, matches

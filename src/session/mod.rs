@@ -19,7 +19,9 @@ use crate::identity::Identity;
 
 pub use cookie_jar::cookies_named;
 pub use keys::{KeyError, MasterSecrets, Purpose, MIN_SECRET_BYTES};
-pub use login::{LoginCodec, LoginError, LoginState, LOGIN_LIFETIME, MAX_PARALLEL_LOGINS};
+pub use login::{
+    LoginCodec, LoginError, LoginState, LOGIN_LIFETIME, MAX_COOKIE_BYTES, MAX_PARALLEL_LOGINS,
+};
 pub use seal::MAX_SEALED_LEN;
 pub use store::{key as store_key, RedisStore, StoreError};
 

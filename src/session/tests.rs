@@ -1,5 +1,5 @@
 //! Session cookie cases: round trip, tampering, truncation, expiry, other workspace, oversize,
-//! key rotation; the Redis store that must never wait to connect.
+//! key rotation; login cookies that must fit; the Redis store that must never wait to connect.
 
 use std::time::Duration;
 
@@ -211,6 +211,47 @@ fn parallel_logins_are_capped_oldest_first() {
     assert_eq!(evicted.len(), 1);
     assert_eq!(evicted[0].name(), codec.cookie_name("s0"));
     assert_eq!(evicted[0].max_age(), Some(cookie::time::Duration::ZERO));
+}
+
+fn login_with_rd(rd: &str) -> LoginState {
+    LoginState {
+        workspace: "mcd".into(),
+        provider: "oidc".into(),
+        state: "state-1".into(),
+        nonce: "n".repeat(43),
+        pkce_verifier: "v".repeat(43),
+        issuer: "https://idp.example.test/realms/mcd".into(),
+        rd: rd.into(),
+        created: NOW,
+    }
+}
+
+#[test]
+fn an_rd_too_long_for_the_login_cookie_falls_back_to_slash() {
+    let m = secrets(&MasterSecrets::generate());
+    let codec = LoginCodec::new(m.derive("mcd", Purpose::Login), true);
+    // As long as the redirect policy lets through (4096).
+    let long = format!("/{}", "a".repeat(4000));
+    // (rd asked for, rd the callback finds)
+    let cases = [
+        ("/app?x=1", "/app?x=1"),
+        (&long[..2000], &long[..2000]),
+        (&long[..3000], "/"),
+        (long.as_str(), "/"),
+    ];
+    for (rd, want) in cases {
+        let cookie = codec.issue(&login_with_rd(rd)).unwrap();
+        assert!(
+            cookie.name().len() + cookie.value().len() <= MAX_COOKIE_BYTES
+                && cookie.value().len() <= MAX_SEALED_LEN,
+            "rd of {} bytes: cookie of {} bytes",
+            rd.len(),
+            cookie.name().len() + cookie.value().len()
+        );
+        let header = format!("{}={}", cookie.name(), cookie.value());
+        let found = codec.find([header.as_str()], "state-1", NOW).unwrap();
+        assert_eq!(found, login_with_rd(want), "rd of {} bytes", rd.len());
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Server-side sessions in Redis end to end: a Redis that never answers makes `/oauth2/auth`
-//! fail closed at once, and sessions come back when Redis does, without restarting authgate.
+//! fail closed at once, and sessions come back when Redis does, without restarting authgate;
+//! a return target too long for the login cookie still ends in a session.
 
 use std::time::{Duration, Instant};
 
@@ -179,4 +180,21 @@ async fn unreachable_redis_fails_auth_at_once_and_sessions_return_when_it_answer
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn a_return_target_too_long_for_the_login_cookie_ends_the_login_at_slash() {
+    let forge = spawn_forge().await;
+    let redis = spawn_redis();
+    let (app, _config) = spawn_app(&forge.issuer, &redis.url()).await;
+    let mut browser = Client::new();
+    // A valid path, short enough for the redirect policy, too long for the login cookie.
+    let rd = format!("/app/{}", "a".repeat(3500));
+    let r = login(&forge, &app, &mut browser, &rd).await;
+    assert_eq!(r.status, 302, "{}", r.body);
+    assert_eq!(r.raw_location(), "/");
+    assert_eq!(records(&redis.url()).await.len(), 1, "the session is saved");
+    let cookie = format!("{COOKIE}={}", browser.cookie(HOST, COOKIE).unwrap());
+    let (status, user, _) = auth(app.port, &cookie).await;
+    assert_eq!((status, user.as_deref()), (202, Some("alice")));
 }
