@@ -4,7 +4,11 @@
 //! (`/oauth2/auth?allowed_groups=a,b&allowed_emails=…`). Never authenticates; never does I/O.
 
 use crate::config::AuthzRules;
-use crate::identity::Identity;
+use crate::identity::{EmailWithheld, Identity};
+
+/// How a refusal for an unverified email begins, so a page can tell it from other denials
+/// where the denial reaches it only as text.
+pub const EMAIL_UNVERIFIED: &str = "the identity provider has not verified the email address";
 
 /// Why an authenticated user is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,6 +20,9 @@ pub enum Denial {
     /// None of the user's groups is allowed.
     #[error("no allowed group")]
     Group,
+    /// A rule needs an email, and the provider sent one it did not vouch for.
+    #[error("{EMAIL_UNVERIFIED} ({0}) and a rule admits users by email")]
+    EmailUnverified(EmailWithheld),
 }
 
 impl AuthzRules {
@@ -44,8 +51,15 @@ impl AuthzRules {
 
     /// Checks one identity. Emails and email domains together form one rule (either may match);
     /// groups form another; every rule that is set must pass.
+    ///
+    /// A login whose email the provider did not vouch for carries no email (see
+    /// [`Identity::email_withheld`]): it passes where no rule reads an email, and is refused with
+    /// [`Denial::EmailUnverified`] where one does, so the user learns why.
     pub fn check(&self, id: &Identity) -> Result<(), Denial> {
         if !self.emails.is_empty() || !self.email_domains.is_empty() {
+            if let (true, Some(why)) = (id.email.is_empty(), id.email_withheld) {
+                return Err(Denial::EmailUnverified(why));
+            }
             let email = id.email.to_ascii_lowercase();
             let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
             let ok = !email.is_empty()
@@ -70,6 +84,7 @@ mod tests {
             emails: emails.iter().map(|s| s.to_string()).collect(),
             email_domains: domains.iter().map(|s| s.to_string()).collect(),
             groups: groups.iter().map(|s| s.to_string()).collect(),
+            allow_any_account: false,
         }
     }
 
@@ -135,6 +150,36 @@ mod tests {
         for (i, (r, id, allowed)) in cases.iter().enumerate() {
             assert_eq!(r.check(id).is_ok(), *allowed, "case {i}: {r:?} {id:?}");
         }
+    }
+
+    #[test]
+    fn an_unvouched_email_is_refused_by_email_rules_only() {
+        let withheld = Identity {
+            user: "sub-1".into(),
+            email_withheld: Some(EmailWithheld::NotVerified),
+            groups: vec!["admins".into()],
+            ..Identity::default()
+        };
+        let unverified = Err(Denial::EmailUnverified(EmailWithheld::NotVerified));
+        assert_eq!(rules(&[], &[], &[]).check(&withheld), Ok(()));
+        assert_eq!(rules(&[], &[], &["admins"]).check(&withheld), Ok(()));
+        assert_eq!(rules(&[], &["x.test"], &[]).check(&withheld), unverified);
+        assert_eq!(rules(&["a@x.test"], &[], &[]).check(&withheld), unverified);
+        assert_eq!(
+            rules(&[], &["x.test"], &["admins"]).check(&withheld),
+            unverified
+        );
+        let q = vec![("allowed_emails".to_string(), "a@x.test".to_string())];
+        assert_eq!(AuthzRules::from_query(&q).check(&withheld), unverified);
+        assert!(Denial::EmailUnverified(EmailWithheld::NotVerified)
+            .to_string()
+            .starts_with(EMAIL_UNVERIFIED));
+        // No email at all (none sent): the plain email denial, as before.
+        let none = who("", &[]);
+        assert_eq!(
+            rules(&[], &["x.test"], &[]).check(&none),
+            Err(Denial::Email(String::new()))
+        );
     }
 
     #[test]

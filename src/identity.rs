@@ -11,7 +11,8 @@ pub struct Identity {
     /// Value for `X-Auth-Request-User`.
     #[serde(rename = "u")]
     pub user: String,
-    /// Value for `X-Auth-Request-Email` (empty when the provider gave none).
+    /// Value for `X-Auth-Request-Email`: an address the provider vouches for, else empty
+    /// (none given, or one given but not vouched for: see [`Identity::email_withheld`]).
     #[serde(rename = "e", default)]
     pub email: String,
     /// Value for `X-Auth-Request-Preferred-Username`.
@@ -26,6 +27,38 @@ pub struct Identity {
     /// The workspace provider id that logged the user in.
     #[serde(rename = "i", default)]
     pub provider: String,
+    /// Set when the provider sent an email the identity does not carry, because the provider
+    /// did not vouch for it; `authz` refuses such a user where a rule needs an email.
+    #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
+    pub email_withheld: Option<EmailWithheld>,
+}
+
+/// Why a provider's email claim was not taken as the user's email. An unverified address is
+/// one anybody may have typed into their profile at the provider (the "nOAuth" class of
+/// account takeover), so it never reaches authorization or the `X-Auth-Request-Email` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum EmailWithheld {
+    /// `email_verified` is false, or something other than true (OIDC Core §5.1).
+    #[serde(rename = "f")]
+    NotVerified,
+    /// `email_verified` is absent and the provider is not configured to trust emails without it.
+    #[serde(rename = "a")]
+    VerificationAbsent,
+    /// Entra ID in a multi-tenant app: `xms_edov` (the email domain's owner verified it) is not
+    /// true, so the address may come from any tenant's directory.
+    #[serde(rename = "d")]
+    DomainOwnerUnverified,
+}
+
+impl std::fmt::Display for EmailWithheld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::NotVerified => "email_verified is not true",
+            Self::VerificationAbsent => "email_verified is absent",
+            Self::DomainOwnerUnverified => "multi-tenant Entra ID and xms_edov is not true",
+        })
+    }
 }
 
 impl Identity {

@@ -149,7 +149,7 @@ fn bearer(alg: Algorithm, kid: &str, issuer: &str) -> String {
         Some(kid),
         &serde_json::json!({
             "iss": issuer, "sub": "user-123", "aud": CLIENT_ID, "exp": now + 600, "iat": now,
-            "email": "alice@example.test",
+            "email": "alice@example.test", "email_verified": true,
         }),
     )
 }

@@ -87,6 +87,7 @@ pub(crate) fn alice() -> Identity {
         groups: vec!["g-admins".into(), "g-staff".into()],
         subject: "user-123".into(),
         provider: "oidc".into(),
+        ..Identity::default()
     }
 }
 
@@ -104,7 +105,7 @@ pub(crate) fn bearer_claims(issuer: &str, jti: &str) -> serde_json::Value {
     serde_json::json!({
         "iss": issuer, "sub": "user-123", "aud": CLIENT_ID, "azp": CLIENT_ID,
         "exp": now + 3600, "iat": now, "jti": jti,
-        "email": "alice@example.test", "preferred_username": "alice",
+        "email": "alice@example.test", "email_verified": true, "preferred_username": "alice",
         "groups": ["g-admins", "g-staff"],
     })
 }

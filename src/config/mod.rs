@@ -128,6 +128,61 @@ pub struct ProviderExtra {
     pub graph_url: Option<Url>,
     /// GitHub: REST API base (`https://api.github.com`, or `<host>/api/v3` for Enterprise).
     pub api_url: Option<Url>,
+    /// Generic OIDC and Keycloak: an email counts when `email_verified` is *absent* (for IdPs
+    /// that never send it). An explicit `email_verified: false` never counts. Off by default.
+    pub trust_email_without_email_verified: bool,
+}
+
+/// Entra's tenant segments that stand for "any tenant" (or any personal account): an issuer
+/// naming one of these admits accounts anyone can create.
+const ENTRA_OPEN_TENANTS: &[&str] = &["common", "organizations", "consumers", "{tenantid}"];
+
+/// The tenant id of Microsoft's personal accounts (what `consumers` resolves to).
+pub const ENTRA_CONSUMERS_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+
+impl ProviderConfig {
+    /// Entra: the tenant segment of the issuer (`https://<authority>/<tenant>/v2.0`), decoded.
+    fn entra_tenant(&self) -> Option<String> {
+        let segment = self.issuer.path_segments()?.next()?;
+        Some(
+            segment
+                .replace("%7B", "{")
+                .replace("%7D", "}")
+                .to_ascii_lowercase(),
+        )
+    }
+
+    /// Whether this is Entra ID signing in users of any tenant (`common`, `organizations`,
+    /// `consumers`, the `{tenantid}` template or the personal-accounts tenant), rather than
+    /// one named tenant. False for every other kind.
+    pub fn is_multi_tenant(&self) -> bool {
+        self.kind == ProviderKind::Azure
+            && self.entra_tenant().is_none_or(|t| {
+                ENTRA_OPEN_TENANTS.contains(&t.as_str()) || t == ENTRA_CONSUMERS_TENANT
+            })
+    }
+
+    /// Whether anyone can create an account this provider lets in: every GitHub account, or
+    /// Entra ID for any tenant without an `allowed_tenants` list (personal Microsoft accounts
+    /// always). A workspace on such a provider needs `[authz]` rules or `allow_any_account`.
+    pub fn admits_anyone(&self) -> bool {
+        match self.kind {
+            ProviderKind::Github => true,
+            ProviderKind::Azure if self.is_multi_tenant() => {
+                let consumers = self
+                    .entra_tenant()
+                    .is_some_and(|t| t == "consumers" || t == ENTRA_CONSUMERS_TENANT);
+                consumers
+                    || self.extra.allowed_tenants.is_empty()
+                    || self
+                        .extra
+                        .allowed_tenants
+                        .iter()
+                        .any(|t| t.eq_ignore_ascii_case(ENTRA_CONSUMERS_TENANT))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// `[session]`.
@@ -163,7 +218,8 @@ pub struct HeaderMapping {
     pub groups: Option<String>,
 }
 
-/// `[authz]`: who may pass once authenticated. Empty lists allow everyone.
+/// `[authz]`: who may pass once authenticated. Empty lists allow everyone; validation refuses
+/// empty lists behind a provider that admits anyone unless `allow_any_account` says so.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuthzRules {
     /// Exact addresses, lower-cased.
@@ -172,6 +228,9 @@ pub struct AuthzRules {
     pub email_domains: Vec<String>,
     /// Groups or roles.
     pub groups: Vec<String>,
+    /// The workspace means it: every account of its providers may pass (oauth2-proxy's
+    /// `--email-domain=*`). Only ever set with empty lists; never read by [`AuthzRules::check`].
+    pub allow_any_account: bool,
 }
 
 /// One workspace file, validated.

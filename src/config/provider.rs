@@ -195,7 +195,7 @@ fn validate_extra(
             "graph_url",
         ],
         ProviderKind::Github => &["api_url"],
-        ProviderKind::Oidc | ProviderKind::Keycloak => &[],
+        ProviderKind::Oidc | ProviderKind::Keycloak => &["trust_email_without_email_verified"],
     };
     let mut out = ProviderExtra::default();
     let mut values: HashMap<String, toml::Value> = HashMap::new();
@@ -235,13 +235,16 @@ fn validate_extra(
             ),
         }
     }
-    if let Some(v) = values.remove("resolve_group_overage") {
-        match v.as_bool() {
-            Some(b) => out.resolve_group_overage = b,
-            None => report.error(
-                format!("{field}.resolve_group_overage"),
-                "must be true or false",
-            ),
+    for key in [
+        "resolve_group_overage",
+        "trust_email_without_email_verified",
+    ] {
+        if let Some(v) = values.remove(key) {
+            match v.as_bool() {
+                Some(b) if key == "resolve_group_overage" => out.resolve_group_overage = b,
+                Some(b) => out.trust_email_without_email_verified = b,
+                None => report.error(format!("{field}.{key}"), "must be true or false"),
+            }
         }
     }
     for key in ["graph_url", "api_url"] {

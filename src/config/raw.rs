@@ -106,4 +106,6 @@ pub(crate) struct RawAuthz {
     pub(crate) email_domains: Vec<String>,
     #[serde(default)]
     pub(crate) groups: Vec<String>,
+    #[serde(default)]
+    pub(crate) allow_any_account: bool,
 }

@@ -15,8 +15,8 @@ use super::provider::validate_provider;
 use super::raw::{RawServer, RawWorkspace};
 use super::{
     AuthMode, AuthzRules, Config, ConfigError, ConfigErrors, Env, HeaderMapping, ProviderConfig,
-    SecretSource, ServerConfig, SessionConfig, SessionStoreKind, WorkspaceConfig, DEFAULT_LISTEN,
-    DEFAULT_TRUSTED_PROXIES,
+    ProviderKind, SecretSource, ServerConfig, SessionConfig, SessionStoreKind, WorkspaceConfig,
+    DEFAULT_LISTEN, DEFAULT_TRUSTED_PROXIES,
 };
 
 /// The server file's name inside the config directory.
@@ -420,6 +420,7 @@ fn validate_workspace(
             .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
             .collect(),
         groups: raw.authz.groups,
+        allow_any_account: raw.authz.allow_any_account,
     };
     for (i, e) in authz.emails.iter().enumerate() {
         if !e.contains('@') {
@@ -438,6 +439,7 @@ fn validate_workspace(
         }
     }
     authz.groups.retain(|g| !g.is_empty());
+    check_open_providers(&providers, &authz, report);
 
     if report.errors.len() > start {
         return None;
@@ -459,6 +461,44 @@ fn validate_workspace(
         headers,
         authz,
     })
+}
+
+/// Deny by default: a provider that admits accounts anyone can create (GitHub, multi-tenant
+/// Entra ID without `allowed_tenants`) behind an empty `[authz]` would let the whole world in,
+/// so the workspace must either narrow it or say `allow_any_account = true` (as oauth2-proxy
+/// asks for `--email-domain=*`). `allow_any_account` next to rules is refused too: the file
+/// would then say two things, and whoever reads one half is misled.
+fn check_open_providers(providers: &[ProviderConfig], authz: &AuthzRules, report: &mut Report<'_>) {
+    let has_rules = !authz.is_empty();
+    if authz.allow_any_account && has_rules {
+        report.error(
+            "authz.allow_any_account",
+            "says every account may pass, but emails, email_domains or groups narrow who does: keep one or the other",
+        );
+        return;
+    }
+    if has_rules || authz.allow_any_account {
+        return;
+    }
+    for (i, p) in providers.iter().enumerate() {
+        if !p.admits_anyone() {
+            continue;
+        }
+        let who = match p.kind {
+            ProviderKind::Github => "every GitHub account".to_string(),
+            _ => format!(
+                "accounts of any Microsoft tenant (issuer `{}`, no allowed_tenants)",
+                p.issuer
+            ),
+        };
+        report.error(
+            "authz",
+            format!(
+                "provider[{i}] ({}) admits {who} and [authz] is empty: add emails, email_domains or groups, or set authz.allow_any_account = true",
+                p.kind.as_str()
+            ),
+        );
+    }
 }
 
 fn validate_hosts(
@@ -531,5 +571,163 @@ fn check_unique_hosts(dir: &Path, workspaces: &[WorkspaceConfig], errors: &mut V
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The errors of one workspace file `workspaces/x.toml`, as `field: problem`.
+    fn errors(toml_text: &str) -> Vec<String> {
+        let raw: RawWorkspace = toml::from_str(toml_text).unwrap();
+        let mut errors = Vec::new();
+        let mut report = Report {
+            file: PathBuf::from("workspaces/x.toml"),
+            errors: &mut errors,
+        };
+        validate_workspace(Path::new("x.toml"), raw, "", false, &mut report);
+        errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.problem))
+            .collect()
+    }
+
+    fn workspace(provider: &str, authz: &str) -> String {
+        format!("hosts = [\"x.example.com\"]\nauth = \"oidc\"\n[[provider]]\nclient_id = \"c\"\nclient_secret_env = \"S\"\n{provider}\n[authz]\n{authz}\n")
+    }
+
+    const GITHUB: &str = "kind = \"github\"";
+    const ENTRA: &str = "kind = \"azure\"";
+
+    fn entra(tenant: &str, more: &str) -> String {
+        format!("{ENTRA}\nissuer = \"https://login.microsoftonline.com/{tenant}/v2.0\"\n{more}")
+    }
+
+    #[test]
+    fn providers_anyone_can_join_need_a_rule_or_the_explicit_opt_in() {
+        let open = [
+            GITHUB.to_string(),
+            entra("common", ""),
+            entra("organizations", ""),
+            entra("consumers", ""),
+            entra("{tenantid}", ""),
+            entra("Common", ""),
+            entra(crate::config::ENTRA_CONSUMERS_TENANT, ""),
+            format!("{ENTRA}\ntenant = \"organizations\""),
+            // Personal accounts cannot be narrowed by tenant.
+            entra(
+                "consumers",
+                "allowed_tenants = [\"9188040d-6c67-4c5b-b112-36a304b66dad\"]",
+            ),
+            entra(
+                "common",
+                "allowed_tenants = [\"9188040d-6c67-4c5b-b112-36a304b66dad\"]",
+            ),
+        ];
+        for p in &open {
+            let errs = errors(&workspace(p, ""));
+            assert_eq!(errs.len(), 1, "{p}: {errs:?}");
+            assert!(
+                errs[0].starts_with("authz: provider[0] (")
+                    && errs[0].contains("[authz] is empty: add emails, email_domains or groups, or set authz.allow_any_account = true"),
+                "{p}: {errs:?}"
+            );
+            for authz in [
+                "allow_any_account = true",
+                "emails = [\"a@x.test\"]",
+                "email_domains = [\"x.test\"]",
+                "groups = [\"admins\"]",
+            ] {
+                assert_eq!(
+                    errors(&workspace(p, authz)),
+                    Vec::<String>::new(),
+                    "{p} + {authz}"
+                );
+            }
+        }
+        assert!(errors(&workspace(GITHUB, ""))[0]
+            .starts_with("authz: provider[0] (github) admits every GitHub account"));
+    }
+
+    #[test]
+    fn providers_of_one_organisation_need_no_rule() {
+        let closed = [
+            "issuer = \"https://idp.example.com\"".to_string(),
+            "kind = \"keycloak\"\nissuer = \"https://kc.example.com/realms/x\"".to_string(),
+            entra("72f988bf-86f1-41af-91ab-2d7cd011db47", ""),
+            entra("contoso.onmicrosoft.com", ""),
+            entra(
+                "organizations",
+                "allowed_tenants = [\"72f988bf-86f1-41af-91ab-2d7cd011db47\"]",
+            ),
+            entra(
+                "common",
+                "allowed_tenants = [\"72f988bf-86f1-41af-91ab-2d7cd011db47\"]",
+            ),
+        ];
+        for p in &closed {
+            assert_eq!(errors(&workspace(p, "")), Vec::<String>::new(), "{p}");
+        }
+    }
+
+    #[test]
+    fn allow_any_account_next_to_rules_is_a_contradiction() {
+        let errs = errors(&workspace(
+            GITHUB,
+            "allow_any_account = true\ngroups = [\"admins\"]",
+        ));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("authz.allow_any_account: says every account may pass"));
+    }
+
+    #[test]
+    fn multi_tenant_is_read_from_the_issuer() {
+        let mut errs = Vec::new();
+        let mut report = Report {
+            file: PathBuf::from("x.toml"),
+            errors: &mut errs,
+        };
+        let mut is_multi = |p: &str| {
+            let raw: RawWorkspace = toml::from_str(&workspace(p, "")).unwrap();
+            let p = raw.provider.into_iter().next().unwrap();
+            validate_provider("p", p, &mut report)
+                .unwrap()
+                .is_multi_tenant()
+        };
+        assert!(is_multi(&entra("organizations", "")));
+        assert!(is_multi(&entra("{tenantid}", "")));
+        assert!(!is_multi(&entra(
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            ""
+        )));
+        assert!(!is_multi("issuer = \"https://idp.example.com/common\""));
+    }
+
+    #[test]
+    fn trust_email_without_email_verified_is_a_known_key_of_oidc_and_keycloak_only() {
+        for kind in ["oidc", "keycloak"] {
+            let p = format!("kind = \"{kind}\"\nissuer = \"https://idp.example.com\"\ntrust_email_without_email_verified = true");
+            assert_eq!(errors(&workspace(&p, "")), Vec::<String>::new(), "{kind}");
+            let p = format!("kind = \"{kind}\"\nissuer = \"https://idp.example.com\"\ntrust_email_without_email_verified = \"yes\"");
+            assert_eq!(
+                errors(&workspace(&p, "")),
+                vec!["provider[0].trust_email_without_email_verified: must be true or false"]
+            );
+            let p = format!(
+                "kind = \"{kind}\"\nissuer = \"https://idp.example.com\"\ntrust_emial = true"
+            );
+            assert_eq!(
+                errors(&workspace(&p, "")),
+                vec![format!("provider[0].trust_emial: unknown field for kind = \"{kind}\" (known: trust_email_without_email_verified)")]
+            );
+        }
+        let p = entra(
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "trust_email_without_email_verified = true",
+        );
+        assert!(errors(&workspace(&p, ""))[0].starts_with(
+            "provider[0].trust_email_without_email_verified: unknown field for kind = \"azure\""
+        ));
     }
 }

@@ -101,6 +101,9 @@ impl AppError {
                 Some(("Try again", "/oauth2/start")),
             ),
             Unauthenticated(_) | Bearer(_) => Page::error("Sign-in required", "Please sign in.", None),
+            // Login flattens its denial to text, hence the prefix test there.
+            Forbidden(Denial::EmailUnverified(_)) => email_unverified(),
+            LoginDenied(r) if r.starts_with(crate::authz::EMAIL_UNVERIFIED) => email_unverified(),
             Forbidden(_) | LoginDenied(_) | Provider(ProviderError::Denied(_)) => Page::error(
                 "Access denied",
                 "You are signed in, but this account is not allowed here. Ask the workspace's owner for access, or sign in with another account.",
@@ -137,6 +140,16 @@ impl AppError {
             ),
         }
     }
+}
+
+/// The refusal of a user whose identity provider did not vouch for their email address, where
+/// this workspace admits people by email.
+fn email_unverified() -> Page {
+    Page::error(
+        "Email address not verified",
+        "Your identity provider has not verified your email address, and this site admits people by their email address. Verify the address with your identity provider (or ask its administrator to), then sign in again.",
+        Some(("Sign out", "/oauth2/sign_out")),
+    )
 }
 
 impl AppError {

@@ -1,15 +1,19 @@
 //! Microsoft Entra ID (Azure AD) on top of the OIDC core.
 //!
-//! Owns Entra's claim shapes: email from `email`, else `preferred_username`/`upn`; `groups`
+//! Owns Entra's claim shapes: email from `email` only, and only when it counts (see
+//! [`EmailRule::Entra`]): Entra's `email` is a directory attribute any tenant's admin may set
+//! to any address (the "nOAuth" takeover), so in a multi-tenant app it needs the optional claim
+//! `xms_edov` true; `preferred_username` and `upn` are never read as an email. `groups`
 //! (object ids) and `roles` both as groups; group overage (`_claim_names` / `hasgroups`)
 //! resolved through Microsoft Graph `/me/memberOf` or refused — never read as "no groups".
 //! Multi-tenant issuers (`organizations`, `common`) are checked through the `{tenantid}`
 //! template and the allowed-tenants list in `oidc::verify`.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use url::Url;
 
-use super::oidc::{identity_from_claims, Discovered, Flavor, OidcProvider, TokenResponse};
+use super::claims::{identity_from_claims, EmailRule};
+use super::oidc::{Discovered, Flavor, OidcProvider, TokenResponse};
 use super::{BoxFuture, ProviderError};
 use crate::identity::Identity;
 use crate::oidc::Claims;
@@ -23,6 +27,8 @@ pub struct Azure {
     pub resolve_group_overage: bool,
     /// Graph base URL (`https://graph.microsoft.com`; sovereign clouds differ).
     pub graph_url: Option<Url>,
+    /// The issuer names one tenant: its `email` claims count without `xms_edov`.
+    pub single_tenant: bool,
 }
 
 /// Whether the token says the user's groups did not fit in it (Entra "group overage").
@@ -34,23 +40,11 @@ pub(super) fn has_group_overage(claims: &Claims) -> bool {
         || claims.get("hasgroups").and_then(Value::as_bool) == Some(true)
 }
 
-/// Claims normalised to what the header mapping expects: `email` filled from
-/// `preferred_username` or `upn` when Entra sent none, `roles` merged into `groups`.
-pub(super) fn normalise(claims: &Claims, email_claim: &str) -> Claims {
+/// Claims normalised to what the header mapping expects: `roles` merged into `groups`.
+/// The email is left as Entra sent it: no fallback to `preferred_username` or `upn`, which
+/// are sign-in names, not addresses anyone verified.
+pub(super) fn normalise(claims: &Claims) -> Claims {
     let mut c = claims.clone();
-    if c.get(email_claim)
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
-        let fallback = ["preferred_username", "upn"]
-            .iter()
-            .filter_map(|k| c.get(*k).and_then(Value::as_str))
-            .find(|v| v.contains('@'))
-            .map(str::to_string);
-        if let Some(email) = fallback {
-            c.insert(email_claim.to_string(), json!(email));
-        }
-    }
     let mut groups: Vec<Value> = c
         .get("groups")
         .and_then(Value::as_array)
@@ -171,30 +165,34 @@ impl Flavor for Azure {
         })
     }
 
+    fn email_rule(&self) -> EmailRule {
+        EmailRule::Entra {
+            single_tenant: self.single_tenant,
+        }
+    }
+
     fn bearer_identity(&self, provider: &OidcProvider, claims: &Claims) -> Identity {
         identity_from_claims(
-            &normalise(claims, &provider.mapping.email),
+            &normalise(claims),
             &provider.mapping,
             provider.id_str(),
+            self.email_rule(),
         )
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
-    fn email_falls_back_to_preferred_username_and_roles_join_groups() {
-        let c = json!({"sub": "s", "preferred_username": "bob@contoso.test", "groups": ["g1"], "roles": ["App.Reader", "g1"]});
-        let n = normalise(c.as_object().unwrap(), "email");
-        assert_eq!(n["email"], "bob@contoso.test");
+    fn roles_join_groups_and_no_email_is_made_up() {
+        let c = json!({"sub": "s", "preferred_username": "bob@contoso.test", "upn": "bob@contoso.test", "groups": ["g1"], "roles": ["App.Reader", "g1"]});
+        let n = normalise(c.as_object().unwrap());
         assert_eq!(n["groups"], json!(["g1", "App.Reader"]));
-        let c = json!({"sub": "s", "preferred_username": "not-an-email", "upn": "u@contoso.test"});
-        assert_eq!(
-            normalise(c.as_object().unwrap(), "email")["email"],
-            "u@contoso.test"
-        );
+        assert!(n.get("email").is_none(), "{n:?}");
     }
 
     #[test]

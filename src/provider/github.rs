@@ -10,7 +10,8 @@ use oauth2::{AuthType, CsrfToken, Scope, TokenResponse as _};
 use serde_json::{json, Map, Value};
 use url::Url;
 
-use super::oidc::{exchange_code, identity_from_claims, token_client, TokenClient};
+use super::claims::{identity_from_claims, EmailRule};
+use super::oidc::{exchange_code, token_client, TokenClient};
 use super::{AuthorizationRequest, BoxFuture, Callback, Provider, ProviderError};
 use crate::config::{HeaderMapping, ProviderConfig, ProviderKind};
 use crate::identity::Identity;
@@ -207,7 +208,9 @@ impl GithubProvider {
         );
         claims.insert("login".into(), json!(login));
         claims.insert("preferred_username".into(), json!(login));
+        // Only the primary address GitHub marks verified was taken above.
         claims.insert("email".into(), json!(email));
+        claims.insert("email_verified".into(), json!(true));
         claims.insert(
             "name".into(),
             user.get("name").cloned().unwrap_or(Value::Null),
@@ -217,6 +220,9 @@ impl GithubProvider {
             &claims,
             &self.mapping,
             &self.config.id,
+            EmailRule::EmailVerified {
+                trust_absent: false,
+            },
         ))
     }
 }

@@ -5,18 +5,22 @@
 //! client id as audience (add an "Audience" mapper in Keycloak), and read: realm roles
 //! (`realm_access.roles`) as `role`, client roles (`resource_access.<client>.roles`) as
 //! `<client>:role`, group paths (`groups`, with a group-membership mapper) as `/path`.
+//! The email counts only with `email_verified` true in the ID token, as for any OIDC provider
+//! (Keycloak sends it; "Email verified" is a per-user flag an admin or self-registration sets).
 
 use serde_json::Value;
 
-use super::oidc::{
-    identity_from_claims, string_list, Discovered, Flavor, OidcProvider, TokenResponse,
-};
+use super::claims::{identity_from_claims, string_list, EmailRule};
+use super::oidc::{Discovered, Flavor, OidcProvider, TokenResponse};
 use super::{BoxFuture, ProviderError};
 use crate::identity::Identity;
 use crate::oidc::Claims;
 
 /// Keycloak's flavor.
-pub struct Keycloak;
+pub struct Keycloak {
+    /// `trust_email_without_email_verified` of the provider.
+    pub trust_email_without_email_verified: bool,
+}
 
 /// Realm roles, then this client's roles as `<client>:role`.
 pub(super) fn roles(claims: &Claims, client_id: &str) -> Vec<String> {
@@ -52,7 +56,13 @@ impl Flavor for Keycloak {
     ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
         Box::pin(async move {
             use oauth2::TokenResponse as _;
-            let mut id = identity_from_claims(&claims, &provider.mapping, provider.id_str());
+            // The identity (and its email) comes from the ID token; the access token adds roles.
+            let mut id = identity_from_claims(
+                &claims,
+                &provider.mapping,
+                provider.id_str(),
+                self.email_rule(),
+            );
             let access = tokens.access_token().secret();
             let access_claims = provider
                 .verify_jwt(discovered, access, None, None, now)
@@ -75,8 +85,19 @@ impl Flavor for Keycloak {
         true
     }
 
+    fn email_rule(&self) -> EmailRule {
+        EmailRule::EmailVerified {
+            trust_absent: self.trust_email_without_email_verified,
+        }
+    }
+
     fn bearer_identity(&self, provider: &OidcProvider, claims: &Claims) -> Identity {
-        let mut id = identity_from_claims(claims, &provider.mapping, provider.id_str());
+        let mut id = identity_from_claims(
+            claims,
+            &provider.mapping,
+            provider.id_str(),
+            self.email_rule(),
+        );
         merge(&mut id, roles(claims, provider.client_id()));
         id
     }

@@ -5,6 +5,7 @@
 //! layer hands them plain values and maps their [`ProviderError`] to a page.
 
 mod azure;
+mod claims;
 mod github;
 mod keycloak;
 mod oidc;
@@ -22,9 +23,10 @@ use crate::secret::Secret;
 use crate::session::LoginState;
 
 pub use azure::Azure;
+pub use claims::{identity_from_claims, EmailRule};
 pub use github::GithubProvider;
 pub use keycloak::Keycloak;
-pub use oidc::{identity_from_claims, Discovered, Flavor, Generic, OidcProvider};
+pub use oidc::{Discovered, Flavor, Generic, OidcProvider};
 
 /// A boxed future, so the trait stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -149,11 +151,16 @@ pub fn build(
                 ctx.http.clone(),
             ))
         }
-        ProviderKind::Oidc => Box::new(Generic),
-        ProviderKind::Keycloak => Box::new(Keycloak),
+        ProviderKind::Oidc => Box::new(Generic {
+            trust_email_without_email_verified: config.extra.trust_email_without_email_verified,
+        }),
+        ProviderKind::Keycloak => Box::new(Keycloak {
+            trust_email_without_email_verified: config.extra.trust_email_without_email_verified,
+        }),
         ProviderKind::Azure => Box::new(Azure {
             resolve_group_overage: config.extra.resolve_group_overage,
             graph_url: config.extra.graph_url.clone(),
+            single_tenant: !config.is_multi_tenant(),
         }),
     };
     Arc::new(OidcProvider::new(

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
+use super::claims::{identity_from_claims, EmailRule};
 use super::{
     AuthorizationRequest, BearerIdentity, BoxFuture, Callback, Provider, ProviderContext,
     ProviderError,
@@ -286,46 +287,6 @@ pub(crate) async fn exchange_code(
         })
 }
 
-/// Builds the identity from ID-token claims through the workspace's header mapping. The user
-/// falls back to the email, then `sub`; groups are read from a string array or a single string.
-pub fn identity_from_claims(claims: &Claims, mapping: &HeaderMapping, provider: &str) -> Identity {
-    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_string);
-    let subject = text("sub").unwrap_or_default();
-    let email = text(&mapping.email).unwrap_or_default();
-    let user = text(&mapping.user)
-        .or_else(|| (!email.is_empty()).then(|| email.clone()))
-        .unwrap_or_else(|| subject.clone());
-    // Groups and the preferred username are always read, for authorization; whether they are
-    // sent as headers is the auth endpoint's decision.
-    let groups = string_list(claims.get(mapping.groups.as_deref().unwrap_or("groups")));
-    Identity {
-        user,
-        email,
-        preferred_username: text(
-            mapping
-                .preferred_username
-                .as_deref()
-                .unwrap_or("preferred_username"),
-        ),
-        groups,
-        subject,
-        provider: provider.to_string(),
-    }
-}
-
-/// A claim holding a string or an array of strings, as a list.
-pub(crate) fn string_list(value: Option<&Value>) -> Vec<String> {
-    match value {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
-        Some(Value::String(s)) => vec![s.clone()],
-        _ => Vec::new(),
-    }
-}
-
 impl Provider for OidcProvider {
     fn id(&self) -> &str {
         &self.config.id
@@ -438,14 +399,25 @@ pub trait Flavor: Send + Sync {
         false
     }
 
+    /// When this kind's email claim counts.
+    fn email_rule(&self) -> EmailRule;
+
     /// The identity a verified bearer JWT carries.
     fn bearer_identity(&self, provider: &OidcProvider, claims: &Claims) -> Identity {
-        identity_from_claims(claims, &provider.mapping, &provider.config.id)
+        identity_from_claims(
+            claims,
+            &provider.mapping,
+            &provider.config.id,
+            self.email_rule(),
+        )
     }
 }
 
 /// Any certified OpenID Provider: the ID token says it all.
-pub struct Generic;
+pub struct Generic {
+    /// `trust_email_without_email_verified` of the provider.
+    pub trust_email_without_email_verified: bool,
+}
 
 impl Flavor for Generic {
     fn identity<'a>(
@@ -456,57 +428,12 @@ impl Flavor for Generic {
         claims: Claims,
         _now: u64,
     ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
-        Box::pin(async move {
-            Ok(identity_from_claims(
-                &claims,
-                &provider.mapping,
-                &provider.config.id,
-            ))
-        })
+        Box::pin(async move { Ok(self.bearer_identity(provider, &claims)) })
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    fn mapping(groups: Option<&str>) -> HeaderMapping {
-        HeaderMapping {
-            user: "sub".into(),
-            email: "email".into(),
-            preferred_username: None,
-            groups: groups.map(str::to_string),
+    fn email_rule(&self) -> EmailRule {
+        EmailRule::EmailVerified {
+            trust_absent: self.trust_email_without_email_verified,
         }
-    }
-
-    #[test]
-    fn groups_and_preferred_username_are_read_even_when_not_sent_as_headers() {
-        let claims = json!({"sub": "s1", "email": "a@x.test", "preferred_username": "a", "groups": ["g1", "g2"], "roles": "r"});
-        let id = identity_from_claims(claims.as_object().unwrap(), &mapping(None), "p");
-        assert_eq!(id.groups, vec!["g1", "g2"]);
-        assert_eq!(id.preferred_username.as_deref(), Some("a"));
-        assert_eq!(id.user, "s1");
-        let id = identity_from_claims(claims.as_object().unwrap(), &mapping(Some("roles")), "p");
-        assert_eq!(id.groups, vec!["r"]);
-    }
-
-    #[test]
-    fn user_falls_back_to_email_then_subject() {
-        let m = HeaderMapping {
-            user: "upn".into(),
-            ..mapping(None)
-        };
-        let c = json!({"sub": "s1", "email": "a@x.test"});
-        assert_eq!(
-            identity_from_claims(c.as_object().unwrap(), &m, "p").user,
-            "a@x.test"
-        );
-        let c = json!({"sub": "s1"});
-        assert_eq!(
-            identity_from_claims(c.as_object().unwrap(), &m, "p").user,
-            "s1"
-        );
     }
 }

@@ -73,7 +73,7 @@ async fn browser_picks_github_on_the_sign_in_page_and_logs_in() {
     let gh = spawn_node("github-api.mjs", &[]);
     let base = gh.ready["base"].as_str().unwrap();
     let github = format!(
-        "\n[[provider]]\nid = \"github\"\nkind = \"github\"\nissuer = \"{base}\"\napi_url = \"{base}\"\nclient_id = \"gh-client\"\nclient_secret_env = \"GH_SECRET\"\n"
+        "\n[[provider]]\nid = \"github\"\nkind = \"github\"\nissuer = \"{base}\"\napi_url = \"{base}\"\nclient_id = \"gh-client\"\nclient_secret_env = \"GH_SECRET\"\n[authz]\nallow_any_account = true\n"
     );
     let p = spawn_platform_with("browser-github", "generic", false, &github).await;
     let start = format!("{}/helloworld?from=github", p.nginx.url(MCD));

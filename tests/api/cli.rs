@@ -124,6 +124,66 @@ fn serve_refuses_to_start_on_invalid_config() {
         .contains("workspaces/x.toml: hosts: a workspace serves at least one host"));
 }
 
+/// Workspaces whose provider admits accounts anyone can create, behind an empty `[authz]`.
+fn open_workspaces() -> ConfigDir {
+    let provider = |table: &str| {
+        format!("hosts = [\"x.example.com\"]\nauth = \"oidc\"\n[[provider]]\n{table}\nclient_id = \"c\"\nclient_secret_env = \"S\"\n")
+    };
+    ConfigDir::new("")
+        .workspace("gh", &provider("kind = \"github\""))
+        .workspace(
+            "entra",
+            &provider("kind = \"azure\"\nissuer = \"https://login.microsoftonline.com/organizations/v2.0\"")
+                .replace("x.example.com", "y.example.com"),
+        )
+}
+
+const OPEN_GITHUB: &str = "workspaces/gh.toml: authz: provider[0] (github) admits every GitHub account and [authz] is empty: add emails, email_domains or groups, or set authz.allow_any_account = true";
+const OPEN_ENTRA: &str =
+    "workspaces/entra.toml: authz: provider[0] (azure) admits accounts of any Microsoft tenant";
+
+#[test]
+fn check_refuses_a_provider_anyone_can_join_without_rules() {
+    let dir = open_workspaces();
+    let out = authgate(&["check", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.lines().any(|l| l.ends_with(OPEN_GITHUB)), "{err}");
+    assert!(err.lines().any(|l| l.contains(OPEN_ENTRA)), "{err}");
+    // Saying so explicitly is enough.
+    let dir = ConfigDir::new("").workspace(
+        "gh",
+        "hosts = [\"x.example.com\"]\nauth = \"oidc\"\n[[provider]]\nkind = \"github\"\nclient_id = \"c\"\nclient_secret_env = \"S\"\n[authz]\nallow_any_account = true\n",
+    );
+    let out = authgate(&["check", dir.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn serve_refuses_a_provider_anyone_can_join_without_rules() {
+    let dir = open_workspaces();
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args([
+            "serve",
+            "--config",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("AUTHGATE_COOKIE_SECRETS", crate::helpers::COOKIE_SECRET)
+        .env("S", "client-secret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(OPEN_GITHUB), "{err}");
+    assert!(err.contains(OPEN_ENTRA), "{err}");
+}
+
 #[test]
 fn serve_refuses_to_start_without_cookie_secret_or_client_secret() {
     let out = Command::new(env!("CARGO_BIN_EXE_authgate"))

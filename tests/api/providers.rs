@@ -1,13 +1,15 @@
 //! Each provider kind through a full code flow: the real `oidc-provider` shaped as Entra ID and
 //! as Keycloak, and a GitHub API stand-in (GitHub cannot be reached from tests; the stand-in
 //! follows GitHub's documented request and response shapes). Plus several providers in one
-//! workspace, and allow/deny cases of the rules at the end of a login.
+//! workspace, allow/deny cases of the rules at the end of a login, and which emails count:
+//! only those the IdP vouches for reach `X-Auth-Request-Email` and the email rules.
 
 use serde_json::json;
 
 use crate::helpers::node::{spawn_node, spawn_oidc_provider, NodeProcess};
 use crate::helpers::{
-    env_with, free_port, spawn_in_process_at, Client, ConfigDir, InProcess, Resp,
+    artifacts, env_with, free_port, spawn_in_process_at, wait_for_port, Client, ConfigDir,
+    InProcess, Resp, COOKIE_SECRET,
 };
 
 const ADMINS: &str = "6a5c8f2e-1d3b-4c7a-9e0f-a1b2c3d4e501";
@@ -18,10 +20,31 @@ const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 /// authgate serving one workspace `ws.localhost` whose `[[provider]]` table(s) and `[authz]`
 /// are given, in front of whatever IdP the test started.
 struct Setup {
-    app: InProcess,
+    app: Server,
+    port: u16,
     _config: ConfigDir,
     host: String,
     client: Client,
+}
+
+/// authgate in this process, or the binary (when a test reads its log).
+enum Server {
+    /// Held for its drop, which stops it.
+    InProcess(#[allow(dead_code)] InProcess),
+    Binary(Binary),
+}
+
+/// The authgate binary on a given port, logging to a file; killed on drop.
+struct Binary {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn workspace_toml(host: &str, providers: &str, authz: &str) -> String {
@@ -30,20 +53,46 @@ fn workspace_toml(host: &str, providers: &str, authz: &str) -> String {
     )
 }
 
+const SECRETS: &[(&str, &str)] = &[
+    ("CLIENT_SECRET", "client-secret"),
+    ("GH_SECRET", "gh-secret"),
+];
+
 async fn serve(port: u16, providers: &str, authz: &str) -> Setup {
     let host = format!("ws.localhost:{port}");
     let config = ConfigDir::new("").workspace("ws", &workspace_toml(&host, providers, authz));
-    let app = spawn_in_process_at(
-        &config,
-        env_with(&[
-            ("CLIENT_SECRET", "client-secret"),
-            ("GH_SECRET", "gh-secret"),
-        ]),
-        port,
-    )
-    .await;
+    let app = spawn_in_process_at(&config, env_with(SECRETS), port).await;
     Setup {
-        app,
+        app: Server::InProcess(app),
+        port,
+        _config: config,
+        host,
+        client: Client::new(),
+    }
+}
+
+/// Same, with the binary, whose log the test reads.
+fn serve_binary(port: u16, providers: &str, authz: &str, name: &str) -> Setup {
+    let host = format!("ws.localhost:{port}");
+    let config = ConfigDir::new("").workspace("ws", &workspace_toml(&host, providers, authz));
+    let log = artifacts().join(format!("authgate-{name}.log"));
+    let out = std::fs::File::create(&log).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["serve", "--config"])
+        .arg(config.path())
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("AUTHGATE_COOKIE_SECRETS", COOKIE_SECRET)
+        .env("RUST_LOG", "authgate=debug,info")
+        .envs(SECRETS.iter().copied())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let binary = Binary { child, log };
+    wait_for_port(port, "authgate");
+    Setup {
+        app: Server::Binary(binary),
+        port,
         _config: config,
         host,
         client: Client::new(),
@@ -65,19 +114,43 @@ impl Setup {
     }
 
     async fn auth(&self) -> Resp {
+        self.auth_query("").await
+    }
+
+    /// `/oauth2/auth` with a narrowing query (`?allowed_…`), or none for "".
+    async fn auth_query(&self, query: &str) -> Resp {
         let cookie = format!(
             "ag={}",
             self.client.cookie("ws.localhost", "ag").unwrap_or_default()
         );
         Client::new()
             .get(
-                &format!("http://svc:{}/oauth2/auth", self.app.port),
+                &format!("http://svc:{}/oauth2/auth{query}", self.port),
                 &[
                     ("x-original-url", &format!("http://{}/hello", self.host)),
                     ("cookie", &cookie),
                 ],
             )
             .await
+    }
+
+    /// The binary's log so far.
+    fn log(&self) -> String {
+        match &self.app {
+            Server::Binary(b) => std::fs::read_to_string(&b.log).unwrap_or_default(),
+            Server::InProcess(_) => panic!("an in-process authgate has no log of its own"),
+        }
+    }
+
+    /// Logs `login` in (a fresh browser) and returns the callback's status and the
+    /// `/oauth2/auth` answer's email and user headers.
+    async fn who(&mut self, login: &str) -> (u16, Option<String>, Option<String>) {
+        self.client = Client::new();
+        let steps = self.login("", login).await;
+        let status = self.callback(&steps).status;
+        let a = self.auth().await;
+        let h = |n: &str| a.header(n).map(str::to_string);
+        (status, h("x-auth-request-email"), h("x-auth-request-user"))
     }
 }
 
@@ -133,13 +206,102 @@ async fn azure_login_maps_groups_roles_and_email_without_an_iss_parameter() {
 }
 
 #[tokio::test]
-async fn azure_user_without_email_gets_preferred_username() {
+async fn azure_user_without_email_never_gets_preferred_username_or_upn_as_email() {
     let (mut s, _idp) = azure("", "").await;
     let steps = s.login("", "noemail").await;
     assert_eq!(s.callback(&steps).status, 302);
+    let a = s.auth().await;
     assert_eq!(
-        s.auth().await.header("x-auth-request-email"),
+        a.header("x-auth-request-email"),
+        None,
+        "preferred_username is the UPN noemail@example.test: a sign-in name, not an address"
+    );
+    assert_eq!(a.header("x-auth-request-user"), Some("noemail"), "sub");
+    assert_eq!(
+        a.header("x-auth-request-preferred-username"),
         Some("noemail@example.test")
+    );
+}
+
+#[tokio::test]
+async fn azure_single_tenant_email_counts_without_xms_edov() {
+    // The issuer names the tenant: its directory is the workspace's own.
+    let (mut s, _idp) = azure("", "email_domains = [\"example.test\"]").await;
+    let (status, email, user) = s.who("unverified").await;
+    assert_eq!(status, 302, "no xms_edov, but one tenant");
+    assert_eq!(email.as_deref(), Some("unverified@example.test"));
+    assert_eq!(user.as_deref(), Some("unverified@example.test"));
+}
+
+/// Entra as a multi-tenant app: the workspace's issuer is `…/organizations/v2.0`, discovery
+/// answers with the `{tenantid}` template, tokens come from the test tenant (listed in
+/// `allowed_tenants`, so the workspace is not open to every tenant).
+async fn azure_multi_tenant(authz: &str) -> (Setup, crate::helpers::node::Idp) {
+    let port = free_port();
+    let idp = spawn_oidc_provider(
+        "azure",
+        "authgate",
+        "client-secret",
+        &[callback_url(port)],
+        json!({"tenant": TENANT}),
+    );
+    let organizations = idp.issuer.replace(TENANT, "organizations");
+    let extra = format!("allowed_tenants = [\"{TENANT}\"]");
+    let setup = serve(
+        port,
+        &oidc_provider_table("azure", &organizations, &extra),
+        authz,
+    )
+    .await;
+    (setup, idp)
+}
+
+#[tokio::test]
+async fn azure_multi_tenant_email_counts_only_with_xms_edov() {
+    let (mut s, _idp) = azure_multi_tenant("").await;
+    let alice = Some("alice@example.test".to_string());
+    assert_eq!(
+        s.who("alice").await,
+        (302, alice.clone(), alice),
+        "xms_edov: true"
+    );
+    let bob = Some("bob@example.test".to_string());
+    assert_eq!(
+        s.who("bob").await,
+        (302, bob.clone(), bob),
+        "xms_edov: \"1\""
+    );
+    assert_eq!(
+        s.who("unverified").await,
+        (302, None, Some("unverified".into())),
+        "no xms_edov: the login proceeds without an email, the user is sub"
+    );
+    // oauth2-proxy's narrowing query cannot be met without a vouched email.
+    assert_eq!(
+        s.auth_query("?allowed_email_domains=example.test")
+            .await
+            .status,
+        403
+    );
+    assert_eq!(s.auth_query("?allowed_groups=").await.status, 202);
+}
+
+#[tokio::test]
+async fn azure_multi_tenant_domain_rule_refuses_an_email_without_xms_edov() {
+    let (mut s, _idp) = azure_multi_tenant("email_domains = [\"example.test\"]").await;
+    let steps = s.login("", "unverified").await;
+    let cb = s.callback(&steps);
+    assert_eq!(cb.status, 403, "{}", cb.body);
+    assert!(
+        cb.body.contains("Email address not verified"),
+        "{}",
+        cb.body
+    );
+    assert_eq!(s.auth().await.status, 401, "no session");
+    let (status, email, _) = s.who("alice").await;
+    assert_eq!(
+        (status, email.as_deref()),
+        (302, Some("alice@example.test"))
     );
 }
 
@@ -276,11 +438,141 @@ async fn keycloak_realm_role_rule_and_logout_through_end_session() {
     assert_eq!(s.auth().await.status, 401, "session cleared");
 }
 
+#[tokio::test]
+async fn keycloak_unverified_email_is_not_sent_and_fails_an_email_rule() {
+    let (mut s, _idp) = keycloak("").await;
+    assert_eq!(
+        s.who("unverified").await,
+        (302, None, Some("unverified".into())),
+        "email_verified: false"
+    );
+    let alice = Some("alice@example.test".to_string());
+    assert_eq!(s.who("alice").await, (302, alice.clone(), alice));
+    let (mut s, _idp) = keycloak("email_domains = [\"example.test\"]").await;
+    let steps = s.login("", "unverified").await;
+    let cb = s.callback(&steps);
+    assert_eq!(cb.status, 403);
+    assert!(
+        cb.body.contains("Email address not verified"),
+        "{}",
+        cb.body
+    );
+}
+
+// === Generic OIDC: which emails count ===
+
+fn generic(port: u16) -> crate::helpers::node::Idp {
+    spawn_oidc_provider(
+        "generic",
+        "authgate",
+        "client-secret",
+        &[callback_url(port)],
+        json!({}),
+    )
+}
+
+#[tokio::test]
+async fn generic_unverified_email_is_neither_email_nor_user() {
+    let port = free_port();
+    let idp = generic(port);
+    let mut s = serve(port, &oidc_provider_table("oidc", &idp.issuer, ""), "").await;
+    assert_eq!(
+        s.who("unverified").await,
+        (302, None, Some("unverified".into())),
+        "email_verified: false; the user falls back to sub"
+    );
+    for q in [
+        "?allowed_email_domains=example.test",
+        "?allowed_emails=unverified@example.test",
+    ] {
+        assert_eq!(s.auth_query(q).await.status, 403, "{q}");
+    }
+    let alice = Some("alice@example.test".to_string());
+    assert_eq!(s.who("alice").await, (302, alice.clone(), alice));
+    assert_eq!(
+        s.auth_query("?allowed_email_domains=example.test")
+            .await
+            .status,
+        202
+    );
+}
+
+#[tokio::test]
+async fn generic_email_without_email_verified_counts_only_with_the_opt_out() {
+    let (port, opt_out_port) = (free_port(), free_port());
+    let idp = spawn_oidc_provider(
+        "generic",
+        "authgate",
+        "client-secret",
+        &[callback_url(port), callback_url(opt_out_port)],
+        json!({}),
+    );
+    let mut s = serve(port, &oidc_provider_table("oidc", &idp.issuer, ""), "").await;
+    assert_eq!(
+        s.who("unattested").await,
+        (302, None, Some("unattested".into())),
+        "no email_verified claim"
+    );
+    let opt_out = "trust_email_without_email_verified = true";
+    let mut s = serve(
+        opt_out_port,
+        &oidc_provider_table("oidc", &idp.issuer, opt_out),
+        "",
+    )
+    .await;
+    let unattested = Some("unattested@example.test".to_string());
+    assert_eq!(
+        s.who("unattested").await,
+        (302, unattested.clone(), unattested)
+    );
+    assert_eq!(
+        s.who("unverified").await,
+        (302, None, Some("unverified".into())),
+        "an explicit false never counts"
+    );
+}
+
+#[tokio::test]
+async fn generic_domain_rule_refuses_an_unverified_email_with_a_page_and_a_log_line() {
+    let port = free_port();
+    let idp = generic(port);
+    let mut s = serve_binary(
+        port,
+        &oidc_provider_table("oidc", &idp.issuer, ""),
+        "email_domains = [\"example.test\"]",
+        "claims-unverified",
+    );
+    let steps = s.login("", "unverified").await;
+    let cb = s.callback(&steps);
+    assert_eq!(cb.status, 403);
+    assert!(
+        cb.body.contains("Email address not verified")
+            && cb.body.contains("has not verified your email address"),
+        "{}",
+        cb.body
+    );
+    assert_eq!(s.auth().await.status, 401, "no session");
+    let log = s.log();
+    assert!(
+        log.lines().any(|l| l.contains("INFO")
+            && l.contains("the identity provider has not verified the email address (email_verified is not true)")),
+        "{log}"
+    );
+    let (status, email, _) = s.who("alice").await;
+    assert_eq!(
+        (status, email.as_deref()),
+        (302, Some("alice@example.test"))
+    );
+}
+
 // === GitHub (API stand-in) ===
 
 fn spawn_github() -> NodeProcess {
     spawn_node("github-api.mjs", &[])
 }
+
+/// GitHub admits every GitHub account: a workspace says so, or sets a rule.
+const ANY: &str = "allow_any_account = true";
 
 async fn github(authz: &str, enterprise: bool) -> (Setup, NodeProcess) {
     let gh = spawn_github();
@@ -296,7 +588,7 @@ async fn github(authz: &str, enterprise: bool) -> (Setup, NodeProcess) {
 
 #[tokio::test]
 async fn github_login_uses_the_primary_verified_email_and_lists_orgs_and_teams() {
-    let (mut s, _gh) = github("", true).await;
+    let (mut s, _gh) = github(ANY, true).await;
     let steps = s.login("", "octocat").await;
     assert_eq!(
         s.callback(&steps).status,
@@ -322,7 +614,7 @@ async fn github_login_uses_the_primary_verified_email_and_lists_orgs_and_teams()
 
 #[tokio::test]
 async fn github_user_without_a_verified_primary_email_is_refused() {
-    let (mut s, _gh) = github("", false).await;
+    let (mut s, _gh) = github(ANY, false).await;
     let steps = s.login("", "unverified").await;
     assert_eq!(s.callback(&steps).status, 400);
 }
@@ -351,7 +643,7 @@ async fn github_team_rule() {
 
 #[tokio::test]
 async fn github_rate_limit_is_an_unavailable_page() {
-    let (mut s, _gh) = github("", false).await;
+    let (mut s, _gh) = github(ANY, false).await;
     let steps = s.login("", "ratelimited").await;
     let cb = s.callback(&steps);
     assert_eq!(cb.status, 503);
@@ -376,7 +668,7 @@ async fn several_providers_get_a_sign_in_page_and_each_works() {
         "{}\n[[provider]]\nid = \"github\"\nkind = \"github\"\nissuer = \"{base}\"\napi_url = \"{base}\"\nclient_id = \"gh-client\"\nclient_secret_env = \"GH_SECRET\"\n",
         oidc_provider_table("oidc", &idp.issuer, "display_name = \"Company SSO\"")
     );
-    let mut s = serve(port, &providers, "").await;
+    let mut s = serve(port, &providers, ANY).await;
     let page = s
         .client
         .get(&format!("http://{}/oauth2/start?rd=%2Fhello", s.host), &[])

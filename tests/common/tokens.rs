@@ -107,7 +107,8 @@ pub fn keyset_from_pem() -> KeySet {
 pub fn id_claims(issuer: &str, client_id: &str, now: u64, nonce: &str) -> Value {
     json!({
         "iss": issuer, "sub": "user-123", "aud": client_id, "exp": now + 300, "iat": now,
-        "nonce": nonce, "email": "alice@example.test", "preferred_username": "alice",
+        "nonce": nonce, "email": "alice@example.test", "email_verified": true,
+        "preferred_username": "alice",
         "groups": ["g-admins", "g-staff"]
     })
 }

@@ -34,7 +34,7 @@ pub(crate) fn bearer(issuer: &str, aud: &str, jti: &str, valid_secs: u64) -> Str
         &json!({
             "iss": issuer, "sub": "user-123", "aud": aud, "azp": aud,
             "iat": now, "exp": now + valid_secs, "jti": jti,
-            "email": "alice@example.test", "preferred_username": "alice",
+            "email": "alice@example.test", "email_verified": true, "preferred_username": "alice",
             "groups": ["g-admins", "g-staff"],
         }),
     )
@@ -113,6 +113,7 @@ pub(crate) fn session_cookie(
             .first()
             .map(|p| p.id().to_string())
             .unwrap_or_default(),
+        ..Identity::default()
     };
     let cookie = ws
         .session

@@ -10,6 +10,10 @@
 //            (post_logout_redirect_uris, grant_types, token_endpoint_auth_method, ...).
 //            Both client_secret_basic and client_secret_post are accepted.
 //   tenant   azure only: tenant id (uuid), default 72f988bf-86f1-41af-91ab-2d7cd011db47
+//            (the issuer names it: a single-tenant app). The same provider also answers as a
+//            multi-tenant app: discovery under /organizations/v2.0 or /common/v2.0 gives the
+//            issuer template http://127.0.0.1:PORT/{tenantid}/v2.0, as Entra's does; tokens
+//            still carry iss .../<tenant>/v2.0 and tid <tenant>.
 //   realm    keycloak only: realm name, default "test"
 //
 // Startup protocol: listens on 127.0.0.1 with an OS-picked port, then builds the
@@ -54,12 +58,15 @@ console.log = console.error;
 // bob          bob@example.test          true            g-staff               App.Reader               user / (none)
 // noemail      (no email claim)          (absent)        -                     -                        - / -
 // unverified   unverified@example.test   false           -                     -                        - / -
+// unattested   unattested@example.test   (absent)        -                     -                        - / -
 // overage      overage@example.test      true            g-admins, g-staff,    App.Reader               - / -
 //                                                         g-auditors (azure: via Graph only)
 // <other>      <login>@example.test      true            -                     -                        - / -
 //
 // * azure never sends email_verified (Entra has no such claim); preferred_username
-//   there is the UPN <login>@example.test, even for noemail.
+//   there is the UPN <login>@example.test, even for noemail. Entra's optional claim
+//   xms_edov (the email domain's owner verified the address) is sent for alice as
+//   true and for bob as the string "1"; every other azure account has none.
 // Group names per shape:
 //   generic   ["g-admins","g-staff"] (claim always present, [] when none)
 //   keycloak  ["/g-admins","/g-staff"] group paths (claim always present, [] when none)
@@ -87,6 +94,7 @@ const ACCOUNTS = {
     azureRoles: ['App.Admin', 'App.Reader'],
     realmRoles: ['admin', 'user'],
     clientRoles: ['editor'],
+    xmsEdov: true,
   },
   bob: {
     name: 'Bob Staff',
@@ -94,9 +102,11 @@ const ACCOUNTS = {
     azureRoles: ['App.Reader'],
     realmRoles: ['user'],
     clientRoles: [],
+    xmsEdov: '1',
   },
   noemail: { name: 'No Email', noEmail: true },
   unverified: { name: 'Unverified Email', emailVerified: false },
+  unattested: { name: 'Unattested Email', emailVerified: null },
   overage: {
     name: 'Overage User',
     groups: ['g-admins', 'g-staff', 'g-auditors'],
@@ -130,7 +140,9 @@ function accountInfo(login) {
     login,
     name: a.name || login,
     email: a.noEmail ? undefined : `${login}@example.test`,
-    emailVerified: a.noEmail ? undefined : a.emailVerified !== false,
+    // null: the claim is left out (an IdP that never sends it).
+    emailVerified: a.noEmail || a.emailVerified === null ? undefined : a.emailVerified !== false,
+    xmsEdov: a.xmsEdov,
     groups: a.groups || [],
     azureRoles: a.azureRoles || [],
     realmRoles: a.realmRoles || [],
@@ -214,7 +226,7 @@ function claimsConfig() {
   };
   if (shape === 'azure') {
     // Entra puts tid/oid/roles and the groups optional claim in every ID token.
-    base.openid.push('tid', 'oid', 'roles', 'groups', 'hasgroups');
+    base.openid.push('tid', 'oid', 'roles', 'groups', 'hasgroups', 'xms_edov');
   } else {
     // Released with `profile` too, so tests need not remember the `groups` scope.
     base.profile.push('groups');
@@ -241,6 +253,7 @@ function accountClaims(login, issuerOrigin) {
     delete claims.email_verified;
     claims.tid = tenant;
     claims.oid = oidFor(login);
+    if (a.xmsEdov !== undefined) claims.xms_edov = a.xmsEdov;
     if (a.azureRoles.length) claims.roles = a.azureRoles;
     if (a.overage) {
       claims.hasgroups = true;
@@ -450,6 +463,8 @@ if (shape === 'azure') {
     await next();
     if (ctx.oidc?.route === 'discovery' && ctx.body) {
       delete ctx.body.authorization_response_iss_parameter_supported;
+      // A multi-tenant app's discovery names the issuer as a template.
+      if (ctx.req.tenantTemplate) ctx.body.issuer = issuer.replace(`/${tenant}/`, '/{tenantid}/');
     }
   });
 }
@@ -537,6 +552,12 @@ handle = (req, res) => {
       }
       // Discovery lives under the issuer (/<tenant>/v2.0), the rest under /<tenant>.
       const wellKnown = `${mountPath}/v2.0/.well-known/openid-configuration`;
+      if (path === '/organizations/v2.0/.well-known/openid-configuration'
+        || path === '/common/v2.0/.well-known/openid-configuration') {
+        req.tenantTemplate = true;
+        req.url = `${mountPath}/.well-known/openid-configuration${url.search}`;
+        return mounted(req, res, mountPath, `/.well-known/openid-configuration${url.search}`);
+      }
       if (path === wellKnown) {
         req.url = `${mountPath}/.well-known/openid-configuration${url.search}`;
         return mounted(req, res, mountPath, `/.well-known/openid-configuration${url.search}`);
