@@ -118,6 +118,7 @@ impl Application {
     ) -> Result<Self, StartError> {
         let http = http_client()?;
         let ctx = ProviderContext {
+            stores: Default::default(),
             jwks: Arc::new(JwksCache::new(http.clone(), Duration::from_secs(30))),
             http,
         };

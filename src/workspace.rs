@@ -228,9 +228,9 @@ impl Registry {
             None => None,
             Some(src) => match src
                 .read(env)
-                .and_then(|url| RedisStore::new(&url).map_err(|e| e.to_string()))
+                .and_then(|url| ctx.stores.open(&url).map_err(|e| e.to_string()))
             {
-                Ok(s) => Some(Arc::new(s)),
+                Ok(s) => Some(s),
                 Err(problem) => {
                     errors.push(ConfigError {
                         file: crate::config::SERVER_FILE.into(),

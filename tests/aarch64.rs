@@ -120,6 +120,7 @@ fn session_cookie(config: &Path) -> String {
     .collect();
     let http = authgate::server::http_client().unwrap();
     let ctx = ProviderContext {
+        stores: Default::default(),
         jwks: Arc::new(JwksCache::new(http.clone(), Duration::from_secs(30))),
         http,
     };

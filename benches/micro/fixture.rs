@@ -145,6 +145,7 @@ impl Fixture {
         .collect();
         let http = authgate::server::http_client().expect("HTTP client");
         let ctx = ProviderContext {
+            stores: Default::default(),
             jwks: Arc::new(JwksCache::new(http.clone(), Duration::from_secs(30))),
             http,
         };

@@ -47,13 +47,18 @@ impl Incoming {
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let h = &parts.headers;
+        // Only NGINX's auth subrequest names the original URL; on the login routes (ordinary
+        // proxying through the /oauth2 Ingress) a client's own X-Original-URL would pass
+        // through, so there it is not read at all.
+        let auth_route = parts.uri.path().starts_with("/oauth2/auth");
         let fwd = ForwardingHeaders {
-            original_url: header(h, "x-original-url"),
-            forwarded_host: header(h, "x-forwarded-host"),
-            host: h
-                .get(HOST)
-                .and_then(|v| v.to_str().ok())
-                .or(parts.uri.authority().map(|a| a.as_str())),
+            original_url: if auth_route {
+                forwarding_header(h, "x-original-url")
+            } else {
+                None
+            },
+            forwarded_host: forwarding_header(h, "x-forwarded-host"),
+            host: forwarding_header(h, HOST.as_str()).or(parts.uri.authority().map(|a| a.as_str())),
         };
         Self {
             peer,
@@ -83,12 +88,15 @@ impl Incoming {
         self.target.as_ref().map_or("", |t| t.host.as_str())
     }
 
-    /// Every `Cookie` header value.
+    /// Every `name=value` pair of every `Cookie` header, as text. A pair that is not UTF-8
+    /// (another app's cookie on the same domain) is skipped alone: browsers send all cookies
+    /// in one header, and dropping the whole header would hide the session with it.
     pub fn cookie_headers(&self) -> impl Iterator<Item = &str> {
         self.headers
             .get_all(COOKIE)
             .iter()
-            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+            .filter_map(|pair| std::str::from_utf8(pair).ok())
     }
 
     /// The `Authorization: Bearer` token, if any.
@@ -128,6 +136,14 @@ impl Incoming {
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A header that names a host. Present but not visible ASCII, it is kept as a value no host
+/// parses (`forward` then refuses it), never read as absent: absent would make the next
+/// header, which the client may also write, decide.
+fn forwarding_header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}not visible ASCII"))
 }
 
 /// Takes the whole request (the body is never read), so it is a handler's last argument.

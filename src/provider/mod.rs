@@ -133,6 +133,8 @@ pub struct ProviderContext {
     pub http: reqwest::Client,
     /// Shared JWKS cache.
     pub jwks: Arc<JwksCache>,
+    /// The Redis store, kept across reloads while its URL is unchanged.
+    pub stores: Arc<crate::session::StoreCache>,
 }
 
 /// Builds the provider for one `[[provider]]`.

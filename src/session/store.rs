@@ -198,3 +198,36 @@ async fn connect(shared: Arc<Shared>) {
         attempt = attempt.saturating_add(1);
     }
 }
+
+/// The Redis store a config names, shared across reloads: a reload whose Redis URL is
+/// unchanged keeps the connected store instead of opening a new one (which would fail closed
+/// until it connects). Keyed by a digest of the URL, so the URL itself is not kept here.
+#[derive(Default)]
+pub struct StoreCache {
+    /// The last store opened, by URL digest; weak, so a store no registry uses is dropped.
+    last: std::sync::Mutex<Option<([u8; 32], std::sync::Weak<RedisStore>)>>,
+}
+
+impl std::fmt::Debug for StoreCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreCache")
+    }
+}
+
+impl StoreCache {
+    /// The live store for `url`, or a new one.
+    pub fn open(&self, url: &Secret) -> Result<Arc<RedisStore>, StoreError> {
+        let digest: [u8; 32] = Sha256::digest(url.expose().as_bytes()).into();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((d, weak)) = last.as_ref() {
+            if *d == digest {
+                if let Some(store) = weak.upgrade() {
+                    return Ok(store);
+                }
+            }
+        }
+        let store = Arc::new(RedisStore::new(url)?);
+        *last = Some((digest, Arc::downgrade(&store)));
+        Ok(store)
+    }
+}

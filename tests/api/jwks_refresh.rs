@@ -42,6 +42,7 @@ async fn setup(max_age: Duration, jwks: Value) -> Env {
     );
     let http = authgate::server::http_client().unwrap();
     let ctx = ProviderContext {
+        stores: Default::default(),
         jwks: Arc::new(JwksCache::new(http.clone(), MIN_REFRESH).with_max_age(max_age)),
         http,
     };

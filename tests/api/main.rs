@@ -18,5 +18,5 @@ mod jwks_refresh;
 mod nginx_flow;
 mod nginx_tenant;
 mod providers;
-mod tenant;
 mod redis_store;
+mod tenant;

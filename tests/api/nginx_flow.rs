@@ -346,3 +346,50 @@ async fn tls_terminated_in_front_of_nginx_brings_the_user_back_to_https_with_sec
         .body
         .contains("x-auth-request-email: alice@example.test"));
 }
+
+/// Every identity header authgate can send is listed in `auth-response-headers`, so NGINX
+/// replaces (or, when authgate sends none, removes) whatever the client sent under those
+/// names: without a login, and next to a real one.
+#[tokio::test]
+async fn every_spoofed_identity_header_is_replaced_or_removed() {
+    let p = spawn_platform("nginx-spoof-all", "generic", false).await;
+    let spoofed = [
+        ("x-auth-request-user", "mallory"),
+        ("x-auth-request-email", "mallory@evil.test"),
+        ("x-auth-request-preferred-username", "root"),
+        ("x-auth-request-groups", "g-admins"),
+    ];
+    let mut anon = Client::new();
+    let r = anon
+        .get(&format!("{}/landing", p.nginx.url(PERSO)), &spoofed)
+        .await;
+    assert_eq!(r.status, 200);
+    for (name, _) in spoofed {
+        assert!(
+            !r.body.contains(name),
+            "{name} reached perso's app: {}",
+            r.body
+        );
+    }
+    let mut alice = Client::new();
+    let steps = alice
+        .follow(&format!("{}/helloworld", p.nginx.url(MCD)), "alice")
+        .await;
+    assert_eq!(steps.last().unwrap().status, 200);
+    let r = alice
+        .get(&format!("{}/helloworld", p.nginx.url(MCD)), &spoofed)
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains("x-auth-request-email: alice@example.test"),
+        "{}",
+        r.body
+    );
+    for (name, value) in spoofed {
+        assert!(
+            !r.body.contains(&format!("{name}: {value}")),
+            "the client's {name} reached mcd's app: {}",
+            r.body
+        );
+    }
+}

@@ -198,3 +198,28 @@ async fn a_return_target_too_long_for_the_login_cookie_ends_the_login_at_slash()
     let (status, user, _) = auth(app.port, &cookie).await;
     assert_eq!((status, user.as_deref()), (202, Some("alice")));
 }
+
+/// A reload whose Redis URL is unchanged keeps the connected store (a new one would fail
+/// closed until it connects); a changed URL gets a new store.
+#[tokio::test]
+async fn a_reload_keeps_the_redis_store_while_its_url_is_unchanged() {
+    let forge = spawn_forge().await;
+    let redis = spawn_redis();
+    let (app, config) = spawn_app(&forge.issuer, &redis.url()).await;
+    let store = |state: &authgate::state::AppState| {
+        state.registry().workspaces[0]
+            .store
+            .clone()
+            .expect("mcd keeps its sessions in Redis")
+    };
+    let before = store(&app.state);
+    let env = env_with(&[("MCD_SECRET", "s3cret"), ("REDIS_URL", &redis.url())]);
+    authgate::server::reload(&app.state, config.path(), &env).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&before, &store(&app.state)));
+    let other = env_with(&[
+        ("MCD_SECRET", "s3cret"),
+        ("REDIS_URL", "redis://127.0.0.1:1"),
+    ]);
+    authgate::server::reload(&app.state, config.path(), &other).unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&before, &store(&app.state)));
+}

@@ -18,6 +18,7 @@ use serde_json::json;
 use tower::ServiceExt;
 
 use crate::forge_flow::{claims, config_for, edited, rs256, setup, Env, COOKIE, HOST};
+use crate::helpers::client::raw_bytes;
 use crate::helpers::forge::{spawn_forge, tokens};
 use crate::helpers::{env_with, spawn_in_process, Client, ConfigDir, Resp};
 
@@ -308,6 +309,7 @@ async fn a_full_spent_state_set_refuses_new_logins_and_forgets_nothing() {
     let env = env_with(&[("MCD_SECRET", "s3cret")]);
     let http = authgate::server::http_client().unwrap();
     let ctx = ProviderContext {
+        stores: Default::default(),
         jwks: Arc::new(JwksCache::new(http.clone(), Duration::from_secs(30))),
         http,
     };
@@ -359,4 +361,53 @@ async fn a_full_spent_state_set_refuses_new_logins_and_forgets_nothing() {
     // And the spent state was not forgotten to make room: replaying it is still refused.
     let replay = get(callback, login_cookie).await;
     assert_eq!(replay.status(), 400);
+}
+
+/// A header that names a host but is not text is refused, never read as absent: absent would
+/// let the next header, which the client also writes, decide.
+#[tokio::test]
+async fn a_non_ascii_original_url_is_refused_not_skipped_for_x_forwarded_host() {
+    let mut env = setup().await;
+    let cookie = mcd_session(&mut env).await;
+    let mut req = b"GET /oauth2/auth/mcd HTTP/1.1\r\nHost: authgate.svc\r\nX-Original-URL: http://perso.test\xff/x\r\nX-Forwarded-Host: mcd.test\r\n".to_vec();
+    req.extend_from_slice(format!("Cookie: {cookie}\r\nConnection: close\r\n\r\n").as_bytes());
+    let r = raw_bytes(env.app.port, &req).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(!r.text.to_ascii_lowercase().contains("x-auth-request-user"));
+}
+
+/// Another app's cookie that is not UTF-8, in the same `Cookie` header, hides nothing.
+#[tokio::test]
+async fn a_foreign_non_utf8_cookie_does_not_hide_the_session() {
+    let mut env = setup().await;
+    let cookie = mcd_session(&mut env).await;
+    let mut req = b"GET /oauth2/auth/mcd HTTP/1.1\r\nHost: authgate.svc\r\nX-Original-URL: http://mcd.test/x\r\n".to_vec();
+    req.extend_from_slice(format!("Cookie: theme=\u{e9}t\u{e9}; {cookie}; x=").as_bytes());
+    req.extend_from_slice(b"\xff\xfe\r\nConnection: close\r\n\r\n");
+    let r = raw_bytes(env.app.port, &req).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+}
+
+/// On the login routes X-Original-URL is not read: through the /oauth2 Ingress it is the
+/// client's own header, and would choose which of the workspace's hosts the login uses.
+#[tokio::test]
+async fn login_routes_ignore_a_client_x_original_url() {
+    let mut env = setup().await;
+    let r = env
+        .client
+        .get(
+            &env.url(HOST, "/oauth2/start/mcd?rd=%2F"),
+            &[("x-original-url", "http://mcd2.test/")],
+        )
+        .await;
+    assert_eq!(r.status, 302);
+    let redirect_uri = r
+        .location()
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.into_owned());
+    assert_eq!(
+        redirect_uri.as_deref(),
+        Some("http://mcd.test/oauth2/callback")
+    );
 }

@@ -94,6 +94,7 @@ pub(crate) fn session_cookie(
 ) -> Result<(String, String), String> {
     let http = authgate::server::http_client().map_err(|e| e.to_string())?;
     let ctx = ProviderContext {
+        stores: Default::default(),
         jwks: Arc::new(JwksCache::new(http.clone(), Duration::from_secs(30))),
         http,
     };

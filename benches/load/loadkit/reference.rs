@@ -50,6 +50,7 @@ pub(crate) fn serve(
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     let http = authgate::server::http_client().map_err(|e| e.to_string())?;
     let ctx = authgate::provider::ProviderContext {
+        stores: Default::default(),
         jwks: Arc::new(authgate::oidc::JwksCache::new(
             http.clone(),
             std::time::Duration::from_secs(30),

@@ -282,16 +282,22 @@ pub struct RawResp {
 /// to 127.0.0.1:`port` and reads the answer: for request forms an HTTP library never writes,
 /// such as an absolute-form request line next to a different `Host`.
 pub async fn raw_request(port: u16, request_line: &str, headers: &[(&str, &str)]) -> RawResp {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
     let mut req = format!("{request_line}\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("Connection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
+    raw_bytes(port, req.as_bytes()).await
+}
+
+/// Sends `request` (the whole head, ending in an empty line) byte for byte: for header values
+/// that are not text.
+pub async fn raw_bytes(port: u16, request: &[u8]) -> RawResp {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(request).await.unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.unwrap();
     let text = String::from_utf8_lossy(&buf).to_string();

@@ -1,5 +1,6 @@
 //! A real NGINX (Debian's `nginx` with `libnginx-mod-http-set-misc`) configured the way
-//! ingress-nginx renders the `auth-url`, `auth-signin`, `auth-response-headers` and
+//! ingress-nginx renders the `auth-url`, `auth-signin`, `auth-response-headers` (all four
+//! identity headers, as `k8s/` lists them) and
 //! `auth-keepalive` annotations.
 //!
 //! Differences from the controller's output, all forced by tests running on one loopback port
@@ -170,6 +171,10 @@ fn server_block(site: &Site, authgate: u16, upstream: u16) -> String {
       proxy_set_header    'X-Auth-Request-User' $authHeader0;
       auth_request_set    $authHeader1 $upstream_http_x_auth_request_email;
       proxy_set_header    'X-Auth-Request-Email' $authHeader1;
+      auth_request_set    $authHeader2 $upstream_http_x_auth_request_preferred_username;
+      proxy_set_header    'X-Auth-Request-Preferred-Username' $authHeader2;
+      auth_request_set    $authHeader3 $upstream_http_x_auth_request_groups;
+      proxy_set_header    'X-Auth-Request-Groups' $authHeader3;
       set_escape_uri      $escaped_request_uri $request_uri;
       error_page 401 = @signin-{id};
       error_page 403 = @custom-403-{id};"#
