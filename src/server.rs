@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::{self, Config, ConfigErrors, Env};
+use crate::http::Limits;
 use crate::oidc::JwksCache;
 use crate::provider::ProviderContext;
 use crate::session::MasterSecrets;
@@ -107,6 +108,8 @@ pub struct Application {
     env: Arc<dyn Env>,
     /// How it stops.
     drain: Drain,
+    /// What one process serves at once.
+    limits: Limits,
 }
 
 impl Application {
@@ -145,6 +148,7 @@ impl Application {
             dir: dir.to_path_buf(),
             env,
             drain: Drain::default(),
+            limits: Limits::default(),
         })
     }
 
@@ -156,6 +160,12 @@ impl Application {
     /// The shared state (for reload tests).
     pub fn state(&self) -> AppState {
         self.state.clone()
+    }
+
+    /// Sets the connection limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Sets how the process stops.
@@ -197,11 +207,7 @@ impl Application {
                 stopped.notify_one();
             }
         };
-        let serve = axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(accepting_ends);
+        let serve = crate::http::serve(self.listener, app, self.limits, accepting_ends);
         tokio::select! {
             r = serve => {
                 tracing::info!("stopped");

@@ -9,6 +9,7 @@ mod error;
 mod extract;
 mod login;
 mod pages;
+mod serve;
 mod userinfo;
 
 use axum::http::StatusCode;
@@ -22,6 +23,7 @@ use crate::state::AppState;
 
 pub use error::AppError;
 pub use extract::Incoming;
+pub use serve::{serve, Limits};
 
 /// The router, ready for `axum::serve` or `oneshot` in tests.
 ///

@@ -15,6 +15,7 @@ mod cli;
 mod drain;
 mod forge_flow;
 mod jwks_refresh;
+mod limits;
 mod nginx_flow;
 mod nginx_tenant;
 mod providers;

@@ -299,7 +299,15 @@ pub async fn raw_bytes(port: u16, request: &[u8]) -> RawResp {
         .unwrap();
     s.write_all(request).await.unwrap();
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(20), s.read_to_end(&mut buf))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "no complete answer from port {port} within 20 s; got {:?}",
+                String::from_utf8_lossy(&buf)
+            )
+        })
+        .unwrap();
     let text = String::from_utf8_lossy(&buf).to_string();
     let status = text
         .split(' ')

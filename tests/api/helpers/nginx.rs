@@ -66,6 +66,14 @@ impl Drop for Nginx {
 }
 
 impl Nginx {
+    /// Whether the access log holds a line containing `needle`.
+    pub fn access_log_has(&self, needle: &str) -> bool {
+        std::fs::read_to_string(self.dir.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains(needle))
+    }
+
     /// `http://<host>:<port>`.
     pub fn url(&self, host: &str) -> String {
         format!("http://{host}:{}", self.port)

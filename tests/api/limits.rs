@@ -1,0 +1,112 @@
+//! What one process serves at once, and requests NGINX forwards that hyper's default parser
+//! would refuse (anything but 2xx/401/403 from the auth subrequest is a 500 for the user).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use authgate::http::Limits;
+use authgate::server::Application;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::client::raw_bytes;
+use crate::helpers::{env_with, ConfigDir};
+use crate::nginx_flow::{spawn_platform, PERSO};
+
+async fn spawn_with(limits: Limits) -> (u16, tokio::task::JoinHandle<()>, ConfigDir) {
+    let config = ConfigDir::new("").workspace("open", "hosts = [\"open.test\"]\nauth = \"none\"\n");
+    let app = Application::build(
+        config.path(),
+        Some("127.0.0.1:0".parse().unwrap()),
+        Arc::new(env_with(&[])),
+    )
+    .await
+    .unwrap()
+    .with_limits(limits);
+    let port = app.port();
+    let task = tokio::spawn(async move {
+        app.run_until_stopped().await.unwrap();
+    });
+    (port, task, config)
+}
+
+/// Reads one response head off `s`, or `None` if nothing arrives within `wait`.
+async fn answer_within(s: &mut TcpStream, wait: Duration) -> Option<String> {
+    let mut buf = [0u8; 1024];
+    match tokio::time::timeout(wait, s.read(&mut buf)).await {
+        Ok(Ok(n)) if n > 0 => Some(String::from_utf8_lossy(&buf[..n]).to_string()),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_control_byte_in_a_client_header_is_dropped_not_a_500_through_nginx() {
+    let p = spawn_platform("limits-ctl", "generic", false).await;
+    let req = format!(
+        "GET /landing HTTP/1.1\r\nHost: {PERSO}:{}\r\nX-Note: a\x01b\r\nConnection: close\r\n\r\n",
+        p.nginx.port
+    );
+    let r = raw_bytes(p.nginx.port, req.as_bytes()).await;
+    // authgate answered the subrequest (202): NGINX went on to the app. The test's echo app
+    // runs hyper's default parser and refuses the header itself (400); what matters is that
+    // the auth subrequest did not fail, which NGINX would have turned into a 500.
+    assert_ne!(r.status, 500, "{}", r.text);
+    let errors = std::fs::read_to_string(p.nginx.dir.path().join("error.log")).unwrap();
+    assert!(
+        !errors.contains("auth request unexpected status"),
+        "the auth subrequest failed:\n{errors}"
+    );
+    assert!(p.nginx.access_log_has(" /landing "));
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    let (port, task, _config) = spawn_with(Limits {
+        max_connections: 2,
+        ..Limits::default()
+    })
+    .await;
+    let ping = b"GET /ping HTTP/1.1\r\nHost: open.test\r\n\r\n";
+    let mut a = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut b = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    for s in [&mut a, &mut b] {
+        s.write_all(ping).await.unwrap();
+        assert!(answer_within(s, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .contains("200 OK"));
+    }
+    // Both slots are held by idle keep-alive connections: a third is not served.
+    let mut c = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    c.write_all(ping).await.unwrap();
+    assert!(answer_within(&mut c, Duration::from_millis(300))
+        .await
+        .is_none());
+    drop(a);
+    let head = answer_within(&mut c, Duration::from_secs(5)).await;
+    assert!(
+        head.is_some_and(|h| h.contains("200 OK")),
+        "served once a slot is free"
+    );
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_head_is_cut_off() {
+    let (port, task, _config) = spawn_with(Limits {
+        header_read_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    })
+    .await;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(b"GET /ping HTTP/1.1\r\nHost: open.test\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    assert!(
+        closed.is_ok(),
+        "the connection is closed within the timeout"
+    );
+    task.abort();
+}
