@@ -13,6 +13,7 @@
 //! - [`identity`]: the user as every provider reports it.
 //! - [`http`]: routes, the request extractor, pages and the one error type.
 //! - [`server`]: building the application, binding, serving, reloading.
+//! - [`watch`]: when to reload: SIGHUP, or a change of the config files seen by a bounded poll.
 //! - [`state`]: the shared handle handlers get.
 //! - [`spent`]: single use of login `state` values, bounded and refusing when full.
 //! - [`secret`]: the type secrets travel in.
@@ -32,6 +33,7 @@ pub mod session;
 pub mod spent;
 pub mod state;
 pub mod telemetry;
+pub mod watch;
 pub mod workspace;
 
 // Lets test helpers shared with `tests/` and `benches/` name the crate the same way everywhere.

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use authgate::config::{self, ProcessEnv};
 use authgate::server::{Application, Drain};
 use authgate::session::MasterSecrets;
+use authgate::watch;
 
 /// Exit code for invalid configuration (EX_CONFIG from sysexits.h).
 const EXIT_CONFIG: u8 = 78;
@@ -48,6 +49,10 @@ enum Command {
         /// Then, the most in-flight requests get to finish before the process exits.
         #[arg(long, env = "AUTHGATE_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
         drain_timeout: Duration,
+        /// How often the config files (and the secret files they name) are compared; a change
+        /// two polls agree on is reloaded. `off` or `0`: only SIGHUP reloads.
+        #[arg(long, env = "AUTHGATE_WATCH_INTERVAL", default_value = "2s")]
+        watch_interval: watch::Interval,
     },
     /// Validate a config directory and print every problem, one per line.
     Check {
@@ -89,6 +94,7 @@ fn main() -> ExitCode {
             workers,
             drain_delay,
             drain_timeout,
+            watch_interval,
         } => serve(
             config,
             listen,
@@ -97,6 +103,7 @@ fn main() -> ExitCode {
                 delay: drain_delay,
                 timeout: drain_timeout,
             },
+            watch_interval,
         ),
     }
 }
@@ -120,6 +127,7 @@ fn serve(
     listen: Option<SocketAddr>,
     workers: Option<NonZeroUsize>,
     drain: Drain,
+    watch: watch::Interval,
 ) -> ExitCode {
     authgate::telemetry::init();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -148,7 +156,12 @@ fn serve(
                 return ExitCode::from(EXIT_UNAVAILABLE);
             }
         };
-        match app.with_drain(drain).run_until_stopped().await {
+        match app
+            .with_drain(drain)
+            .with_watch(watch)
+            .run_until_stopped()
+            .await
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("authgate: {e}");

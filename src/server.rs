@@ -1,7 +1,8 @@
 //! Building and running the application: config → registry → bound listener → serve.
 //!
-//! Owns start-up order (validate everything before binding a port), reload on SIGHUP (a new
-//! config replaces the old only when it validates completely), and graceful shutdown.
+//! Owns start-up order (validate everything before binding a port), what a reload is (a new
+//! config replaces the old only when it validates completely; [`crate::watch`] decides when,
+//! on SIGHUP or a change of the files), and graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use crate::oidc::JwksCache;
 use crate::provider::ProviderContext;
 use crate::session::MasterSecrets;
 use crate::state::{AppState, SystemClock};
+use crate::watch::{self, Watched};
 use crate::workspace::Registry;
 
 /// Why the application cannot start.
@@ -102,14 +104,16 @@ pub struct Application {
     listener: TcpListener,
     /// The state handlers share.
     state: AppState,
-    /// Where the config came from, for reloads.
-    dir: PathBuf,
     /// The environment, for reloads.
     env: Arc<dyn Env>,
     /// How it stops.
     drain: Drain,
     /// What one process serves at once.
     limits: Limits,
+    /// How often the config files are compared for a reload.
+    watch: watch::Interval,
+    /// The files the loaded config reads, for the watcher.
+    watched: Watched,
 }
 
 impl Application {
@@ -136,6 +140,7 @@ impl Application {
         env: Arc<dyn Env>,
         ctx: ProviderContext,
     ) -> Result<Self, StartError> {
+        let before = watch::ConfigDigest::of(dir);
         let (config, registry) = load_registry(dir, env.as_ref(), &ctx)?;
         let addr = listen.unwrap_or(config.server.listen);
         let listener = TcpListener::bind(addr)
@@ -145,10 +150,11 @@ impl Application {
         Ok(Self {
             listener,
             state,
-            dir: dir.to_path_buf(),
             env,
             drain: Drain::default(),
             limits: Limits::default(),
+            watch: watch::Interval::default(),
+            watched: Watched::new(dir, &config, before),
         })
     }
 
@@ -174,7 +180,13 @@ impl Application {
         self
     }
 
-    /// Serves until SIGTERM or Ctrl-C; reloads on SIGHUP. Providers warm up in the background.
+    /// Sets how often the config files are compared ([`watch::Interval::Off`]: SIGHUP only).
+    pub fn with_watch(mut self, interval: watch::Interval) -> Self {
+        self.watch = interval;
+        self
+    }
+
+    /// Serves until SIGTERM or Ctrl-C; reloads on SIGHUP and when the config files change. Providers warm up in the background.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.run_until(shutdown_signal()).await
     }
@@ -187,7 +199,13 @@ impl Application {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         warm_up(&self.state);
-        spawn_reload_on_sighup(self.state.clone(), self.dir.clone(), self.env.clone());
+        // Stops with the server (a drop guard), so an in-process server leaves no poller behind.
+        let _watcher = AbortOnDrop(tokio::spawn(watch::run(
+            self.state.clone(),
+            self.watched.clone(),
+            self.env.clone(),
+            self.watch,
+        )));
         let app = crate::http::app(self.state.clone());
         tracing::info!(addr = ?self.listener.local_addr().ok(), "serving");
         let drain = self.drain;
@@ -236,32 +254,28 @@ pub fn warm_up(state: &AppState) {
 
 /// Re-reads the config directory; the new registry replaces the old only if it is complete.
 pub fn reload(state: &AppState, dir: &Path, env: &dyn Env) -> Result<(), ConfigErrors> {
-    let (_, registry) = load_registry(dir, env, state.provider_context())?;
+    reload_config(state, dir, env).map(drop)
+}
+
+/// Same, returning the config now serving (the watcher learns which secret files it names).
+///
+/// Requests already running keep the registry they started with: `http::Incoming` holds an
+/// `Arc<Registry>` for the whole request, and the old registry is dropped with the last one.
+pub fn reload_config(state: &AppState, dir: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
+    let (config, registry) = load_registry(dir, env, state.provider_context())?;
     state.replace_registry(registry);
     warm_up(state);
-    Ok(())
+    Ok(config)
 }
 
-#[cfg(unix)]
-fn spawn_reload_on_sighup(state: AppState, dir: PathBuf, env: Arc<dyn Env>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    tokio::spawn(async move {
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        while hup.recv().await.is_some() {
-            match reload(&state, &dir, env.as_ref()) {
-                Ok(()) => tracing::info!("configuration reloaded"),
-                Err(e) => {
-                    tracing::error!(errors = %e, "reload refused; the previous configuration stays")
-                }
-            }
-        }
-    });
-}
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
-#[cfg(not(unix))]
-fn spawn_reload_on_sighup(_: AppState, _: PathBuf, _: Arc<dyn Env>) {}
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 async fn shutdown_signal() {
     let ctrl_c = async {
