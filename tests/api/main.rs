@@ -20,4 +20,5 @@ mod nginx_flow;
 mod nginx_tenant;
 mod providers;
 mod redis_store;
+mod reload_watch;
 mod tenant;

@@ -169,6 +169,16 @@ pub async fn spawn_in_process(
     InProcess { port, state, task }
 }
 
+/// Serves an application built by the test (e.g. with a short watch interval).
+pub fn serve_in_process(app: Application) -> InProcess {
+    let port = app.port();
+    let state = app.state();
+    let task = tokio::spawn(async move {
+        app.run_until_stopped().await.unwrap();
+    });
+    InProcess { port, state, task }
+}
+
 /// Builds and serves authgate from `config` with `env`, its providers built from `ctx`.
 pub async fn spawn_in_process_with_context(
     config: &ConfigDir,
