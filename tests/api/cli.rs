@@ -252,7 +252,8 @@ fn redis_store_needs_a_redis_table() {
 }
 
 /// `--workers N` sets the number of threads serving requests: two more workers are two more
-/// threads in the process (a login-free workspace, so nothing else starts a thread).
+/// threads in the process (a login-free workspace and no config polling, whose file reads run
+/// on the blocking pool, so nothing else starts a thread).
 #[test]
 fn workers_sets_the_number_of_serving_threads() {
     let dir =
@@ -260,7 +261,10 @@ fn workers_sets_the_number_of_serving_threads() {
     let threads = |workers: &str| {
         let p = spawn_authgate(
             &dir,
-            &[("AUTHGATE_WORKERS", workers)],
+            &[
+                ("AUTHGATE_WORKERS", workers),
+                ("AUTHGATE_WATCH_INTERVAL", "off"),
+            ],
             &format!("workers-{workers}"),
         );
         std::fs::read_dir(format!("/proc/{}/task", p.pid()))
