@@ -26,18 +26,48 @@ pub(super) async fn auth(
     match check(&state, &req).await {
         Ok(allowed) => allowed,
         // The route has no trace layer (it is the hot path); a refusal names the request
-        // ingress-nginx's log knows it by, and the host it was for.
-        Err(e) => tracing::info_span!(
+        // ingress-nginx's log knows it by (or one made up here), the host it was for, the
+        // workspace the route names, and the user where one was known.
+        Err(Refusal { error, user }) => tracing::info_span!(
             "auth",
             host = req.host(),
             route_workspace = req.pinned.as_deref().unwrap_or(""),
-            request_id = req.request_id()
+            user = user.as_deref().unwrap_or(""),
+            request_id = %RequestId(req.request_id()),
         )
-        .in_scope(|| e.into_response()),
+        .in_scope(|| error.into_response()),
     }
 }
 
-async fn check(state: &AppState, req: &Incoming) -> Result<Response, AppError> {
+/// A refused `/oauth2/auth`, with the user it was refused to where one was known.
+struct Refusal {
+    error: AppError,
+    user: Option<String>,
+}
+
+impl<E: Into<AppError>> From<E> for Refusal {
+    fn from(e: E) -> Self {
+        Self {
+            error: e.into(),
+            user: None,
+        }
+    }
+}
+
+/// ingress-nginx's `X-Request-ID`, or a fresh random one when the request came without.
+struct RequestId<'a>(&'a str);
+
+impl std::fmt::Display for RequestId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            write!(f, "{:032x}", rand::random::<u128>())
+        } else {
+            f.write_str(self.0)
+        }
+    }
+}
+
+async fn check(state: &AppState, req: &Incoming) -> Result<Response, Refusal> {
     let ws = req.workspace()?;
     if !ws.requires_login() {
         return Ok(StatusCode::ACCEPTED.into_response());
@@ -51,14 +81,15 @@ async fn check(state: &AppState, req: &Incoming) -> Result<Response, AppError> {
         }
         (Err(e), _) => return Err(e.into()),
     };
-    ws.config
-        .authz
-        .check(&identity)
-        .map_err(AppError::Forbidden)?;
+    let forbidden = |d| Refusal {
+        error: AppError::Forbidden(d),
+        user: Some(identity.user.clone()),
+    };
+    ws.config.authz.check(&identity).map_err(forbidden)?;
     if req.query().is_some() {
         AuthzRules::from_query(&req.query_pairs())
             .check(&identity)
-            .map_err(AppError::Forbidden)?;
+            .map_err(forbidden)?;
     }
     tracing::debug!(workspace = ws.name(), user = %identity.user, "allowed");
     Ok((

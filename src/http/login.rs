@@ -49,6 +49,12 @@ fn redirect_uri(ws: &Workspace, host: &str) -> url::Url {
     uri
 }
 
+/// Fills a field of the request's span (declared empty in [`super::app`]), so every later line
+/// of this request, refusals included, carries it.
+fn record(field: &str, value: &str) {
+    tracing::Span::current().record(field, value);
+}
+
 fn policy(ws: &Workspace) -> RedirectPolicy<'_> {
     RedirectPolicy {
         hosts: &ws.config.hosts,
@@ -83,6 +89,7 @@ pub(super) async fn start(
     req: Incoming,
 ) -> Result<Response, AppError> {
     let ws = req.workspace()?;
+    record("workspace", ws.name());
     let rd = policy(ws).validate(req.query_param("rd").as_deref());
     if !ws.requires_login() {
         return Ok(redirect(&rd, []));
@@ -119,6 +126,7 @@ pub(super) async fn start(
         pkce_challenge: challenge.as_str().to_string(),
         redirect_uri: redirect_uri(ws, req.host()),
     };
+    record("provider", provider.id());
     let (url, issuer) = provider.authorization_url(&request).await?;
     let login = LoginState {
         workspace: ws.name().to_string(),
@@ -146,6 +154,7 @@ pub(super) async fn callback(
     req: Incoming,
 ) -> Result<Response, AppError> {
     let ws = req.workspace()?;
+    record("workspace", ws.name());
     let returned_state = req
         .query_param("state")
         .filter(|s| !s.is_empty())
@@ -195,6 +204,7 @@ async fn finish_login(
         .query_param("code")
         .filter(|c| !c.is_empty())
         .ok_or(AppError::CodeMissing)?;
+    record("provider", &login.provider);
     let provider = ws
         .provider(Some(&login.provider))
         .ok_or_else(|| AppError::UnknownProvider(login.provider.clone()))?;
@@ -204,6 +214,7 @@ async fn finish_login(
         redirect_uri: redirect_uri(ws, req.host()),
     };
     let identity = provider.finish(&callback, &login, state.now()).await?;
+    record("user", &identity.user);
     identity
         .check_usable()
         .map_err(|e| AppError::Identity(e.to_string()))?;
@@ -231,6 +242,7 @@ pub(super) async fn sign_out(
     req: Incoming,
 ) -> Result<Response, AppError> {
     let ws = req.workspace()?;
+    record("workspace", ws.name());
     let rd = policy(ws).validate(req.query_param("rd").as_deref());
     let session = ws
         .session
@@ -241,7 +253,11 @@ pub(super) async fn sign_out(
         .ok();
     let mut provider = None;
     if let Some(s) = session {
-        provider = ws.identity_of(s.clone()).await.ok().map(|id| id.provider);
+        if let Ok(id) = ws.identity_of(s.clone()).await {
+            record("user", &id.user);
+            record("provider", &id.provider);
+            provider = Some(id.provider);
+        }
         ws.end(&s).await;
     }
     let mut root = redirect_uri(ws, req.host());

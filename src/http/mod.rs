@@ -43,7 +43,10 @@ pub fn app(state: AppState) -> Router {
         .route("/oauth2/start/{workspace}", get(login::start))
         .route("/oauth2/callback", get(login::callback))
         .route("/oauth2/callback/{workspace}", get(login::callback))
-        .route("/oauth2/sign_out", get(login::sign_out).post(login::sign_out))
+        .route(
+            "/oauth2/sign_out",
+            get(login::sign_out).post(login::sign_out),
+        )
         .route(
             "/oauth2/sign_out/{workspace}",
             get(login::sign_out).post(login::sign_out),
@@ -54,10 +57,26 @@ pub fn app(state: AppState) -> Router {
         .layer(
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                }))
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                        // At info, so every line of a sign-in carries its request id at the default
+                        // level; handlers fill in the workspace, provider and user as they learn them.
+                        let id = req
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("");
+                        tracing::info_span!(
+                            "request",
+                            method = %req.method(),
+                            path = %req.uri().path(),
+                            request_id = %id,
+                            workspace = tracing::field::Empty,
+                            provider = tracing::field::Empty,
+                            user = tracing::field::Empty,
+                        )
+                    }),
+                )
                 .layer(PropagateRequestIdLayer::new(request_id)),
         );
     Router::new()

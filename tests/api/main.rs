@@ -16,6 +16,7 @@ mod drain;
 mod forge_flow;
 mod jwks_refresh;
 mod limits;
+mod logs;
 mod nginx_flow;
 mod nginx_tenant;
 mod providers;
