@@ -6,6 +6,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::log_budget::{LogBudget, Verdict};
 use super::pages::{self, Page};
 use crate::authz::Denial;
 use crate::forward::HostError;
@@ -159,12 +160,32 @@ impl AppError {
     }
 }
 
+/// Refusal lines a second, for the whole process. Beyond it a refusal is counted, and the next
+/// line logged says how many were left out.
+const REFUSALS_LOGGED_PER_SECOND: u64 = 50;
+
+static REFUSAL_LOG: LogBudget = LogBudget::new(REFUSALS_LOGGED_PER_SECOND);
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
         match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST => {
-                tracing::info!(status = status.as_u16(), reason = %self, "refused")
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                match REFUSAL_LOG.charge(now) {
+                    Verdict::Log => {
+                        tracing::info!(status = status.as_u16(), reason = %self, "refused")
+                    }
+                    Verdict::LogAfterSuppressing(n) => tracing::info!(
+                        status = status.as_u16(),
+                        reason = %self,
+                        not_logged = n,
+                        "refused (and {n} more refusals not logged in the last second)"
+                    ),
+                    Verdict::Suppress => {}
+                }
             }
             _ => tracing::warn!(status = status.as_u16(), reason = %self, "failed"),
         }

@@ -7,6 +7,7 @@
 mod auth;
 mod error;
 mod extract;
+mod log_budget;
 mod login;
 mod pages;
 mod serve;

@@ -293,3 +293,61 @@ async fn no_token_code_cookie_or_secret_reaches_the_log_even_at_trace() {
         assert!(!log.contains(&secret), "the {what} is in the log");
     }
 }
+
+/// A flood of refusals (garbage cookies, a host of no workspace) costs a bounded number of log
+/// lines a second, and the next line logged says how many were left out.
+#[tokio::test]
+async fn a_flood_of_refusals_logs_at_a_bounded_rate() {
+    let forge = spawn_forge().await;
+    let config = config(&forge.issuer);
+    let ag = spawn(&config, &[("RUST_LOG", "info")], "logs-flood");
+    let url = format!("http://svc:{}/oauth2/auth/mcd", ag.port);
+    let started = std::time::Instant::now();
+    let floods: Vec<_> = (0..8)
+        .map(|t| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let mut c = Client::new();
+                for i in 0..100 {
+                    let (host, cookie) = if i % 2 == 0 {
+                        (HOST.to_string(), format!("ag=garbage-{t}-{i}"))
+                    } else {
+                        (format!("nowhere-{t}-{i}.test"), String::new())
+                    };
+                    let r = c
+                        .get(
+                            &url,
+                            &[
+                                ("x-original-url", &format!("http://{host}/")),
+                                ("cookie", &cookie),
+                            ],
+                        )
+                        .await;
+                    assert!(r.status == 401 || r.status == 403, "{}", r.status);
+                }
+            })
+        })
+        .collect();
+    for f in floods {
+        f.await.unwrap();
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    let refused = |log: &str| log.lines().filter(|l| l.contains(" refused")).count() as u64;
+    let logged = refused(&ag.log_text());
+    assert!(
+        logged <= 50 * seconds,
+        "800 refusals in {seconds} s gave {logged} lines"
+    );
+    // The first refusal of a later second reports how many were left out.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        Client::new()
+            .get(&url, &[("x-original-url", &format!("http://{HOST}/"))])
+            .await;
+        if ag.log_text().contains("more refusals not logged") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no summary line");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
