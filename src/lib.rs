@@ -5,6 +5,7 @@
 //! - [`config`]: the server file and one file per workspace, typed and validated at load.
 //! - [`workspace`]: the host → workspace registry built from a config; swapped whole on reload.
 //! - [`provider`]: one trait, one file per identity provider kind.
+//! - [`metrics`]: Prometheus metrics, their bounded labels, and the lock-free histogram.
 //! - [`oidc`]: discovery, the JWKS cache, and pure token verification.
 //! - [`session`]: the encrypted session and login-state cookies, and their keys.
 //! - [`authz`]: authorization rules as pure predicates.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod forward;
 pub mod http;
 pub mod identity;
+pub mod metrics;
 pub mod oidc;
 pub mod provider;
 pub mod redirect;
