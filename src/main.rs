@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use authgate::config::{self, ProcessEnv};
 use authgate::server::{Application, Drain};
@@ -53,6 +53,9 @@ enum Command {
         /// two polls agree on is reloaded. `off` or `0`: only SIGHUP reloads.
         #[arg(long, env = "AUTHGATE_WATCH_INTERVAL", default_value = "2s")]
         watch_interval: watch::Interval,
+        /// Prometheus metrics at /metrics; `off` records nothing and serves no /metrics.
+        #[arg(long, env = "AUTHGATE_METRICS", value_enum, default_value_t = Switch::On)]
+        metrics: Switch,
     },
     /// Validate a config directory and print every problem, one per line.
     Check {
@@ -62,6 +65,13 @@ enum Command {
     },
     /// Print a fresh master cookie secret.
     Secret,
+}
+
+/// On or off.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 fn main() -> ExitCode {
@@ -95,6 +105,7 @@ fn main() -> ExitCode {
             drain_delay,
             drain_timeout,
             watch_interval,
+            metrics,
         } => serve(
             config,
             listen,
@@ -104,6 +115,7 @@ fn main() -> ExitCode {
                 timeout: drain_timeout,
             },
             watch_interval,
+            metrics == Switch::On,
         ),
     }
 }
@@ -128,6 +140,7 @@ fn serve(
     workers: Option<NonZeroUsize>,
     drain: Drain,
     watch: watch::Interval,
+    metrics: bool,
 ) -> ExitCode {
     authgate::telemetry::init();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -156,6 +169,7 @@ fn serve(
                 return ExitCode::from(EXIT_UNAVAILABLE);
             }
         };
+        app.state().metrics().set_enabled(metrics);
         match app
             .with_drain(drain)
             .with_watch(watch)

@@ -124,11 +124,7 @@ impl Application {
         env: Arc<dyn Env>,
     ) -> Result<Self, StartError> {
         let http = http_client()?;
-        let ctx = ProviderContext {
-            stores: Default::default(),
-            jwks: Arc::new(JwksCache::new(http.clone(), Duration::from_secs(30))),
-            http,
-        };
+        let ctx = ProviderContext::new(http.clone(), JwksCache::new(http, Duration::from_secs(30)));
         Self::build_with_context(dir, listen, env, ctx).await
     }
 
@@ -262,8 +258,10 @@ pub fn reload(state: &AppState, dir: &Path, env: &dyn Env) -> Result<(), ConfigE
 /// Requests already running keep the registry they started with: `http::Incoming` holds an
 /// `Arc<Registry>` for the whole request, and the old registry is dropped with the last one.
 pub fn reload_config(state: &AppState, dir: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
-    let (config, registry) = load_registry(dir, env, state.provider_context())?;
+    let (config, registry) = load_registry(dir, env, state.provider_context())
+        .inspect_err(|_| state.metrics().reloaded(false))?;
     state.replace_registry(registry);
+    state.metrics().reloaded(true);
     warm_up(state);
     Ok(config)
 }

@@ -122,6 +122,11 @@ impl AppState {
         self.0.draining.load(Ordering::Relaxed)
     }
 
+    /// The process's metrics (they outlive every registry).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.0.ctx.metrics
+    }
+
     /// Provider building blocks.
     pub fn provider_context(&self) -> &ProviderContext {
         &self.0.ctx

@@ -18,6 +18,7 @@ use crate::config::{
     AuthMode, Config, ConfigError, ConfigErrors, Env, SessionStoreKind, WorkspaceConfig,
 };
 use crate::identity::Identity;
+use crate::metrics::{RedisOp, WorkspaceMetrics};
 use crate::oidc::verify::LEEWAY;
 use crate::provider::{self, BearerIdentity, Provider, ProviderContext};
 use crate::session::{
@@ -41,6 +42,8 @@ pub struct Workspace {
     /// Server-side sessions read recently, by ticket: a sign-out elsewhere takes effect here
     /// within [`TICKET_CACHE_TTL`].
     pub ticket_cache: moka::sync::Cache<String, Arc<Identity>>,
+    /// Its counters, created with the registry so that recording is an atomic increment.
+    pub metrics: WorkspaceMetrics,
 }
 
 /// Bearer tokens kept verified per workspace. An entry costs about 850 bytes (the cache node
@@ -90,6 +93,7 @@ impl Workspace {
             )
             .await
             .map_err(|e| {
+                self.metrics.redis_error(RedisOp::Write);
                 tracing::warn!(workspace = self.name(), error = %e, "cannot save the session");
                 SessionError::StoreUnavailable
             })?;
@@ -112,6 +116,7 @@ impl Workspace {
             .get(&store_key(self.name(), ticket))
             .await
             .map_err(|e| {
+                self.metrics.redis_error(RedisOp::Read);
                 tracing::warn!(workspace = self.name(), error = %e, "cannot read the session");
                 SessionError::StoreUnavailable
             })?;
@@ -127,6 +132,7 @@ impl Workspace {
         if let (Some(ticket), Some(store)) = (&session.sid, &self.store) {
             self.ticket_cache.invalidate(ticket);
             if let Err(e) = store.delete(&store_key(self.name(), ticket)).await {
+                self.metrics.redis_error(RedisOp::Delete);
                 tracing::warn!(workspace = self.name(), error = %e, "cannot delete the session");
             }
         }
@@ -138,10 +144,12 @@ impl Workspace {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(hit) = self.bearer_cache.get(&key) {
             if now < hit.expires_at + LEEWAY {
+                self.metrics.bearer_cache(true);
                 return Ok(hit.identity.clone());
             }
             self.bearer_cache.invalidate(&key);
         }
+        self.metrics.bearer_cache(false);
         let mut reason = String::from("no provider of this workspace can verify bearer tokens yet");
         for p in &self.providers {
             match p.verify_bearer(token, now) {
@@ -255,7 +263,9 @@ impl Registry {
                     }),
                 }
             }
+            let provider_ids: Vec<&str> = wc.providers.iter().map(|p| p.id.as_str()).collect();
             let ws = Arc::new(Workspace {
+                metrics: ctx.metrics.workspace(&wc.name, &provider_ids),
                 session: SessionCodec::new(
                     secrets.derive(&wc.name, Purpose::Session),
                     &wc.session.cookie_name,

@@ -18,7 +18,6 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use authgate::identity::Identity;
@@ -119,11 +118,7 @@ fn session_cookie(config: &Path) -> String {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let http = authgate::server::http_client().unwrap();
-    let ctx = ProviderContext {
-        stores: Default::default(),
-        jwks: Arc::new(JwksCache::new(http.clone(), Duration::from_secs(30))),
-        http,
-    };
+    let ctx = ProviderContext::new(http.clone(), JwksCache::new(http, Duration::from_secs(30)));
     let (_, registry) = authgate::server::load_registry(config, &env, &ctx).unwrap();
     let ws = registry.lookup(LOGIN_HOST).unwrap();
     let id = Identity {

@@ -144,11 +144,7 @@ impl Fixture {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let http = authgate::server::http_client().expect("HTTP client");
-        let ctx = ProviderContext {
-            stores: Default::default(),
-            jwks: Arc::new(JwksCache::new(http.clone(), Duration::from_secs(30))),
-            http,
-        };
+        let ctx = ProviderContext::new(http.clone(), JwksCache::new(http, Duration::from_secs(30)));
         let (_, registry) = authgate::server::load_registry(dir.path(), &env, &ctx)
             .unwrap_or_else(|e| panic!("bench config rejected: {e}"));
         let state = AppState::new(registry, ctx, Arc::new(SystemClock));

@@ -7,11 +7,15 @@
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use std::time::Instant;
+
+use super::metrics::{decision, refusal_counters};
 use super::{AppError, Incoming};
 use crate::config::{AuthzRules, HeaderMapping};
 use crate::identity::Identity;
 use crate::session::{cookies_named, SessionError};
 use crate::state::AppState;
+use crate::workspace::Workspace;
 
 /// Header names sent to NGINX, as oauth2-proxy names them.
 const USER: HeaderName = HeaderName::from_static("x-auth-request-user");
@@ -23,7 +27,13 @@ pub(super) async fn auth(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: Incoming,
 ) -> Response {
-    match check(&state, &req).await {
+    let started = state.metrics().enabled().then(Instant::now);
+    let (counters, result) = match req.workspace() {
+        Ok(ws) => (&ws.metrics.decisions, check(&state, &req, ws).await),
+        Err(e) => (refusal_counters(&req, &state), Err(Refusal::from(e))),
+    };
+    let decided = decision(&result.as_ref().map_err(|r| &r.error));
+    let response = match result {
         Ok(allowed) => allowed,
         // The route has no trace layer (it is the hot path); a refusal names the request
         // ingress-nginx's log knows it by (or one made up here), the host it was for, the
@@ -36,7 +46,13 @@ pub(super) async fn auth(
             request_id = %RequestId(req.request_id()),
         )
         .in_scope(|| error.into_response()),
+    };
+    // Atomic increments on counters made with the registry: no lock, no allocation.
+    if let Some(started) = started {
+        counters.record(decided);
+        state.metrics().observe_auth(started.elapsed());
     }
+    response
 }
 
 /// A refused `/oauth2/auth`, with the user it was refused to where one was known.
@@ -67,8 +83,7 @@ impl std::fmt::Display for RequestId<'_> {
     }
 }
 
-async fn check(state: &AppState, req: &Incoming) -> Result<Response, Refusal> {
-    let ws = req.workspace()?;
+async fn check(state: &AppState, req: &Incoming, ws: &Workspace) -> Result<Response, Refusal> {
     if !ws.requires_login() {
         return Ok(StatusCode::ACCEPTED.into_response());
     }

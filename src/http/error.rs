@@ -75,7 +75,7 @@ pub enum AppError {
 }
 
 impl AppError {
-    fn status(&self) -> StatusCode {
+    pub(super) fn status(&self) -> StatusCode {
         use AppError::*;
         match self {
             Unauthenticated(_) | Bearer(_) => StatusCode::UNAUTHORIZED,

@@ -10,8 +10,10 @@ use axum::response::{IntoResponse, Response};
 use cookie::Cookie;
 use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge};
 
+use super::metrics::login_failure;
 use super::pages::{self, Page};
 use super::{AppError, Incoming};
+use crate::metrics::LoginFailure;
 use crate::provider::{AuthorizationRequest, Callback};
 use crate::redirect::RedirectPolicy;
 use crate::secret::Secret;
@@ -97,6 +99,8 @@ pub(super) async fn start(
     let wanted = req.query_param("provider");
     let Some(provider) = ws.provider(wanted.as_deref()) else {
         if let Some(id) = wanted {
+            // Counted under no provider: the id is the client's.
+            ws.metrics.login(None).failed(LoginFailure::UnknownProvider);
             return Err(AppError::UnknownProvider(id));
         }
         let options = ws
@@ -118,7 +122,14 @@ pub(super) async fn start(
             &Page::sign_in(ws.name(), options),
         ));
     };
-    _state.login_room().map_err(AppError::TooManyLogins)?;
+    let logins = ws.metrics.login(Some(provider.id()));
+    let failed = |e: AppError| {
+        logins.failed(login_failure(&e));
+        e
+    };
+    _state
+        .login_room()
+        .map_err(|n| failed(AppError::TooManyLogins(n)))?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let request = AuthorizationRequest {
         state: CsrfToken::new_random().secret().clone(),
@@ -127,7 +138,10 @@ pub(super) async fn start(
         redirect_uri: redirect_uri(ws, req.host()),
     };
     record("provider", provider.id());
-    let (url, issuer) = provider.authorization_url(&request).await?;
+    let (url, issuer) = provider
+        .authorization_url(&request)
+        .await
+        .map_err(|e| failed(e.into()))?;
     let login = LoginState {
         workspace: ws.name().to_string(),
         provider: provider.id().to_string(),
@@ -145,6 +159,7 @@ pub(super) async fn start(
         provider = provider.id(),
         "login started"
     );
+    logins.started();
     Ok(redirect(url.as_str(), cookies))
 }
 
@@ -155,19 +170,32 @@ pub(super) async fn callback(
 ) -> Result<Response, AppError> {
     let ws = req.workspace()?;
     record("workspace", ws.name());
-    let returned_state = req
+    let found = req
         .query_param("state")
         .filter(|s| !s.is_empty())
-        .ok_or(AppError::StateMissing)?;
-    let login = ws
-        .login
-        .find(req.cookie_headers(), &returned_state, state.now())?;
+        .ok_or(AppError::StateMissing)
+        .and_then(|returned| {
+            let login = ws
+                .login
+                .find(req.cookie_headers(), &returned, state.now())?;
+            Ok((returned, login))
+        });
+    // Without a login state, the provider is unknown.
+    let (returned_state, login) =
+        found.inspect_err(|e| ws.metrics.login(None).failed(login_failure(e)))?;
     // From here on the login cookie is spent, whatever the outcome.
     let clear = ws.login.clear(&returned_state);
+    let logins = ws.metrics.login(Some(&login.provider));
     let result = finish_login(&state, ws, &req, login, &returned_state).await;
     let mut resp = match result {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
+        Ok(resp) => {
+            logins.completed();
+            resp
+        }
+        Err(e) => {
+            logins.failed(login_failure(&e));
+            e.into_response()
+        }
     };
     append_cookies(&mut resp, [clear]);
     Ok(resp)

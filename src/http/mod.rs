@@ -9,6 +9,7 @@ mod error;
 mod extract;
 mod log_budget;
 mod login;
+mod metrics;
 mod pages;
 mod serve;
 mod userinfo;
@@ -33,7 +34,10 @@ pub use serve::{serve, Limits};
 /// `/oauth2/$1/mcd`), and the host the client wrote must belong to it ([`Incoming::workspace`]).
 /// The short forms serve a config with a single workspace, as oauth2-proxy does.
 ///
-/// `/oauth2/auth` and `/ping` run without middleware: NGINX asks `/oauth2/auth` once per
+/// `/metrics` is on this router too, so on the main port: the `/oauth2` Ingress cannot reach
+/// it and the NetworkPolicy limits who reaches the Service ([`metrics`]).
+///
+/// `/oauth2/auth`, `/ping` and `/metrics` run without middleware: NGINX asks `/oauth2/auth` once per
 /// protected request, and the request-id and trace layers cost about as much CPU as the cookie
 /// check itself. Its refusals log ingress-nginx's `X-Request-ID` themselves ([`auth`]). The
 /// login routes, where a request id in every log line helps follow one sign-in, keep the layers.
@@ -84,6 +88,7 @@ pub fn app(state: AppState) -> Router {
         .route("/oauth2/auth", get(auth::auth))
         .route("/oauth2/auth/{workspace}", get(auth::auth))
         .route("/ping", get(|| async { "OK" }))
+        .route("/metrics", get(metrics::metrics))
         .merge(login)
         .fallback(error_backend)
         .with_state(state)

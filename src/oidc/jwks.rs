@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::keys::KeySet;
+use crate::metrics::FetchCounters;
 
 /// How old discovery and JWKS documents may get before they are fetched again, unless the
 /// cache is built with another [`JwksCache::with_max_age`].
@@ -88,6 +89,8 @@ pub struct JwksCache {
     min_refresh: Duration,
     /// How often providers refetch their metadata and keys.
     max_age: Duration,
+    /// Discovery and JWKS fetches, ok or failed (the metadata cells count theirs here too).
+    fetches: FetchCounters,
 }
 
 impl JwksCache {
@@ -98,6 +101,7 @@ impl JwksCache {
             entries: Mutex::default(),
             min_refresh,
             max_age: METADATA_MAX_AGE,
+            fetches: FetchCounters::default(),
         }
     }
 
@@ -114,6 +118,11 @@ impl JwksCache {
     /// How old discovery and JWKS documents may get before they are fetched again.
     pub fn max_age(&self) -> Duration {
         self.max_age
+    }
+
+    /// The counters of discovery and JWKS fetches made through this cache's users.
+    pub fn fetch_counters(&self) -> &FetchCounters {
+        &self.fetches
     }
 
     fn entry(&self, url: &Url) -> Arc<Entry> {
@@ -208,7 +217,9 @@ impl JwksCache {
         }
         fetches.any = Some(now);
         let mut error = None;
-        match self.fetch(url).await {
+        let fetched = self.fetch(url).await;
+        self.fetches.jwks(fetched.is_ok());
+        match fetched {
             Ok(set) => *entry.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set),
             Err(e) => error = Some(e),
         }

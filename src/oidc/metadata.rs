@@ -119,7 +119,9 @@ impl MetadataCell {
 
     async fn discover(&self) -> Result<Discovered, DiscoveryError> {
         let s = &self.source;
-        let metadata = discover(&self.http, &s.issuer, s.tenant_template).await?;
+        let metadata = discover(&self.http, &s.issuer, s.tenant_template).await;
+        self.jwks.fetch_counters().discovery(metadata.is_ok());
+        let metadata = metadata?;
         let issuer_rule = if metadata.issuer.contains("{tenantid}") {
             IssuerRule::TenantTemplate {
                 template: metadata.issuer.clone(),

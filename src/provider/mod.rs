@@ -18,6 +18,7 @@ use url::Url;
 
 use crate::config::{HeaderMapping, ProviderConfig, ProviderKind};
 use crate::identity::Identity;
+use crate::metrics::Metrics;
 use crate::oidc::{JwksCache, VerifyError};
 use crate::secret::Secret;
 use crate::session::LoginState;
@@ -135,6 +136,20 @@ pub struct ProviderContext {
     pub jwks: Arc<JwksCache>,
     /// The Redis store, kept across reloads while its URL is unchanged.
     pub stores: Arc<crate::session::StoreCache>,
+    /// The process's metrics; registries built from this context record into them.
+    pub metrics: Arc<Metrics>,
+}
+
+impl ProviderContext {
+    /// A context fetching through `http`, with metrics that count `jwks`'s fetches.
+    pub fn new(http: reqwest::Client, jwks: JwksCache) -> Self {
+        Self {
+            metrics: Arc::new(Metrics::new(jwks.fetch_counters())),
+            stores: Default::default(),
+            jwks: Arc::new(jwks),
+            http,
+        }
+    }
 }
 
 /// Builds the provider for one `[[provider]]`.

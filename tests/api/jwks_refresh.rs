@@ -4,7 +4,6 @@
 //! no workspace name; refreshes come every [`MAX_AGE`] and are awaited by watching the forge.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use authgate::oidc::JwksCache;
@@ -41,11 +40,10 @@ async fn setup(max_age: Duration, jwks: Value) -> Env {
         ),
     );
     let http = authgate::server::http_client().unwrap();
-    let ctx = ProviderContext {
-        stores: Default::default(),
-        jwks: Arc::new(JwksCache::new(http.clone(), MIN_REFRESH).with_max_age(max_age)),
-        http,
-    };
+    let ctx = ProviderContext::new(
+        http.clone(),
+        JwksCache::new(http, MIN_REFRESH).with_max_age(max_age),
+    );
     let app =
         spawn_in_process_with_context(&config, env_with(&[("MCD_SECRET", "s3cret")]), ctx).await;
     std::mem::forget(config); // the directory must outlive the app

@@ -308,11 +308,7 @@ async fn a_full_spent_state_set_refuses_new_logins_and_forgets_nothing() {
     let config = config_for(&forge.issuer, "");
     let env = env_with(&[("MCD_SECRET", "s3cret")]);
     let http = authgate::server::http_client().unwrap();
-    let ctx = ProviderContext {
-        stores: Default::default(),
-        jwks: Arc::new(JwksCache::new(http.clone(), Duration::from_secs(30))),
-        http,
-    };
+    let ctx = ProviderContext::new(http.clone(), JwksCache::new(http, Duration::from_secs(30)));
     let (_, registry) = authgate::server::load_registry(config.path(), &env, &ctx).unwrap();
     let state = AppState::with_spent_capacity(registry, ctx, Arc::new(SystemClock), 1);
     let app = authgate::http::app(state);

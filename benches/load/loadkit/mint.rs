@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use authgate::identity::Identity;
@@ -93,11 +92,7 @@ pub(crate) fn session_cookie(
     host: &str,
 ) -> Result<(String, String), String> {
     let http = authgate::server::http_client().map_err(|e| e.to_string())?;
-    let ctx = ProviderContext {
-        stores: Default::default(),
-        jwks: Arc::new(JwksCache::new(http.clone(), Duration::from_secs(30))),
-        http,
-    };
+    let ctx = ProviderContext::new(http.clone(), JwksCache::new(http, Duration::from_secs(30)));
     let (_, registry) =
         authgate::server::load_registry(config, env, &ctx).map_err(|e| e.to_string())?;
     let ws = registry

@@ -49,14 +49,10 @@ pub(crate) fn serve(
     let has = |p: &str| parts.contains(&p) || parts.contains(&"all");
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     let http = authgate::server::http_client().map_err(|e| e.to_string())?;
-    let ctx = authgate::provider::ProviderContext {
-        stores: Default::default(),
-        jwks: Arc::new(authgate::oidc::JwksCache::new(
-            http.clone(),
-            std::time::Duration::from_secs(30),
-        )),
-        http,
-    };
+    let ctx = authgate::provider::ProviderContext::new(
+        http.clone(),
+        authgate::oidc::JwksCache::new(http, std::time::Duration::from_secs(30)),
+    );
     let (_, registry) =
         authgate::server::load_registry(config, &env, &ctx).map_err(|e| e.to_string())?;
     let codec = Arc::new(
