@@ -17,6 +17,7 @@ mod forge_flow;
 mod jwks_refresh;
 mod limits;
 mod logs;
+mod metrics;
 mod nginx_flow;
 mod nginx_tenant;
 mod providers;
