@@ -610,18 +610,30 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
             cold: None,
         })?);
     }
-    // The session-cookie row again, from another authgate process: the same binary with one
-    // thread serving requests (as the floor's one NGINX worker), and the static musl binary the
-    // container image ships when scripts/cross-build has built it.
+    // The session-cookie row again, from another authgate process: the same binary with
+    // metrics off (what recording each decision costs), with one thread serving requests (as
+    // the floor's one NGINX worker), and the static musl binary the container image ships when
+    // scripts/cross-build has built it.
+    let mut no_metrics_env = env.clone();
+    no_metrics_env.push(("AUTHGATE_METRICS".into(), "off".into()));
     let mut one_worker_env = env.clone();
     one_worker_env.push(("AUTHGATE_WORKERS".into(), "1".into()));
-    let mut variants = vec![(
-        "authgate `--workers 1`: session cookie",
-        Role::CookieOneWorker,
-        s.authgate.clone(),
-        one_worker_env,
-        "authgate-1.log",
-    )];
+    let mut variants = vec![
+        (
+            "authgate `--metrics off`: session cookie",
+            Role::CookieNoMetrics,
+            s.authgate.clone(),
+            no_metrics_env,
+            "authgate-no-metrics.log",
+        ),
+        (
+            "authgate `--workers 1`: session cookie",
+            Role::CookieOneWorker,
+            s.authgate.clone(),
+            one_worker_env,
+            "authgate-1.log",
+        ),
+    ];
     // The binary the image ships, when scripts/cross-build has built it for this machine.
     let image_bin = Some(s.repo.join("target/dist/linux-amd64/authgate"))
         .filter(|p| cfg!(target_arch = "x86_64") && p.is_file());
