@@ -32,7 +32,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve /oauth2/auth, the login endpoints, /ping and /ready.
+    /// Serve /oauth2/auth, the login endpoints, /ping, /ready and /metrics.
     Serve {
         /// Config directory (authgate.toml and workspaces/).
         #[arg(long, env = "AUTHGATE_CONFIG", default_value = "config")]
