@@ -62,6 +62,15 @@ pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|net| net.contains(&peer))
 }
 
+/// The client's address: `X-Real-IP` (which ingress-nginx sets to the address it saw) from a
+/// trusted proxy, else the peer itself. A value that is not one IP address is ignored.
+pub fn client_address(peer: IpAddr, trusted: &[IpNet], real_ip: Option<&str>) -> IpAddr {
+    match real_ip.map(str::trim).map(str::parse::<IpAddr>) {
+        Some(Ok(ip)) if is_trusted(peer, trusted) => ip,
+        _ => peer,
+    }
+}
+
 /// Resolves the target host: `X-Original-URL`, then `X-Forwarded-Host`, then `Host`, the first
 /// two only from a trusted peer. The first header present decides: a malformed one is an
 /// error, never a reason to fall back to the next.
@@ -258,6 +267,19 @@ mod tests {
     fn ipv4_mapped_ipv6_peer_is_matched_as_ipv4() {
         assert!(is_trusted("::ffff:10.0.0.5".parse().unwrap(), &nets()));
         assert!(!is_trusted("::ffff:8.8.8.8".parse().unwrap(), &nets()));
+    }
+
+    #[test]
+    fn the_client_address_is_believed_only_from_a_trusted_proxy() {
+        let real = Some("198.51.100.7");
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client_address(trusted(), &nets(), real), ip("198.51.100.7"));
+        assert_eq!(
+            client_address(ip("203.0.113.9"), &nets(), real),
+            ip("203.0.113.9")
+        );
+        assert_eq!(client_address(trusted(), &nets(), Some("a, b")), trusted());
+        assert_eq!(client_address(trusted(), &nets(), None), trusted());
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! - [`watch`]: when to reload: SIGHUP, or a change of the config files seen by a bounded poll.
 //! - [`state`]: the shared handle handlers get.
 //! - [`spent`]: single use of login `state` values, bounded and refusing when full.
+//! - [`throttle`]: a bound on the login requests one client address has in flight.
 //! - [`secret`]: the type secrets travel in.
 //! - [`telemetry`]: logging setup.
 
@@ -35,6 +36,7 @@ pub mod session;
 pub mod spent;
 pub mod state;
 pub mod telemetry;
+pub mod throttle;
 pub mod watch;
 pub mod workspace;
 

@@ -12,6 +12,10 @@ use arc_swap::ArcSwap;
 use crate::provider::ProviderContext;
 use crate::session::LOGIN_LIFETIME;
 use crate::spent::{Spend, SpentStates};
+use crate::throttle::{LoginThrottle, Slot};
+
+/// Login requests one client address may have in flight at once (each may wait on the IdP).
+pub const LOGINS_PER_CLIENT: u32 = 8;
 
 /// Login states remembered as spent at once. About 150 bytes each: 100 000 is ~15 MB at worst,
 /// reached only by 100 000 completed logins within one login lifetime (11 minutes).
@@ -47,6 +51,8 @@ pub struct Inner {
     registry: ArcSwap<Registry>,
     /// `state` values already used at the callback, kept for a login's lifetime (single use).
     spent: SpentStates,
+    /// Login requests in flight per client address.
+    logins: Arc<LoginThrottle>,
     /// Time source.
     clock: Arc<dyn Clock>,
     /// HTTP client and JWKS cache for providers built on reload.
@@ -70,6 +76,7 @@ impl AppState {
     ) -> Self {
         Self(Arc::new(Inner {
             registry: ArcSwap::from_pointee(registry),
+            logins: LoginThrottle::new(LOGINS_PER_CLIENT),
             spent: SpentStates::new(
                 capacity,
                 (LOGIN_LIFETIME + Duration::from_secs(60)).as_secs(),
@@ -100,6 +107,15 @@ impl AppState {
         self.0
             .spent
             .spend(format!("{workspace}\n{state}"), self.now())
+    }
+
+    /// A slot for one login request of `client`, held until the request ends; `Err` with the
+    /// bound when the client has that many in flight already.
+    pub fn enter_login(&self, client: std::net::IpAddr) -> Result<Slot, u32> {
+        self.0
+            .logins
+            .enter(client)
+            .ok_or(self.0.logins.per_client())
     }
 
     /// Whether a new login's state could still be made single-use; `Err` with the capacity

@@ -25,6 +25,9 @@ pub enum AppError {
     /// one of the named workspace's hosts.
     #[error("{0}")]
     Tenant(#[from] TenantError),
+    /// The client has this many login requests in flight already.
+    #[error("this client has {0} login requests in flight already")]
+    ClientBusy(u32),
     /// The set of spent login states is full: a new login could not be made single-use.
     #[error("too many logins in progress: the spent-state set holds {0} entries")]
     TooManyLogins(usize),
@@ -84,6 +87,7 @@ impl AppError {
             Forbidden(_) | LoginDenied(_) | ProviderDenied { .. } => StatusCode::FORBIDDEN,
             StateMissing | LoginState(_) | StateReplayed | UnknownProvider(_) | CodeMissing
             | Identity(_) => StatusCode::BAD_REQUEST,
+            ClientBusy(_) => StatusCode::TOO_MANY_REQUESTS,
             Provider(ProviderError::Unavailable(_)) | StoreUnavailable | TooManyLogins(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -96,6 +100,11 @@ impl AppError {
         use AppError::*;
         match self {
             HostRefused(_) | Tenant(_) => Page::error("Unknown site", "This address is not served by the sign-in service here.", None),
+            ClientBusy(_) => Page::error(
+                "Too many sign-ins at once",
+                "Several sign-ins from your address are still in progress. Wait for them to finish, then try again.",
+                Some(("Try again", "/oauth2/start")),
+            ),
             TooManyLogins(_) => Page::error(
                 "Sign-in temporarily unavailable",
                 "Too many sign-ins are in progress right now. Try again in a few minutes.",

@@ -83,6 +83,15 @@ impl Incoming {
             .map_err(AppError::Tenant)
     }
 
+    /// The client's address, as far as authgate can tell ([`forward::client_address`]).
+    pub fn client(&self) -> IpAddr {
+        forward::client_address(
+            self.peer,
+            &self.registry.trusted_proxies,
+            header(&self.headers, "x-real-ip"),
+        )
+    }
+
     /// The host, or empty.
     pub fn host(&self) -> &str {
         self.target.as_ref().map_or("", |t| t.host.as_str())

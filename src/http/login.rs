@@ -92,6 +92,9 @@ pub(super) async fn start(
 ) -> Result<Response, AppError> {
     let ws = req.workspace()?;
     record("workspace", ws.name());
+    let _slot = _state
+        .enter_login(req.client())
+        .map_err(AppError::ClientBusy)?;
     let rd = policy(ws).validate(req.query_param("rd").as_deref());
     if !ws.requires_login() {
         return Ok(redirect(&rd, []));
@@ -170,6 +173,9 @@ pub(super) async fn callback(
 ) -> Result<Response, AppError> {
     let ws = req.workspace()?;
     record("workspace", ws.name());
+    let _slot = state
+        .enter_login(req.client())
+        .map_err(AppError::ClientBusy)?;
     let found = req
         .query_param("state")
         .filter(|s| !s.is_empty())

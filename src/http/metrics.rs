@@ -69,7 +69,7 @@ pub(super) fn login_failure(e: &AppError) -> LoginFailure {
         Provider(ProviderError::Token(_)) => LoginFailure::TokenRejected,
         Provider(ProviderError::Incomplete(_)) | Identity(_) => LoginFailure::IdentityUnusable,
         Provider(ProviderError::Denied(_)) | LoginDenied(_) | Forbidden(_) => LoginFailure::Denied,
-        TooManyLogins(_) => LoginFailure::TooManyLogins,
+        TooManyLogins(_) | ClientBusy(_) => LoginFailure::TooManyLogins,
         StoreUnavailable => LoginFailure::StoreUnavailable,
         HostRefused(_) | Tenant(_) | Unauthenticated(_) | Bearer(_) => LoginFailure::Other,
     }

@@ -148,3 +148,39 @@ async fn requests_outliving_the_drain_timeout_do_not_hold_the_exit() {
         .log_text()
         .contains("stopped with requests still in flight"));
 }
+
+/// One client address may have a bounded number of login requests in flight (each may wait on
+/// the identity provider); the next is refused at once with 429, other clients are unaffected.
+#[tokio::test]
+async fn a_client_with_too_many_logins_in_flight_is_refused_at_once() {
+    let (issuer, _idp) = slow_idp(Duration::from_secs(3)).await;
+    let config = config(&issuer);
+    let ag = spawn_authgate(&config, &[("S", "secret")], "login-throttle");
+    let port = ag.port;
+    let mut c = Client::new();
+    wait_ready(&mut c, port).await;
+    let start = move |client: &'static str| async move {
+        Client::new()
+            .get(
+                &format!("http://app.test:{port}/oauth2/start?rd=%2F"),
+                &[("x-real-ip", client)],
+            )
+            .await
+    };
+    let in_flight: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(start("198.51.100.7")))
+        .collect();
+    // The eight wait about 3 s on the provider's discovery; 300 ms lets them reach the handler.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = Instant::now();
+    let ninth = start("198.51.100.7").await;
+    assert_eq!(ninth.status, 429, "{}", ninth.body);
+    assert!(t.elapsed() < Duration::from_secs(1), "refused at once");
+    assert!(ninth.body.contains("Too many sign-ins"));
+    let other = start("203.0.113.5").await;
+    assert_eq!(other.status, 302, "another client is not affected");
+    for r in in_flight {
+        assert_eq!(r.await.unwrap().status, 302);
+    }
+    assert_eq!(start("198.51.100.7").await.status, 302, "slots came back");
+}

@@ -110,3 +110,14 @@ async fn a_client_that_never_finishes_its_head_is_cut_off() {
     );
     task.abort();
 }
+
+#[tokio::test]
+async fn a_request_head_beyond_the_bound_gets_431() {
+    let (port, task, _config) = spawn_with(Limits::default()).await;
+    let mut req = b"GET /ping HTTP/1.1\r\nHost: open.test\r\nX-Big: ".to_vec();
+    req.extend(std::iter::repeat_n(b'a', 512 * 1024));
+    req.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+    let r = raw_bytes(port, &req).await;
+    assert_eq!(r.status, 431, "{}", r.text);
+    task.abort();
+}
