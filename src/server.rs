@@ -114,6 +114,8 @@ pub struct Application {
     watch: watch::Interval,
     /// The files the loaded config reads, for the watcher.
     watched: Watched,
+    /// The SIGHUP handler, installed before the port is bound.
+    hangup: watch::Hangup,
 }
 
 impl Application {
@@ -136,6 +138,8 @@ impl Application {
         env: Arc<dyn Env>,
         ctx: ProviderContext,
     ) -> Result<Self, StartError> {
+        // Before the port is bound: a SIGHUP sent as soon as it listens must find a handler.
+        let hangup = watch::Hangup::new();
         let before = watch::ConfigDigest::of(dir);
         let (config, registry) = load_registry(dir, env.as_ref(), &ctx)?;
         let addr = listen.unwrap_or(config.server.listen);
@@ -151,6 +155,7 @@ impl Application {
             limits: Limits::default(),
             watch: watch::Interval::default(),
             watched: Watched::new(dir, &config, before),
+            hangup,
         })
     }
 
@@ -201,6 +206,7 @@ impl Application {
             self.watched.clone(),
             self.env.clone(),
             self.watch,
+            self.hangup,
         )));
         let app = crate::http::app(self.state.clone());
         tracing::info!(addr = ?self.listener.local_addr().ok(), "serving");

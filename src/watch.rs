@@ -224,11 +224,16 @@ enum Cause {
 /// A refused config is logged once per distinct content at error level, one line per problem
 /// naming file, field and problem; the previous config keeps serving. SIGHUP always reloads and
 /// always logs, since someone asked.
-pub async fn run(state: AppState, watched: Watched, env: Arc<dyn Env>, interval: Interval) {
+pub async fn run(
+    state: AppState,
+    watched: Watched,
+    env: Arc<dyn Env>,
+    interval: Interval,
+    mut hup: Hangup,
+) {
     let mut watched = watched;
     let mut seen = watched.seen;
     let mut pending: Option<Seen> = None;
-    let mut hup = Hangup::new();
     let mut tick = match interval {
         Interval::Every(d) => {
             let mut t = tokio::time::interval(d);
@@ -320,14 +325,23 @@ fn log_refusal(cause: Cause, errors: &ConfigErrors) {
     );
 }
 
-/// SIGHUP as a stream; never fires where there are no signals.
-struct Hangup {
+/// SIGHUP as a stream; never fires where there are no signals. Made before the port is bound:
+/// a SIGHUP that arrives before a handler exists would end the process.
+#[derive(Debug)]
+pub struct Hangup {
     #[cfg(unix)]
     signal: Option<tokio::signal::unix::Signal>,
 }
 
+impl Default for Hangup {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Hangup {
-    fn new() -> Self {
+    /// Installs the handler (needs a running Tokio runtime).
+    pub fn new() -> Self {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
