@@ -146,6 +146,11 @@ pub fn parse_authority(text: &str) -> Result<String, &'static str> {
         if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
             return Err("the port is not a number");
         }
+        // `:080` is port 80 to a URL parser (and then no port at all for http): taking it as
+        // written would name another authority than the one the request reaches.
+        if p.starts_with('0') && p.len() > 1 {
+            return Err("the port has a leading zero");
+        }
         if p.parse::<u32>().map_or(true, |n| n == 0 || n > 65_535) {
             return Err("the port is out of range");
         }
@@ -313,6 +318,10 @@ mod tests {
             "http://mcd.devlabai.work:/",
             "http://mcd.devlabai.work:99999/",
             "http://mcd.devlabai.work:0x50/",
+            // Found by fuzzing (fuzz/fuzz_targets/forward_host.rs): a URL parser reads `:080`
+            // as port 80, which http then drops.
+            "http://mcd.devlabai.work:080/",
+            "http://mcd.devlabai.work:00443/",
             "http://mcd..devlabai.work/",
             "http://-mcd.devlabai.work/",
             "http://mcd.dévlabai.work/",
@@ -359,7 +368,13 @@ mod tests {
 
     #[test]
     fn forwarded_and_host_headers_are_parsed_as_strictly() {
-        for bad in ["a.test, b.test", "mcd.test:1@perso.test", "", "mcd.test/x"] {
+        for bad in [
+            "a.test, b.test",
+            "mcd.test:1@perso.test",
+            "",
+            "mcd.test/x",
+            "m.locat:080",
+        ] {
             let h = ForwardingHeaders {
                 original_url: None,
                 forwarded_host: Some(bad),
