@@ -235,3 +235,14 @@ fn entra_tenant_template() {
         VerifyError::Issuer(_)
     ));
 }
+
+/// Found by fuzzing (fuzz/fuzz_targets/jwt_verify.rs): an `exp` within `LEEWAY` of `u64::MAX`
+/// overflowed the expiry check. It is a validly signed token that expires in the far future.
+#[test]
+fn exp_at_the_end_of_time_is_far_future_not_an_overflow() {
+    for exp in [u64::MAX, u64::MAX - LEEWAY + 1] {
+        let c = claims_with(|c| c["exp"] = json!(exp));
+        let claims = check(&tokens::sign(Algorithm::ES256, Some(tokens::EC_KID), &c)).unwrap();
+        assert_eq!(claims["exp"], json!(exp));
+    }
+}
