@@ -1,0 +1,99 @@
+//! The original-URL and host parser: `forward::resolve` and `forward::parse_authority`.
+//!
+//! The first byte picks the header the value arrives in (`X-Original-URL`, `X-Forwarded-Host`,
+//! `Host`) and whether the peer is a trusted proxy. Property: an accepted host is lower-case,
+//! holds no `@`, `/`, `\`, whitespace, `%` or `,`, parses again to itself, and a URL parser that
+//! reads it reads the same host.
+#![no_main]
+
+use std::net::IpAddr;
+
+use authgate::forward::{parse_authority, resolve, ForwardingHeaders};
+use std::sync::OnceLock;
+
+use ipnet::IpNet;
+use libfuzzer_sys::fuzz_target;
+use url::Url;
+
+/// The trusted-proxy list the config defaults to.
+fn trusted() -> &'static [IpNet] {
+    static NETS: OnceLock<Vec<IpNet>> = OnceLock::new();
+    NETS.get_or_init(|| {
+        authgate::config::DEFAULT_TRUSTED_PROXIES
+            .iter()
+            .map(|n| n.parse().expect("default trusted proxy"))
+            .collect()
+    })
+}
+
+fn check_host(host: &str) {
+    assert!(
+        !host.contains(|c: char| matches!(c, '@' | '/' | '\\' | '%' | ',') || c.is_whitespace()),
+        "{host:?} holds a forbidden character"
+    );
+    assert_eq!(
+        host,
+        host.to_ascii_lowercase(),
+        "{host:?} is not lower-case"
+    );
+    assert_eq!(
+        parse_authority(host).as_deref(),
+        Ok(host),
+        "{host:?} does not re-parse to itself"
+    );
+    if let Ok(url) = Url::parse(&format!("http://{host}/")) {
+        let name = match host.rsplit_once(':') {
+            Some((name, port)) if !host.ends_with(']') => {
+                if port != "80" {
+                    assert_eq!(url.port(), port.parse().ok(), "{host:?}: port");
+                }
+                name
+            }
+            _ => host,
+        };
+        if !name.starts_with('[') {
+            assert_eq!(
+                url.host_str(),
+                Some(name),
+                "{host:?}: a URL parser reads another host"
+            );
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(value) = std::str::from_utf8(rest) else {
+        return;
+    };
+    if let Ok(host) = parse_authority(value) {
+        check_host(&host);
+    }
+    let peer: IpAddr = if mode & 4 == 0 {
+        "10.1.2.3".parse().expect("peer")
+    } else {
+        "203.0.113.9".parse().expect("peer")
+    };
+    let h = match mode % 4 {
+        0 => ForwardingHeaders {
+            original_url: Some(value),
+            forwarded_host: Some("perso.devlabai.work"),
+            host: Some("authgate.authgate.svc"),
+        },
+        1 => ForwardingHeaders {
+            original_url: None,
+            forwarded_host: Some(value),
+            host: Some("authgate.authgate.svc"),
+        },
+        _ => ForwardingHeaders {
+            original_url: None,
+            forwarded_host: None,
+            host: Some(value),
+        },
+    };
+    if let Ok(target) = resolve(peer, trusted(), h) {
+        check_host(&target.host);
+    }
+});
