@@ -1,5 +1,5 @@
 # The Debian packages every script needs, in one place, each with its reason; sourced by
-# scripts/install-test-deps, scripts/smoke-aarch64 and benches/load/run.
+# scripts/install-test-deps, scripts/smoke-aarch64, scripts/fuzz and benches/load/run.
 #
 #   source scripts/lib/packages.sh
 #   ensure_debian_packages smoke-aarch64 "${CROSS_PACKAGES[@]}" "${SMOKE_PACKAGES[@]}"
@@ -16,6 +16,8 @@
 #                              bits/libc-header-start.h
 #   gcc                     Depends cpp, gcc-12; gcc-12 Recommends libc6-dev
 #                           -> libc6-dev listed (the host's C headers)
+#   g++                     Depends g++-12, which Depends libstdc++-12-dev; no Recommends
+#                           (the C++ headers libFuzzer's build needs come through Depends)
 #   libc6-dev-arm64-cross   Depends libc6-arm64-cross, linux-libc-dev-arm64-cross: complete
 #   libnginx-mod-http-set-misc  Depends libnginx-mod-http-ndk and nginx's ABI; Recommends nginx
 #                           -> nginx listed
@@ -48,6 +50,12 @@
 BUILD_PACKAGES=(
   gcc                     # the host's cc: ring's C for the host architecture, and the linker
   libc6-dev               # the host's C headers (gcc-12 only Recommends it)
+)
+
+# The fuzz targets (scripts/fuzz), besides BUILD_PACKAGES.
+FUZZ_PACKAGES=(
+  "${BUILD_PACKAGES[@]}"
+  g++                     # libfuzzer-sys compiles libFuzzer, which is C++
 )
 
 # Static release binaries (scripts/cross-build), besides BUILD_PACKAGES.
