@@ -1,7 +1,8 @@
 //! Which host a request is for, and which forwarding headers to believe.
 //!
 //! Owns the trust decision: `X-Original-URL` and `X-Forwarded-Host` (as ingress-nginx sends
-//! them) count only from peers in the trusted-proxy list; from anyone else only `Host` counts.
+//! them; Traefik and Caddy send `X-Forwarded-Host` and `X-Forwarded-Uri`) count only from peers
+//! in the trusted-proxy list; from anyone else only `Host` counts.
 //! Every one of these values is written by the client (ingress-nginx builds `X-Original-URL`
 //! from the client's own `Host`), so the host found here never *chooses* a workspace: the
 //! workspace is named by the route the operator wrote (`/oauth2/auth/<workspace>`), and this
@@ -114,6 +115,26 @@ fn original_url_authority(url: &str) -> Result<&str, &'static str> {
     }
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     Ok(&rest[..end])
+}
+
+/// The original request target a proxy reports in `X-Forwarded-Uri` (Traefik's ForwardAuth,
+/// Caddy's `forward_auth`), checked as strictly as a host: origin form only — a `/`, then
+/// visible ASCII without `\`, at most 4096 bytes — and never `//` or `/\`, which a browser
+/// reads as another host. Anything else is refused, never repaired.
+pub fn parse_forwarded_uri(text: &str) -> Result<&str, &'static str> {
+    if text.len() > 4096 {
+        return Err("longer than 4096 bytes");
+    }
+    let rest = text
+        .strip_prefix('/')
+        .ok_or("not a path starting with '/'")?;
+    if rest.starts_with('/') {
+        return Err("'//' names another host");
+    }
+    if !text.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') {
+        return Err("only visible ASCII without '\\' makes a request target");
+    }
+    Ok(text)
 }
 
 /// Parses `host` or `host:port` strictly into its canonical lower-case form: a DNS name
@@ -363,6 +384,28 @@ mod tests {
                 ..H
             };
             assert_eq!(resolve(trusted(), &nets(), h).unwrap().host, host, "{url}");
+        }
+    }
+
+    #[test]
+    fn forwarded_uris_are_origin_form_or_refused() {
+        for ok in ["/", "/helloworld?greeting=hi%20there&x=1", "/a/b;c?d=/e#f"] {
+            assert_eq!(parse_forwarded_uri(ok), Ok(ok));
+        }
+        let long = format!("/{}", "a".repeat(4096));
+        for bad in [
+            "",
+            "helloworld",
+            "http://evil.test/",
+            "//evil.test/",
+            "/\\evil.test/",
+            "/a b",
+            "/a\tb",
+            "/a\r\nSet-Cookie: x=1",
+            "/caf\u{e9}",
+            long.as_str(),
+        ] {
+            assert!(parse_forwarded_uri(bad).is_err(), "{bad:?} must be refused");
         }
     }
 

@@ -3,7 +3,12 @@
 //! Answers from the request alone (no network): 202 with `X-Auth-Request-*` for a valid session,
 //! 401 without one, 403 when the session's user is not allowed. Any failure is a 401 or 403, so
 //! NGINX never turns an authgate problem into a 500 for the user.
+//!
+//! `GET /oauth2/auth/<workspace>/redirect` is the same check for proxies that return the
+//! answer to the client as it is (Traefik ForwardAuth, Caddy `forward_auth`): there a browser
+//! without a session gets the 302 to the sign-in that NGINX's `auth-signin` would have made.
 
+use axum::http::header::{ACCEPT, CACHE_CONTROL, LOCATION};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -53,6 +58,47 @@ pub(super) async fn auth(
         state.metrics().observe_auth(started.elapsed());
     }
     response
+}
+
+/// The redirect form: the check of [`auth`], then a 401 to a browser becomes a 302 to
+/// `/oauth2/start?rd=<original URI>` on the host the browser asked for (a relative
+/// `Location`, so neither scheme nor host is taken from a header). The original URI is the
+/// trusted proxy's `X-Forwarded-Uri`, else `/`. An API client keeps its 401.
+pub(super) async fn auth_redirect(
+    state: axum::extract::State<AppState>,
+    req: Incoming,
+) -> Response {
+    let to_login = is_browser(
+        req.headers.get(ACCEPT).and_then(|v| v.to_str().ok()),
+        req.bearer().is_some(),
+    )
+    .then(|| sign_in_location(req.forwarded_uri()));
+    let response = auth(state, req).await;
+    match to_login {
+        Some(location) if response.status() == StatusCode::UNAUTHORIZED => (
+            StatusCode::FOUND,
+            [
+                (LOCATION, location),
+                (CACHE_CONTROL, "no-store".to_string()),
+            ],
+        )
+            .into_response(),
+        _ => response,
+    }
+}
+
+/// Whether a refused request came from a browser that a sign-in page can help: it accepts
+/// HTML and carries no bearer token. Anything else (an API client, a script, a refused
+/// token) is answered 401, as a redirect to a login form would only confuse it.
+fn is_browser(accept: Option<&str>, bearer: bool) -> bool {
+    !bearer && accept.is_some_and(|a| a.to_ascii_lowercase().contains("text/html"))
+}
+
+/// `/oauth2/start?rd=<uri>`, the URI percent-encoded once (as NGINX's
+/// `$escaped_request_uri`), so `/oauth2/start` reads back exactly the original target.
+fn sign_in_location(uri: Option<&str>) -> String {
+    let rd: String = url::form_urlencoded::byte_serialize(uri.unwrap_or("/").as_bytes()).collect();
+    format!("/oauth2/start?rd={rd}")
 }
 
 /// A refused `/oauth2/auth`, with the user it was refused to where one was known.
@@ -134,4 +180,33 @@ fn identity_headers(id: &Identity, config: &HeaderMapping) -> HeaderMap {
         put(GROUPS, &id.groups.join(","));
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_browser_without_a_token_is_sent_to_the_sign_in() {
+        let html = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        for (accept, bearer, browser) in [
+            (Some(html), false, true),
+            (Some("TEXT/HTML"), false, true),
+            (Some(html), true, false),
+            (Some("application/json"), false, false),
+            (Some("*/*"), false, false),
+            (None, false, false),
+        ] {
+            assert_eq!(is_browser(accept, bearer), browser, "{accept:?} {bearer}");
+        }
+    }
+
+    #[test]
+    fn the_sign_in_location_carries_the_uri_escaped_once() {
+        assert_eq!(
+            sign_in_location(Some("/helloworld?greeting=hi%20there&x=1")),
+            "/oauth2/start?rd=%2Fhelloworld%3Fgreeting%3Dhi%2520there%26x%3D1"
+        );
+        assert_eq!(sign_in_location(None), "/oauth2/start?rd=%2F");
+    }
 }

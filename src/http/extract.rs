@@ -48,9 +48,11 @@ impl Incoming {
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let h = &parts.headers;
         // Only NGINX's auth subrequest names the original URL; on the login routes (ordinary
-        // proxying through the /oauth2 Ingress) a client's own X-Original-URL would pass
-        // through, so there it is not read at all.
-        let auth_route = parts.uri.path().starts_with("/oauth2/auth");
+        // proxying through the /oauth2 Ingress) and on the redirect form of the auth route
+        // (Traefik and Caddy, which pass every client header on to the auth address) a
+        // client's own X-Original-URL would pass through, so there it is not read at all.
+        let path = parts.uri.path();
+        let auth_route = path.starts_with("/oauth2/auth") && !super::is_redirect_route(path);
         let fwd = ForwardingHeaders {
             original_url: if auth_route {
                 forwarding_header(h, "x-original-url")
@@ -90,6 +92,16 @@ impl Incoming {
             &self.registry.trusted_proxies,
             header(&self.headers, "x-real-ip"),
         )
+    }
+
+    /// The original request target (`X-Forwarded-Uri`, as Traefik and Caddy send it) from a
+    /// trusted proxy, parsed strictly ([`forward::parse_forwarded_uri`]); `None` from anyone
+    /// else, without the header, or when it is malformed.
+    pub fn forwarded_uri(&self) -> Option<&str> {
+        if !forward::is_trusted(self.peer, &self.registry.trusted_proxies) {
+            return None;
+        }
+        header(&self.headers, "x-forwarded-uri").and_then(|v| forward::parse_forwarded_uri(v).ok())
     }
 
     /// The host, or empty.

@@ -37,6 +37,10 @@ pub use serve::{serve, Limits};
 /// `/metrics` is on this router too, so on the main port: the `/oauth2` Ingress cannot reach
 /// it and the NetworkPolicy limits who reaches the Service ([`metrics`]).
 ///
+/// `/oauth2/auth/<workspace>/redirect` is the same check for Traefik and Caddy, which send
+/// `X-Forwarded-Host`/`-Uri` and return any non-2xx answer to the client: a browser without a
+/// session gets a 302 to `/oauth2/start?rd=<original URI>` instead of the 401 ([`auth`]).
+///
 /// `/oauth2/auth`, `/ping` and `/metrics` run without middleware: NGINX asks `/oauth2/auth` once per
 /// protected request, and the request-id and trace layers cost about as much CPU as the cookie
 /// check itself. Its refusals log ingress-nginx's `X-Request-ID` themselves ([`auth`]). The
@@ -87,11 +91,30 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/oauth2/auth", get(auth::auth))
         .route("/oauth2/auth/{workspace}", get(auth::auth))
+        .route(
+            &format!("/oauth2/auth/{{workspace}}/{REDIRECT}"),
+            get(auth::auth_redirect),
+        )
         .route("/ping", get(|| async { "OK" }))
         .route("/metrics", get(metrics::metrics))
         .merge(login)
         .fallback(error_backend)
         .with_state(state)
+}
+
+/// The last segment of the auth route's redirect form, `/oauth2/auth/<workspace>/redirect`:
+/// for proxies that return the auth answer to the client as it is (Traefik's ForwardAuth,
+/// Caddy's `forward_auth`), where authgate itself sends a browser to the sign-in. The operator
+/// chooses it by the address written into the proxy's config, never a header: behind NGINX a
+/// 302 from the auth subrequest would be a 500 for the user.
+const REDIRECT: &str = "redirect";
+
+/// Whether `path` is the redirect form of the auth route.
+fn is_redirect_route(path: &str) -> bool {
+    path.strip_prefix("/oauth2/auth/")
+        .and_then(|rest| rest.strip_suffix(REDIRECT))
+        .and_then(|ws| ws.strip_suffix('/'))
+        .is_some_and(|ws| !ws.is_empty() && !ws.contains('/'))
 }
 
 /// Everything else. Requests carrying ingress-nginx's `X-Code` come from its custom-error
@@ -127,5 +150,25 @@ async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> i
         )
     } else {
         (StatusCode::OK, format!("ready: {n} workspaces"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_redirect_route;
+
+    #[test]
+    fn the_redirect_form_is_one_workspace_then_redirect() {
+        assert!(is_redirect_route("/oauth2/auth/mcd/redirect"));
+        for path in [
+            "/oauth2/auth/mcd",
+            "/oauth2/auth/redirect",
+            "/oauth2/auth//redirect",
+            "/oauth2/auth/a/b/redirect",
+            "/oauth2/start/mcd/redirect",
+            "/oauth2/auth/mcd/redirectx",
+        ] {
+            assert!(!is_redirect_route(path), "{path}");
+        }
     }
 }
