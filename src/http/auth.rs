@@ -61,18 +61,27 @@ pub(super) async fn auth(
 }
 
 /// The redirect form: the check of [`auth`], then a 401 to a browser becomes a 302 to
-/// `/oauth2/start?rd=<original URI>` on the host the browser asked for (a relative
-/// `Location`, so neither scheme nor host is taken from a header). The original URI is the
-/// trusted proxy's `X-Forwarded-Uri`, else `/`. An API client keeps its 401.
+/// `/oauth2/start?rd=<original URI>` on the host the browser asked for. The `Location` is
+/// absolute (Traefik resolves a relative one against the auth address): the host is the
+/// request's, already checked to be one of the workspace's, and the scheme the workspace's
+/// `callback_url`, which the operator wrote, never `X-Forwarded-Proto`. The original URI is
+/// the trusted proxy's `X-Forwarded-Uri`, else `/`. An API client keeps its 401.
 pub(super) async fn auth_redirect(
     state: axum::extract::State<AppState>,
     req: Incoming,
 ) -> Response {
-    let to_login = is_browser(
+    let browser = is_browser(
         req.headers.get(ACCEPT).and_then(|v| v.to_str().ok()),
         req.bearer().is_some(),
-    )
-    .then(|| sign_in_location(req.forwarded_uri()));
+    );
+    let to_login = match req.workspace() {
+        Ok(ws) if browser => Some(sign_in_location(
+            ws.config.callback_url.scheme(),
+            req.host(),
+            req.forwarded_uri(),
+        )),
+        _ => None,
+    };
     let response = auth(state, req).await;
     match to_login {
         Some(location) if response.status() == StatusCode::UNAUTHORIZED => (
@@ -94,11 +103,11 @@ fn is_browser(accept: Option<&str>, bearer: bool) -> bool {
     !bearer && accept.is_some_and(|a| a.to_ascii_lowercase().contains("text/html"))
 }
 
-/// `/oauth2/start?rd=<uri>`, the URI percent-encoded once (as NGINX's
+/// `<scheme>://<host>/oauth2/start?rd=<uri>`, the URI percent-encoded once (as NGINX's
 /// `$escaped_request_uri`), so `/oauth2/start` reads back exactly the original target.
-fn sign_in_location(uri: Option<&str>) -> String {
+fn sign_in_location(scheme: &str, host: &str, uri: Option<&str>) -> String {
     let rd: String = url::form_urlencoded::byte_serialize(uri.unwrap_or("/").as_bytes()).collect();
-    format!("/oauth2/start?rd={rd}")
+    format!("{scheme}://{host}/oauth2/start?rd={rd}")
 }
 
 /// A refused `/oauth2/auth`, with the user it was refused to where one was known.
@@ -204,9 +213,16 @@ mod tests {
     #[test]
     fn the_sign_in_location_carries_the_uri_escaped_once() {
         assert_eq!(
-            sign_in_location(Some("/helloworld?greeting=hi%20there&x=1")),
-            "/oauth2/start?rd=%2Fhelloworld%3Fgreeting%3Dhi%2520there%26x%3D1"
+            sign_in_location(
+                "https",
+                "mcd.example",
+                Some("/helloworld?greeting=hi%20there&x=1")
+            ),
+            "https://mcd.example/oauth2/start?rd=%2Fhelloworld%3Fgreeting%3Dhi%2520there%26x%3D1"
         );
-        assert_eq!(sign_in_location(None), "/oauth2/start?rd=%2F");
+        assert_eq!(
+            sign_in_location("http", "mcd.localhost:8080", None),
+            "http://mcd.localhost:8080/oauth2/start?rd=%2F"
+        );
     }
 }
