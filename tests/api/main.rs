@@ -11,6 +11,7 @@
 mod helpers;
 
 mod browser_login;
+mod caddy_flow;
 mod cli;
 mod drain;
 mod forge_flow;
@@ -24,3 +25,4 @@ mod providers;
 mod redis_store;
 mod reload_watch;
 mod tenant;
+mod traefik_flow;

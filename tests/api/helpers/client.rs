@@ -78,6 +78,28 @@ impl Client {
         }
     }
 
+    /// A fresh client that asks for HTML on every request, as a browser's navigations do
+    /// (for proxies where authgate answers a browser and an API client differently); a
+    /// request's own `Accept` replaces it.
+    pub fn browser() -> Self {
+        let mut accept = HeaderMap::new();
+        accept.insert(
+            reqwest::header::ACCEPT,
+            reqwest::header::HeaderValue::from_static(
+                "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            ),
+        );
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(accept)
+            .build()
+            .unwrap();
+        Self {
+            http,
+            jar: BTreeMap::new(),
+        }
+    }
+
     /// GET with extra headers.
     pub async fn get(&mut self, url: &str, headers: &[(&str, &str)]) -> Resp {
         self.send("GET", url, headers, None).await

@@ -3,11 +3,13 @@
 //! Every part binds its own free port on 127.0.0.1 and is stopped when its handle drops.
 
 pub mod browser;
+pub mod caddy;
 pub mod client;
 pub mod forge;
 pub mod nginx;
 pub mod node;
 pub mod redis;
+pub mod traefik;
 pub mod upstream;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
