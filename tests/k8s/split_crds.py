@@ -4,10 +4,11 @@ resources checked here against our own schemas.
 
 kubernetes-validate ships the Kubernetes API schemas only; for a custom resource it prints
 "Couldn't find schema" and passes it. So every custom resource the tree uses has a JSON
-schema in tests/k8s/schemas/<group>_<version>_<Kind>.json (today: K3s's HelmChart) and is
-validated here instead, values included (a HelmChart's valuesContent must parse as a YAML
-mapping). scripts/check-k8s treats any "Couldn't find schema" from kubernetes-validate as a
-failure, so a new custom resource without a schema here cannot slip through.
+schema in tests/k8s/schemas/<group>_<version>_<Kind>.json (today: K3s's HelmChart and, in
+the Traefik variant k8s/traefik/, Traefik's Middleware) and is validated here instead,
+values included (a HelmChart's valuesContent must parse as a YAML mapping). scripts/check-k8s
+treats any "Couldn't find schema" from kubernetes-validate as a failure, so a new custom
+resource without a schema here cannot slip through.
 
 Usage: split_crds.py RENDERED.yaml BUILTIN_OUT.yaml
 Exit 1 if a custom resource does not validate.

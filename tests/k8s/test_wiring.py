@@ -406,6 +406,57 @@ def oauth2_is_routed_to_authgate_on_every_workspace_host(t: Tree):
     fail_if(problems)
 
 
+TRAEFIK_ANN = "traefik.ingress.kubernetes.io/router.middlewares"
+AUTHGATE_ORIGIN = "http://authgate.authgate.svc.cluster.local"
+
+
+@check
+def traefik_variant_pins_every_route_to_its_workspace(t: Tree):
+    """k8s/traefik: every app Ingress of a workspace is of class traefik and uses its own
+    namespace's ForwardAuth Middleware, whose address is /oauth2/auth/<that workspace>/redirect
+    and whose authResponseHeaders are every header authgate can send; every /oauth2 Ingress
+    uses the rewrite Middleware of the workspace it is labelled with, rewriting to
+    /oauth2/$1/<that workspace>, on that workspace's hosts only; no ingress-nginx auth
+    annotation is left."""
+    objs = render(t.kubectl, K8S / "traefik")
+    problems = []
+    mw = {(ns(o), o["metadata"]["name"]): o["spec"] for o in objs if o["kind"] == "Middleware"}
+    owners = t.workspace_hosts()
+    for ing in (o for o in objs if o["kind"] == "Ingress"):
+        ann = ing["metadata"].get("annotations", {})
+        if ing["spec"].get("ingressClassName") != "traefik":
+            problems.append(f"{name(ing)}: ingressClassName is not traefik")
+        if any(k.startswith(ANN + "auth-") for k in ann):
+            problems.append(f"{name(ing)}: ingress-nginx auth annotations left")
+        if ns(ing) == AUTHGATE_NS:
+            ws = ing["metadata"].get("labels", {}).get("platform/workspace")
+            if ann.get(TRAEFIK_ANN) != f"{ws}-authgate-oauth2@kubernetescrd":
+                problems.append(f"{name(ing)}: middlewares {ann.get(TRAEFIK_ANN)!r}, want "
+                                f"the rewrite of its workspace {ws}")
+            spec = mw.get((ws, "authgate-oauth2"), {}).get("replacePathRegex", {})
+            if spec.get("replacement") != OAUTH2_REWRITE.format(workspace=ws):
+                problems.append(f"{ws}/authgate-oauth2 rewrites to {spec.get('replacement')!r}")
+            for host, path, ptype, svc, _ in ingress_routes(ing):
+                if (path, ptype, svc) != ("/oauth2", "Prefix", "authgate"):
+                    problems.append(f"{name(ing)} {host}: {path} ({ptype}) -> {svc}")
+                if owners.get(host) != ws:
+                    problems.append(f"{name(ing)} (workspace {ws}) serves {host}")
+            continue
+        ws = ns(ing)
+        if ann.get(TRAEFIK_ANN) != f"{ws}-authgate@kubernetescrd":
+            problems.append(f"{name(ing)}: middlewares {ann.get(TRAEFIK_ANN)!r}, want {ws}'s ForwardAuth")
+        fa = mw.get((ws, "authgate"), {}).get("forwardAuth", {})
+        if fa.get("address") != f"{AUTHGATE_ORIGIN}/oauth2/auth/{ws}/redirect":
+            problems.append(f"{ws}/authgate: address {fa.get('address')!r}")
+        missing = emitted_headers(t.workspaces.get(ws, {})) - set(fa.get("authResponseHeaders", []))
+        if missing:
+            problems.append(f"{ws}/authgate: authResponseHeaders lacks {sorted(missing)}")
+        for host, *_ in ingress_routes(ing):
+            if owners.get(host) != ws:
+                problems.append(f"{name(ing)} (workspace {ws}) serves {host}")
+    fail_if(problems)
+
+
 @check
 def identity_headers_a_workspace_sends_are_overwritten_by_nginx(t: Tree):
     """NGINX sets only the headers listed in auth-response-headers; any other X-Auth-Request-*
