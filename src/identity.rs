@@ -31,6 +31,10 @@ pub struct Identity {
     /// did not vouch for it; `authz` refuses such a user where a rule needs an email.
     #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
     pub email_withheld: Option<EmailWithheld>,
+    /// The IdP's session id (the ID token's `sid`, OIDC Back-Channel Logout §2.1), by which a
+    /// logout token names the sessions to end. Absent in cookies issued before it existed.
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// Why a provider's email claim was not taken as the user's email. An unverified address is

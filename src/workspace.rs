@@ -19,10 +19,13 @@ use crate::config::{
 };
 use crate::identity::Identity;
 use crate::metrics::{RedisOp, WorkspaceMetrics};
+use crate::oidc::logout::JTI_MEMORY;
 use crate::oidc::verify::LEEWAY;
+use crate::oidc::{LogoutClaims, LogoutError, VerifyError};
 use crate::provider::{self, BearerIdentity, Provider, ProviderContext};
 use crate::session::{
-    store_key, LoginCodec, MasterSecrets, Purpose, RedisStore, Session, SessionCodec, SessionError,
+    index_key, store_key, IndexKind, LoginCodec, MasterSecrets, Purpose, RedisStore, Session,
+    SessionCodec, SessionError, StoreError,
 };
 
 /// One workspace, ready to serve.
@@ -86,10 +89,11 @@ impl Workspace {
         let ticket = CsrfToken::new_random_len(32).secret().clone();
         let json = serde_json::to_string(id).map_err(|_| SessionError::Malformed)?;
         store
-            .put(
+            .put_indexed(
                 &store_key(self.name(), &ticket),
                 &json,
                 self.session.lifetime(),
+                &self.logout_indexes(id),
             )
             .await
             .map_err(|e| {
@@ -134,6 +138,85 @@ impl Workspace {
             if let Err(e) = store.delete(&store_key(self.name(), ticket)).await {
                 self.metrics.redis_error(RedisOp::Delete);
                 tracing::warn!(workspace = self.name(), error = %e, "cannot delete the session");
+            }
+        }
+    }
+
+    /// The back-channel logout index sets a new session of `id` joins: its IdP session and its
+    /// user, at the provider that logged it in. None unless the workspace asks for it.
+    fn logout_indexes(&self, id: &Identity) -> Vec<String> {
+        if !self.config.session.backchannel_logout {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if let Some(sid) = &id.sid {
+            out.push(index_key(IndexKind::Sid, self.name(), &id.provider, sid));
+        }
+        if !id.subject.is_empty() {
+            out.push(index_key(
+                IndexKind::Sub,
+                self.name(),
+                &id.provider,
+                &id.subject,
+            ));
+        }
+        out
+    }
+
+    /// Verifies a back-channel logout token with the provider whose issuer it names; returns
+    /// that provider's id and the token's claims. When no provider accepts it, the reason is
+    /// the one given by a provider whose issuer it does name, if any.
+    pub async fn verify_logout_token(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<(String, LogoutClaims), LogoutError> {
+        let mut refusal = None;
+        for p in &self.providers {
+            match p.verify_logout_token(token, now).await {
+                Some(Ok(claims)) => return Ok((p.id().to_string(), claims)),
+                Some(Err(e @ LogoutError::Token(VerifyError::Issuer(_)))) => {
+                    refusal.get_or_insert(e);
+                }
+                Some(Err(e)) => refusal = Some(e),
+                None => {}
+            }
+        }
+        Err(refusal.unwrap_or(LogoutError::NoProvider))
+    }
+
+    /// Ends, on every replica, the sessions a verified logout token of `provider` names: those
+    /// of its `sid` when it has one (OIDC Back-Channel Logout §2.7), else every session of its
+    /// `sub`. `jti` is spent first, so a token is never accepted twice. Returns the number of
+    /// sessions ended, or `Ok(None)` for a replayed token. This process's ticket cache is
+    /// emptied; other replicas' expire within [`TICKET_CACHE_TTL`].
+    pub async fn end_by_logout_token(
+        &self,
+        provider: &str,
+        claims: &LogoutClaims,
+    ) -> Result<Option<usize>, StoreError> {
+        let store = self.store.as_ref().ok_or(StoreError::Unavailable)?;
+        let jti = index_key(IndexKind::Jti, self.name(), &claims.issuer, &claims.jti);
+        if !store
+            .put_once(&jti, Duration::from_secs(JTI_MEMORY))
+            .await?
+        {
+            return Ok(None);
+        }
+        let index = match (&claims.sid, &claims.subject) {
+            (Some(sid), _) => index_key(IndexKind::Sid, self.name(), provider, sid),
+            (None, Some(sub)) => index_key(IndexKind::Sub, self.name(), provider, sub),
+            (None, None) => return Ok(Some(0)), // refused by verification already
+        };
+        match store.delete_indexed(&index).await {
+            Ok(n) => {
+                self.ticket_cache.invalidate_all();
+                Ok(Some(n))
+            }
+            Err(e) => {
+                // Not ended: forget the jti (best effort) so that the IdP's retry is accepted.
+                let _ = store.delete(&jti).await;
+                Err(e)
             }
         }
     }

@@ -194,6 +194,8 @@ pub struct SessionConfig {
     pub lifetime: Duration,
     /// Where the session lives.
     pub store: SessionStoreKind,
+    /// Whether the IdP may end sessions by back-channel logout (needs the Redis store).
+    pub backchannel_logout: bool,
 }
 
 /// Where a workspace's sessions live.

@@ -84,6 +84,10 @@ pub(crate) struct RawSession {
     pub(crate) store: Option<String>,
     #[serde(default, with = "humantime_serde")]
     pub(crate) lifetime: Option<std::time::Duration>,
+    /// Accept OpenID Connect back-channel logout tokens at `/oauth2/backchannel_logout` and end
+    /// the sessions they name on every replica; requires `store = "redis"`.
+    #[serde(default)]
+    pub(crate) backchannel_logout: bool,
 }
 
 /// `[headers]`: claim names feeding `X-Auth-Request-*`.

@@ -396,6 +396,13 @@ fn validate_workspace(
             SessionStoreKind::Cookie
         }
     };
+    if raw.session.backchannel_logout && store != SessionStoreKind::Redis {
+        report.error(
+            "session.backchannel_logout",
+            "requires store = \"redis\": a logout token names sessions by the IdP's sid or sub, \
+             and only sessions kept in Redis can be found that way and ended before they expire",
+        );
+    }
     let lifetime = raw.session.lifetime.unwrap_or(DEFAULT_LIFETIME);
     if lifetime < Duration::from_secs(60) || lifetime > Duration::from_secs(30 * 86400) {
         report.error("session.lifetime", "must be between 1m and 30d");
@@ -457,6 +464,7 @@ fn validate_workspace(
             cookie_name,
             lifetime,
             store,
+            backchannel_logout: raw.session.backchannel_logout,
         },
         headers,
         authz,
@@ -669,6 +677,33 @@ mod tests {
         for p in &closed {
             assert_eq!(errors(&workspace(p, "")), Vec::<String>::new(), "{p}");
         }
+    }
+
+    #[test]
+    fn backchannel_logout_needs_the_redis_store() {
+        let p = "issuer = \"https://idp.example.com\"";
+        let errs = errors(&format!(
+            "{}[session]\nbackchannel_logout = true\n",
+            workspace(p, "")
+        ));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("session.backchannel_logout: requires store = \"redis\""),
+            "{errs:?}"
+        );
+        let raw: RawWorkspace = toml::from_str(&format!(
+            "{}[session]\nstore = \"redis\"\nbackchannel_logout = true\n",
+            workspace(p, "")
+        ))
+        .unwrap();
+        let mut errors = Vec::new();
+        let mut report = Report {
+            file: PathBuf::from("workspaces/x.toml"),
+            errors: &mut errors,
+        };
+        let ws = validate_workspace(Path::new("x.toml"), raw, "", true, &mut report);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(ws.unwrap().session.backchannel_logout);
     }
 
     #[test]

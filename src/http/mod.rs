@@ -5,6 +5,7 @@
 //! [`AppError`] for every failure; nothing here decides policy.
 
 mod auth;
+mod backchannel;
 mod error;
 mod extract;
 mod log_budget;
@@ -16,7 +17,7 @@ mod userinfo;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -59,6 +60,11 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/oauth2/sign_out/{workspace}",
             get(login::sign_out).post(login::sign_out),
+        )
+        .route("/oauth2/backchannel_logout", post(backchannel::logout))
+        .route(
+            "/oauth2/backchannel_logout/{workspace}",
+            post(backchannel::logout),
         )
         .route("/oauth2/userinfo", get(userinfo::userinfo))
         .route("/oauth2/userinfo/{workspace}", get(userinfo::userinfo))

@@ -8,6 +8,7 @@
 mod discovery;
 mod jwks;
 pub mod keys;
+pub mod logout;
 mod metadata;
 pub mod verify;
 
@@ -19,5 +20,6 @@ mod tokens;
 pub use discovery::{discover, DiscoveryError, ProviderMetadata};
 pub use jwks::{JwksCache, JwksError, METADATA_MAX_AGE};
 pub use keys::{KeyFamily, KeySet, VerifyKey};
+pub use logout::{LogoutClaims, LogoutError};
 pub use metadata::{Discovered, MetadataCell, MetadataError, MetadataSource, RefreshTask};
 pub use verify::{Claims, Expectations, IssuerRule, VerifyError};

@@ -144,7 +144,19 @@ pub fn verify(
     now: u64,
     token: &str,
 ) -> Result<Claims, VerifyError> {
-    let header = header(token, expect.algorithms)?;
+    let claims = verify_signature(keys, expect.algorithms, token)?;
+    check_claims(&claims, expect, now)?;
+    Ok(claims)
+}
+
+/// The claims of `token` once its signature verifies with a key of `keys` and an algorithm of
+/// `algorithms`; no claim is checked yet.
+pub fn verify_signature(
+    keys: &KeySet,
+    algorithms: &[Algorithm],
+    token: &str,
+) -> Result<Claims, VerifyError> {
+    let header = header(token, algorithms)?;
     let candidates = keys.candidates(header.kid.as_deref(), header.alg);
     if candidates.is_empty() {
         return Err(VerifyError::UnknownKid(header.kid));
@@ -154,13 +166,11 @@ pub fn verify(
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
-    let claims = candidates
+    Ok(candidates
         .iter()
         .find_map(|k| jsonwebtoken::decode::<Claims>(token, &k.key, &validation).ok())
         .ok_or(VerifyError::BadSignature)?
-        .claims;
-    check_claims(&claims, expect, now)?;
-    Ok(claims)
+        .claims)
 }
 
 /// The claim checks of OIDC Core §3.1.3.7 after the signature.
@@ -169,11 +179,32 @@ pub fn check_claims(
     expect: &Expectations<'_>,
     now: u64,
 ) -> Result<(), VerifyError> {
+    check_issuer(claims, expect.issuer)?;
+    claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .ok_or(VerifyError::Missing("sub"))?;
+    check_audience(claims, expect.client_id)?;
+    check_times(claims, expect.max_age, now)?;
+    if let Some(want) = expect.nonce {
+        let got = claims
+            .get("nonce")
+            .and_then(Value::as_str)
+            .ok_or(VerifyError::Missing("nonce"))?;
+        if !Secret::new(got).ct_eq(want) {
+            return Err(VerifyError::Nonce);
+        }
+    }
+    Ok(())
+}
+
+/// `iss` against the issuer rule (OIDC Core §3.1.3.7 point 2; Entra's tenant template).
+pub fn check_issuer(claims: &Claims, rule: &IssuerRule) -> Result<(), VerifyError> {
     let iss = claims
         .get("iss")
         .and_then(Value::as_str)
         .ok_or(VerifyError::Missing("iss"))?;
-    match expect.issuer {
+    match rule {
         IssuerRule::Exact(want) if iss == want => {}
         IssuerRule::Exact(_) => return Err(VerifyError::Issuer(iss.into())),
         IssuerRule::TenantTemplate {
@@ -192,23 +223,31 @@ pub fn check_claims(
             }
         }
     }
-    claims
-        .get("sub")
-        .and_then(Value::as_str)
-        .ok_or(VerifyError::Missing("sub"))?;
+    Ok(())
+}
+
+/// `aud` holds `client_id`; `azp`, when present or needed, names it (OIDC Core §3.1.3.7 points
+/// 3–5).
+pub fn check_audience(claims: &Claims, client_id: &str) -> Result<(), VerifyError> {
     let auds: Vec<&str> = match claims.get("aud") {
         Some(Value::String(a)) => vec![a.as_str()],
         Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
         _ => return Err(VerifyError::Missing("aud")),
     };
-    if !auds.contains(&expect.client_id) {
+    if !auds.contains(&client_id) {
         return Err(VerifyError::Audience);
     }
     match claims.get("azp").and_then(Value::as_str) {
-        Some(azp) if azp != expect.client_id => return Err(VerifyError::AuthorizedParty),
+        Some(azp) if azp != client_id => return Err(VerifyError::AuthorizedParty),
         None if auds.len() > 1 => return Err(VerifyError::Missing("azp")),
         _ => {}
     }
+    Ok(())
+}
+
+/// `exp` not passed, `iat` and `nbf` not in the future, `iat` within `max_age` when given
+/// (OIDC Core §3.1.3.7 points 9–10), each with [`LEEWAY`].
+pub fn check_times(claims: &Claims, max_age: Option<u64>, now: u64) -> Result<(), VerifyError> {
     let exp = claims
         .get("exp")
         .and_then(Value::as_u64)
@@ -225,7 +264,7 @@ pub fn check_claims(
     if iat > now + LEEWAY {
         return Err(VerifyError::NotYetValid);
     }
-    if let Some(max_age) = expect.max_age {
+    if let Some(max_age) = max_age {
         if now > iat.saturating_add(max_age).saturating_add(LEEWAY) {
             return Err(VerifyError::TooOld);
         }
@@ -233,15 +272,6 @@ pub fn check_claims(
     if let Some(nbf) = claims.get("nbf").and_then(Value::as_u64) {
         if nbf > now + LEEWAY {
             return Err(VerifyError::NotYetValid);
-        }
-    }
-    if let Some(want) = expect.nonce {
-        let got = claims
-            .get("nonce")
-            .and_then(Value::as_str)
-            .ok_or(VerifyError::Missing("nonce"))?;
-        if !Secret::new(got).ct_eq(want) {
-            return Err(VerifyError::Nonce);
         }
     }
     Ok(())

@@ -116,6 +116,7 @@ pub fn identity_from_claims(
         subject,
         provider: provider.to_string(),
         email_withheld,
+        sid: text("sid"),
     }
 }
 

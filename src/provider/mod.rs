@@ -19,7 +19,7 @@ use url::Url;
 use crate::config::{HeaderMapping, ProviderConfig, ProviderKind};
 use crate::identity::Identity;
 use crate::metrics::Metrics;
-use crate::oidc::{JwksCache, VerifyError};
+use crate::oidc::{JwksCache, LogoutClaims, LogoutError, VerifyError};
 use crate::secret::Secret;
 use crate::session::LoginState;
 
@@ -120,6 +120,16 @@ pub trait Provider: Send + Sync {
         _now: u64,
     ) -> Option<Result<BearerIdentity, ProviderError>> {
         None
+    }
+    /// Verifies a back-channel logout token (OIDC Back-Channel Logout 1.0 §2.6) for this
+    /// provider and client; may fetch metadata and, on an unknown `kid`, keys (this is not the
+    /// auth path). `None` when this kind issues no logout tokens.
+    fn verify_logout_token<'a>(
+        &'a self,
+        _token: &'a str,
+        _now: u64,
+    ) -> BoxFuture<'a, Option<Result<LogoutClaims, LogoutError>>> {
+        Box::pin(async { None })
     }
     /// Where to send the browser to end the IdP session too, if the provider offers it.
     fn logout_url(&self, _post_logout: &Url) -> Option<Url> {

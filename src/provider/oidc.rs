@@ -28,9 +28,11 @@ use super::{
 };
 use crate::config::{HeaderMapping, ProviderConfig, ProviderKind};
 use crate::identity::Identity;
+use crate::oidc::logout::{self, LogoutExpectations};
+use crate::oidc::verify::check_issuer;
 use crate::oidc::{
-    verify, Claims, Expectations, MetadataCell, MetadataSource, ProviderMetadata, RefreshTask,
-    VerifyError,
+    verify, Claims, Expectations, LogoutClaims, LogoutError, MetadataCell, MetadataSource,
+    ProviderMetadata, RefreshTask, VerifyError,
 };
 use crate::secret::Secret;
 use crate::session::LoginState;
@@ -233,6 +235,36 @@ impl OidcProvider {
         }
     }
 
+    /// A back-channel logout token, verified (OIDC Back-Channel Logout 1.0 §2.6). A token
+    /// naming another issuer is refused before any key is looked at; an unknown `kid` refetches
+    /// the JWKS once, as at the callback.
+    async fn verify_logout(&self, token: &str, now: u64) -> Result<LogoutClaims, LogoutError> {
+        let d = self
+            .discovered()
+            .await
+            .map_err(|e| LogoutError::Unavailable(e.to_string()))?;
+        check_issuer(&logout::unverified_claims(token)?, &d.issuer_rule)?;
+        let expect = LogoutExpectations {
+            issuer: &d.issuer_rule,
+            client_id: &self.config.client_id,
+            algorithms: &self.config.algorithms,
+        };
+        let uri = &d.metadata.jwks_uri;
+        match logout::verify_logout(&self.ctx.jwks.keys(uri), &expect, now, token) {
+            Err(LogoutError::Token(VerifyError::UnknownKid(_))) => {
+                let (keys, err) = self.ctx.jwks.refresh(uri).await;
+                if let Some(err) = err {
+                    tracing::warn!(provider = %self.config.id, error = %err, "JWKS refresh failed");
+                    if keys.is_empty() {
+                        return Err(LogoutError::Unavailable(err.to_string()));
+                    }
+                }
+                logout::verify_logout(&keys, &expect, now, token)
+            }
+            other => other,
+        }
+    }
+
     /// The ID token of a token response, verified (OIDC Core §3.1.3.7).
     pub async fn verified_id_token(
         &self,
@@ -365,6 +397,14 @@ impl Provider for OidcProvider {
                 Err(e.into())
             }
         })
+    }
+
+    fn verify_logout_token<'a>(
+        &'a self,
+        token: &'a str,
+        now: u64,
+    ) -> BoxFuture<'a, Option<Result<LogoutClaims, LogoutError>>> {
+        Box::pin(async move { Some(self.verify_logout(token, now).await) })
     }
 
     fn logout_url(&self, post_logout: &Url) -> Option<Url> {

@@ -23,7 +23,7 @@ pub use login::{
     LoginCodec, LoginError, LoginState, LOGIN_LIFETIME, MAX_COOKIE_BYTES, MAX_PARALLEL_LOGINS,
 };
 pub use seal::MAX_SEALED_LEN;
-pub use store::{key as store_key, RedisStore, StoreCache, StoreError};
+pub use store::{index_key, key as store_key, IndexKind, RedisStore, StoreCache, StoreError};
 
 /// Why a session cookie does not authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

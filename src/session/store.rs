@@ -4,6 +4,11 @@
 //! `authgate:session:<workspace>:<sha256 of the ticket id>` with the session's lifetime as TTL.
 //! The ticket id itself travels only inside the sealed cookie; Redis never sees it.
 //!
+//! For back-channel logout, sets `authgate:sid:<workspace>:<sha256 of provider id, NUL, IdP
+//! sid>` and `authgate:sub:<workspace>:<sha256 of provider id, NUL, sub>` hold the session keys
+//! an IdP session and a user have (TTL: the session lifetime, renewed by each login), and
+//! `authgate:jti:<workspace>:<sha256 of issuer, NUL, jti>` marks a logout token as used.
+//!
 //! A request never waits for a connection to be made. A background task connects (each attempt
 //! bounded by [`COMMAND_TIMEOUT`], retried with [`backoff`]); until it has, every command fails
 //! at once with [`StoreError::Unavailable`], so `/oauth2/auth` fails closed instead of queueing.
@@ -86,6 +91,33 @@ pub fn key(workspace: &str, ticket: &str) -> String {
     format!("authgate:session:{workspace}:{hex}")
 }
 
+/// The kinds of back-channel logout keys: an index set of sessions, or a used `jti`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexKind {
+    /// The sessions of one IdP session (`sid`) of one provider.
+    Sid,
+    /// The sessions of one user (`sub`) of one provider.
+    Sub,
+    /// A logout token's `jti`, by issuer.
+    Jti,
+}
+
+/// The Redis key of a back-channel logout index (or used `jti`) in `workspace`: `scope` is the
+/// provider id (the issuer for [`IndexKind::Jti`]), `value` the IdP's `sid`, `sub` or `jti`.
+pub fn index_key(kind: IndexKind, workspace: &str, scope: &str, value: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(scope.as_bytes());
+    h.update([0]);
+    h.update(value.as_bytes());
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let kind = match kind {
+        IndexKind::Sid => "sid",
+        IndexKind::Sub => "sub",
+        IndexKind::Jti => "jti",
+    };
+    format!("authgate:{kind}:{workspace}:{hex}")
+}
+
 /// The wait after failed connection attempt number `attempt` (from 0): doubling from
 /// [`FIRST_RETRY`], capped at [`MAX_RETRY`].
 pub(super) fn backoff(attempt: u32) -> Duration {
@@ -159,6 +191,63 @@ impl RedisStore {
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let mut c = self.conn()?;
         Self::timed(c.del::<_, ()>(key)).await
+    }
+
+    /// Stores `value` under `key` for `ttl` and adds `key` to each set of `indexes`, whose TTL
+    /// becomes `ttl` too: one transaction, so a session is never saved unindexed.
+    pub async fn put_indexed(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        indexes: &[String],
+    ) -> Result<(), StoreError> {
+        let mut c = self.conn()?;
+        let secs = ttl.as_secs().max(1);
+        let mut pipe = redis::pipe();
+        pipe.atomic().set_ex(key, value, secs).ignore();
+        for index in indexes {
+            pipe.sadd(index, key)
+                .ignore()
+                .expire(index, i64::try_from(secs).unwrap_or(i64::MAX))
+                .ignore();
+        }
+        Self::timed(pipe.query_async::<()>(&mut c)).await
+    }
+
+    /// Deletes every key the set `index` holds, and the set: the sessions a back-channel
+    /// logout ends. Returns how many of them still existed.
+    pub async fn delete_indexed(&self, index: &str) -> Result<usize, StoreError> {
+        let mut c = self.conn()?;
+        let members: Vec<String> = Self::timed(c.smembers(index)).await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if !members.is_empty() {
+            pipe.del(&members);
+        }
+        pipe.del(index).ignore();
+        if members.is_empty() {
+            Self::timed(pipe.query_async::<()>(&mut c)).await?;
+            return Ok(0);
+        }
+        let (deleted,): (usize,) = Self::timed(pipe.query_async(&mut c)).await?;
+        Ok(deleted)
+    }
+
+    /// Sets `key` for `ttl` unless it exists (`SET NX`): true the first time, false after.
+    pub async fn put_once(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let mut c = self.conn()?;
+        let set: Option<String> = Self::timed(
+            redis::cmd("SET")
+                .arg(key)
+                .arg(1)
+                .arg("NX")
+                .arg("EX")
+                .arg(ttl.as_secs().max(1))
+                .query_async(&mut c),
+        )
+        .await?;
+        Ok(set.is_some())
     }
 }
 
