@@ -10,6 +10,7 @@
 
 mod helpers;
 
+mod backchannel;
 mod browser_login;
 mod caddy_flow;
 mod cli;

@@ -1,0 +1,281 @@
+//! Back-channel logout (OpenID Connect Back-Channel Logout 1.0) against the forging provider
+//! and a real Redis: a logout token by `sid` ends exactly that IdP session's sessions, by `sub`
+//! every session of the user, and each refused token ends nothing. The end-to-end case with
+//! the real `oidc-provider` is at the end.
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+use crate::forge_flow::{claims, mcd_toml, rs256, Env, CLIENT_ID, COOKIE, HOST};
+use crate::helpers::forge::{spawn_forge, tokens};
+use crate::helpers::redis::{spawn_redis, Redis};
+use crate::helpers::{env_with, spawn_in_process, Client, ConfigDir};
+
+const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// authgate with `mcd` keeping sessions in `redis` and accepting back-channel logout.
+async fn setup(redis: &Redis) -> Env {
+    let forge = spawn_forge().await;
+    let ws = mcd_toml(&forge.issuer).replace(
+        "lifetime = \"1h\"",
+        "lifetime = \"1h\"\nstore = \"redis\"\nbackchannel_logout = true",
+    );
+    let config = ConfigDir::new("[redis]\nurl_env = \"REDIS_URL\"\n").workspace("mcd", &ws);
+    let app = spawn_in_process(
+        &config,
+        env_with(&[("MCD_SECRET", "s3cret"), ("REDIS_URL", &redis.url())]),
+    )
+    .await;
+    std::mem::forget(config);
+    Env {
+        forge,
+        app,
+        client: Client::new(),
+    }
+}
+
+/// Logs in as `sub` in IdP session `sid` (a fresh browser each time); returns the cookie.
+async fn login(env: &mut Env, sub: &str, sid: &str) -> String {
+    env.client = Client::new();
+    let r = env
+        .login_with_token(|iss, nonce| {
+            let mut c = claims(iss, nonce);
+            c["sub"] = json!(sub);
+            c["sid"] = json!(sid);
+            rs256(&c)
+        })
+        .await;
+    assert_eq!(r.status, 302, "{}", r.body);
+    format!("{COOKIE}={}", env.client.cookie(HOST, COOKIE).unwrap())
+}
+
+/// `/oauth2/auth` for `cookie`, as NGINX asks it.
+async fn auth(env: &Env, cookie: &str) -> u16 {
+    Client::new()
+        .get(
+            &env.url("authgate.svc", "/oauth2/auth/mcd"),
+            &[
+                ("x-original-url", "http://mcd.test/app"),
+                ("cookie", cookie),
+            ],
+        )
+        .await
+        .status
+}
+
+/// Valid logout-token claims for the forge's issuer.
+fn logout_claims(iss: &str, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Value {
+    let t = now();
+    let mut c = json!({
+        "iss": iss, "aud": CLIENT_ID, "iat": t, "exp": t + 120,
+        "jti": format!("jti-{}", rand_id()),
+        "sub": "alice-sub", "sid": "sid-1",
+        "events": {EVENT: {}},
+    });
+    edit(c.as_object_mut().unwrap());
+    c
+}
+
+fn rand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst) ^ now().rotate_left(20)
+}
+
+/// Signs as the forge does, with `typ` in the header.
+fn sign(pem: &str, typ: Option<&str>, claims: &Value) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(tokens::RSA_KID.into());
+    header.typ = typ.map(str::to_string);
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+fn logout_token(claims: &Value) -> String {
+    sign(tokens::RSA_PRIVATE, Some("logout+jwt"), claims)
+}
+
+/// POSTs `logout_token=<token>` as the IdP does; the status and body.
+async fn post_logout(env: &Env, token: &str) -> (u16, String, Option<String>) {
+    let r = Client::new()
+        .post_form(
+            &env.url(HOST, "/oauth2/backchannel_logout/mcd"),
+            &[("logout_token", token)],
+        )
+        .await;
+    let cc = r.header("cache-control").map(str::to_string);
+    (r.status, r.body, cc)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_by_sid_ends_that_session_and_by_sub_every_session_of_the_user() {
+    let redis = spawn_redis();
+    let mut env = setup(&redis).await;
+    let a1 = login(&mut env, "alice-sub", "sid-1").await;
+    let a2 = login(&mut env, "alice-sub", "sid-2").await;
+    let a3 = login(&mut env, "alice-sub", "sid-3").await;
+    let bob = login(&mut env, "bob-sub", "sid-b").await;
+    for c in [&a1, &a2, &a3, &bob] {
+        assert_eq!(auth(&env, c).await, 202);
+    }
+    let iss = env.forge.issuer.clone();
+
+    // By sid: that IdP session's session ends, the same user's other sessions stay.
+    let by_sid = logout_token(&logout_claims(&iss, |c| drop(c.remove("sub"))));
+    let (status, body, cc) = post_logout(&env, &by_sid).await;
+    assert_eq!((status, cc.as_deref()), (200, Some("no-store")), "{body}");
+    assert_eq!(auth(&env, &a1).await, 401, "the session of sid-1 ended");
+    assert_eq!(
+        auth(&env, &a2).await,
+        202,
+        "another sid of the same user stays"
+    );
+    assert_eq!(auth(&env, &bob).await, 202);
+
+    // The same token again is a replay: refused, and nothing more ends.
+    let (status, body, _) = post_logout(&env, &by_sid).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("replayed"), "{body}");
+
+    // By sub: every remaining session of the user ends; another user's stays.
+    let by_sub = logout_token(&logout_claims(&iss, |c| drop(c.remove("sid"))));
+    let (status, body, _) = post_logout(&env, &by_sub).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(auth(&env, &a2).await, 401);
+    assert_eq!(auth(&env, &a3).await, 401);
+    assert_eq!(auth(&env, &bob).await, 202, "another user's session stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refused_logout_token_is_a_400_that_ends_nothing() {
+    let redis = spawn_redis();
+    let mut env = setup(&redis).await;
+    let alice = login(&mut env, "alice-sub", "sid-1").await;
+    let iss = env.forge.issuer.clone();
+    let t = now();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "bad signature",
+            sign(
+                tokens::RSA2_PRIVATE,
+                Some("logout+jwt"),
+                &logout_claims(&iss, |_| {}),
+            ),
+            "bad signature",
+        ),
+        (
+            "wrong aud",
+            logout_token(&logout_claims(&iss, |c| {
+                c.insert("aud".into(), json!("another-client"));
+            })),
+            "audience",
+        ),
+        (
+            "wrong iss",
+            logout_token(&logout_claims("https://evil.test", |_| {})),
+            "issuer",
+        ),
+        (
+            "nonce present",
+            logout_token(&logout_claims(&iss, |c| {
+                c.insert("nonce".into(), json!("n"));
+            })),
+            "nonce",
+        ),
+        (
+            "events missing",
+            logout_token(&logout_claims(&iss, |c| drop(c.remove("events")))),
+            "events",
+        ),
+        (
+            "events wrong",
+            logout_token(&logout_claims(&iss, |c| {
+                c.insert(
+                    "events".into(),
+                    json!({"http://schemas.openid.net/event/other": {}}),
+                );
+            })),
+            "events",
+        ),
+        (
+            "neither sid nor sub",
+            logout_token(&logout_claims(&iss, |c| {
+                c.remove("sid");
+                c.remove("sub");
+            })),
+            "neither sid nor sub",
+        ),
+        (
+            "typ JWT",
+            sign(
+                tokens::RSA_PRIVATE,
+                Some("JWT"),
+                &logout_claims(&iss, |_| {}),
+            ),
+            "typ",
+        ),
+        (
+            "iat far in the future",
+            logout_token(&logout_claims(&iss, |c| {
+                c.insert("iat".into(), json!(t + 3600));
+                c.insert("exp".into(), json!(t + 3700));
+            })),
+            "not yet valid",
+        ),
+        (
+            "iat too old",
+            logout_token(&logout_claims(&iss, |c| {
+                c.insert("iat".into(), json!(t - 3600));
+            })),
+            "too long ago",
+        ),
+        (
+            "an ID token",
+            rs256(&{
+                let mut c = claims(&iss, "a-nonce");
+                c["sub"] = json!("alice-sub");
+                c
+            }),
+            "typ",
+        ),
+    ];
+    for (name, token, reason) in cases {
+        let (status, body, cc) = post_logout(&env, &token).await;
+        assert_eq!(status, 400, "{name}: {body}");
+        assert_eq!(cc.as_deref(), Some("no-store"), "{name}");
+        let v: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{name}: {body}"));
+        assert_eq!(v["error"], "invalid_request", "{name}");
+        assert!(
+            v["error_description"].as_str().unwrap().contains(reason),
+            "{name}: {body}"
+        );
+        assert_eq!(auth(&env, &alice).await, 202, "{name} ended nothing");
+    }
+    // A good token still works after all that: the refusals left the session in place.
+    let good = logout_token(&logout_claims(&iss, |_| {}));
+    assert_eq!(post_logout(&env, &good).await.0, 200);
+    assert_eq!(auth(&env, &alice).await, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_is_a_503_so_the_idp_may_retry() {
+    let mut redis = spawn_redis();
+    let env = setup(&redis).await;
+    redis.stop();
+    let token = logout_token(&logout_claims(&env.forge.issuer, |_| {}));
+    // The forge's keys are fetched at the first token, so the answer is the store's.
+    let (status, body, cc) = post_logout(&env, &token).await;
+    assert_eq!((status, cc.as_deref()), (503, Some("no-store")), "{body}");
+    assert!(body.contains("temporarily_unavailable"), "{body}");
+}
