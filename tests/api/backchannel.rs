@@ -279,3 +279,118 @@ async fn redis_down_is_a_503_so_the_idp_may_retry() {
     assert_eq!((status, cc.as_deref()), (503, Some("no-store")), "{body}");
     assert!(body.contains("temporarily_unavailable"), "{body}");
 }
+
+// === End to end with the real OpenID Provider ===
+
+/// The value of the hidden input `name` in an HTML page.
+fn hidden_input(body: &str, name: &str) -> String {
+    let at = body
+        .find(&format!("name=\"{name}\""))
+        .unwrap_or_else(|| panic!("no input {name} in {body}"));
+    let rest = &body[at..];
+    let start = rest.find("value=\"").unwrap() + 7;
+    rest[start..start + rest[start..].find('"').unwrap()].to_string()
+}
+
+/// Log in through oidc-provider, sign out at the IdP (RP-initiated logout, confirming the end
+/// of the IdP session), and the IdP's logout token ends the authgate session: the old cookie
+/// gets 401. The IdP posts straight to authgate on loopback; in a cluster the URI registered at
+/// the IdP is `https://<workspace host>/oauth2/backchannel_logout`, which the workspace's
+/// `/oauth2` Ingress rewrites to `/oauth2/backchannel_logout/<workspace>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_the_idp_session_ends_the_authgate_session() {
+    let port = crate::helpers::free_port();
+    let host = format!("ws.localhost:{port}");
+    let callback = format!("http://{host}/oauth2/callback");
+    let idp = crate::helpers::node::spawn_oidc_provider(
+        "generic",
+        "authgate-ws",
+        "client-secret",
+        std::slice::from_ref(&callback),
+        json!({
+            "backchannel_logout": true,
+            "clients": [{
+                "client_id": "authgate-ws",
+                "client_secret": "client-secret",
+                "redirect_uris": [callback],
+                "post_logout_redirect_uris": [format!("http://{host}/")],
+                "backchannel_logout_uri": format!("http://{host}/oauth2/backchannel_logout"),
+                "backchannel_logout_session_required": true,
+            }],
+        }),
+    );
+    let redis = spawn_redis();
+    let ws = format!(
+        "hosts = [\"{host}\"]\nauth = \"oidc\"\ninsecure_http = true\n[[provider]]\nissuer = \"{}\"\nclient_id = \"authgate-ws\"\nclient_secret_env = \"CLIENT_SECRET\"\n[session]\ncookie_name = \"ag\"\nstore = \"redis\"\nbackchannel_logout = true\n[headers]\nuser = \"email\"\n",
+        idp.issuer
+    );
+    let config = ConfigDir::new("[redis]\nurl_env = \"REDIS_URL\"\n").workspace("ws", &ws);
+    let _app = crate::helpers::spawn_in_process_at(
+        &config,
+        env_with(&[
+            ("CLIENT_SECRET", "client-secret"),
+            ("REDIS_URL", &redis.url()),
+        ]),
+        port,
+    )
+    .await;
+    let mut browser = Client::new();
+    browser
+        .follow(&format!("http://{host}/oauth2/start?rd=%2F"), "alice")
+        .await;
+    let cookie = format!(
+        "ag={}",
+        browser.cookie("ws.localhost", "ag").expect("a session")
+    );
+    let auth = |cookie: String| {
+        let url = format!("http://authgate.svc:{port}/oauth2/auth");
+        let original = format!("http://{host}/app");
+        async move {
+            Client::new()
+                .get(&url, &[("x-original-url", &original), ("cookie", &cookie)])
+                .await
+                .status
+        }
+    };
+    assert_eq!(auth(cookie.clone()).await, 202);
+    assert_eq!(session_records(&redis).await, 1);
+
+    // RP-initiated logout at the IdP, confirming "sign me out" of the IdP session.
+    let ask = browser
+        .get(
+            &format!("{}/session/end?client_id=authgate-ws", idp.issuer),
+            &[],
+        )
+        .await;
+    assert_eq!(ask.status, 200, "{}", ask.body);
+    let xsrf = hidden_input(&ask.body, "xsrf");
+    let done = browser
+        .post_form(
+            &format!("{}/session/end/confirm", idp.issuer),
+            &[("xsrf", &xsrf), ("logout", "yes")],
+        )
+        .await;
+    assert!((300..400).contains(&done.status), "{}", done.body);
+    // The IdP waits for the back-channel answers before it redirects.
+    assert_eq!(
+        auth(cookie).await,
+        401,
+        "the IdP's logout token ended the session"
+    );
+    assert_eq!(session_records(&redis).await, 0, "the record is gone");
+}
+
+/// How many session records the Redis holds.
+async fn session_records(redis: &Redis) -> usize {
+    let mut c = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("authgate:session:*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    keys.len()
+}

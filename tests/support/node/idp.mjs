@@ -15,6 +15,12 @@
 //            issuer template http://127.0.0.1:PORT/{tenantid}/v2.0, as Entra's does; tokens
 //            still carry iss .../<tenant>/v2.0 and tid <tenant>.
 //   realm    keycloak only: realm name, default "test"
+//   backchannel_logout  true: enable Back-Channel Logout 1.0 (register a client's
+//            backchannel_logout_uri and backchannel_logout_session_required in `clients`).
+//            Logout tokens are then posted to 127.0.0.1 on the URI's port, with the URI's
+//            host in the Host header (so http://ws.localhost:PORT/... works without DNS),
+//            and oidc-provider's refusal of loopback addresses (SSRF protection) is lifted:
+//            a test IdP talking to the test's authgate only.
 //
 // Startup protocol: listens on 127.0.0.1 with an OS-picked port, then builds the
 // provider with an issuer containing that port and prints exactly one line on stdout:
@@ -361,6 +367,34 @@ if (shape === 'azure') {
   routes = undefined;
 }
 
+/** oidc-provider's outbound fetch for back-channel logout: straight to 127.0.0.1 on the
+ * URL's port, the URL's host kept in the Host header. */
+function loopbackFetch(url, options = {}) {
+  const u = new URL(url);
+  const headers = Object.fromEntries(new Headers(options.headers));
+  headers.host = u.host;
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1',
+      port: u.port || 80,
+      path: `${u.pathname}${u.search}`,
+      method: options.method || 'GET',
+      headers,
+      signal: options.signal,
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const body = [204, 304].includes(res.statusCode) ? null : Buffer.concat(chunks);
+        resolve(new Response(body, { status: res.statusCode }));
+      });
+    });
+    req.on('error', reject);
+    req.end(options.body === undefined ? undefined : String(options.body));
+  });
+}
+
 const page = (title, body) => `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${title}</title></head><body>${body}</body></html>`;
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -370,6 +404,7 @@ const provider = new Provider(issuer, {
   routes,
   claims: claimsConfig(),
   conformIdTokenClaims: false,
+  ...(config.backchannel_logout ? { fetch: loopbackFetch } : {}),
   pkce: { required: () => true },
   cookies: {
     keys: [crypto.randomBytes(32).toString('hex')],
@@ -382,6 +417,7 @@ const provider = new Provider(issuer, {
   },
   features: {
     devInteractions: { enabled: true },
+    backchannelLogout: { enabled: !!config.backchannel_logout },
     pushedAuthorizationRequests: { enabled: shape !== 'azure' },
     revocation: { enabled: true },
     introspection: { enabled: true },
