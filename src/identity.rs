@@ -3,6 +3,8 @@
 //! Owns the [`Identity`] type. Plain data; providers build it, sessions carry it, `authz`
 //! judges it, the auth endpoint turns it into `X-Auth-Request-*` headers.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// The authenticated user, as the session cookie stores it.
@@ -35,6 +37,10 @@ pub struct Identity {
     /// logout token names the sessions to end. Absent in cookies issued before it existed.
     #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// Values of the workspace's `[headers.claims]`, by lower-case header name; a mapped claim
+    /// the provider did not send has no entry.
+    #[serde(rename = "x", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, String>,
 }
 
 /// Why a provider's email claim was not taken as the user's email. An unverified address is
@@ -74,6 +80,7 @@ impl Identity {
             && ok(&self.email)
             && self.preferred_username.as_deref().is_none_or(ok)
             && self.groups.iter().all(|g| ok(g) && !g.contains(','))
+            && self.claims.values().all(|v| ok(v))
     }
 }
 

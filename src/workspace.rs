@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use cookie::Cookie;
@@ -22,10 +23,10 @@ use crate::metrics::{RedisOp, WorkspaceMetrics};
 use crate::oidc::logout::JTI_MEMORY;
 use crate::oidc::verify::LEEWAY;
 use crate::oidc::{LogoutClaims, LogoutError, VerifyError};
-use crate::provider::{self, BearerIdentity, Provider, ProviderContext};
+use crate::provider::{self, BearerIdentity, Login, Provider, ProviderContext};
 use crate::session::{
     index_key, store_key, IndexKind, LoginCodec, MasterSecrets, Purpose, RedisStore, Session,
-    SessionCodec, SessionError, StoreError,
+    SessionCodec, SessionError, StoreError, Tokens,
 };
 
 /// One workspace, ready to serve.
@@ -44,9 +45,21 @@ pub struct Workspace {
     pub store: Option<Arc<RedisStore>>,
     /// Server-side sessions read recently, by ticket: a sign-out elsewhere takes effect here
     /// within [`TICKET_CACHE_TTL`].
-    pub ticket_cache: moka::sync::Cache<String, Arc<Identity>>,
+    pub ticket_cache: moka::sync::Cache<String, Arc<Stored>>,
     /// Its counters, created with the registry so that recording is an atomic increment.
     pub metrics: WorkspaceMetrics,
+}
+
+/// A server-side session's record in the store. Records written before tokens were kept are
+/// the bare identity, which still reads (no `t`).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Stored {
+    /// The user.
+    #[serde(flatten)]
+    pub identity: Identity,
+    /// The tokens the workspace keeps.
+    #[serde(rename = "t", default, skip_serializing_if = "Tokens::is_empty")]
+    pub tokens: Tokens,
 }
 
 /// Bearer tokens kept verified per workspace. An entry costs about 850 bytes (the cache node
@@ -76,45 +89,80 @@ impl Workspace {
         self.config.auth == AuthMode::Login
     }
 
-    /// The session cookie for a completed login: the identity sealed in the cookie, or, with a
-    /// Redis store, saved there under a fresh ticket that the cookie carries.
-    pub async fn establish(
+    /// Whether sessions keep the access token: the workspace passes it to apps.
+    pub fn keeps_access_token(&self) -> bool {
+        let h = &self.config.headers;
+        h.pass_access_token || h.pass_authorization_header
+    }
+
+    /// Whether sessions keep the ID token: the workspace passes it to apps, or one of its
+    /// providers logs out at the IdP (the token is the `id_token_hint`).
+    pub fn keeps_id_token(&self) -> bool {
+        self.config.headers.pass_id_token || self.config.providers.iter().any(|p| p.logout_at_idp)
+    }
+
+    /// The session cookies for a completed login, and deletions for the session cookies of an
+    /// older session that they do not replace. The identity (and the tokens the workspace
+    /// keeps) sealed in one cookie or split over several, or, with a Redis store, saved there
+    /// under a fresh ticket that the cookie carries.
+    pub async fn establish<'a>(
         &self,
-        id: &Identity,
+        login: &Login,
+        cookie_headers: impl IntoIterator<Item = &'a str>,
         now: u64,
-    ) -> Result<Cookie<'static>, SessionError> {
-        let Some(store) = &self.store else {
-            return self.session.issue(id, now);
+    ) -> Result<Vec<Cookie<'static>>, SessionError> {
+        let tokens = login
+            .tokens
+            .clone()
+            .keep(self.keeps_access_token(), self.keeps_id_token());
+        let issued = match &self.store {
+            None => self.session.issue_split(&login.identity, tokens, now)?,
+            Some(store) => {
+                let ticket = CsrfToken::new_random_len(32).secret().clone();
+                let record = Stored {
+                    identity: login.identity.clone(),
+                    tokens,
+                };
+                let json = serde_json::to_string(&record).map_err(|_| SessionError::Malformed)?;
+                store
+                    .put_indexed(
+                        &store_key(self.name(), &ticket),
+                        &json,
+                        self.session.lifetime(),
+                        &self.logout_indexes(&login.identity),
+                    )
+                    .await
+                    .map_err(|e| {
+                        self.metrics.redis_error(RedisOp::Write);
+                        tracing::warn!(workspace = self.name(), error = %e, "cannot save the session");
+                        SessionError::StoreUnavailable
+                    })?;
+                vec![self.session.issue_ticket(&ticket, now)?]
+            }
         };
-        let ticket = CsrfToken::new_random_len(32).secret().clone();
-        let json = serde_json::to_string(id).map_err(|_| SessionError::Malformed)?;
-        store
-            .put_indexed(
-                &store_key(self.name(), &ticket),
-                &json,
-                self.session.lifetime(),
-                &self.logout_indexes(id),
-            )
-            .await
-            .map_err(|e| {
-                self.metrics.redis_error(RedisOp::Write);
-                tracing::warn!(workspace = self.name(), error = %e, "cannot save the session");
-                SessionError::StoreUnavailable
-            })?;
-        self.session.issue_ticket(&ticket, now)
+        let stale = self.session.stale(cookie_headers, &issued);
+        Ok(issued.into_iter().chain(stale).collect())
     }
 
     /// The identity of an opened session: the one sealed in it, or the one its ticket names in
     /// the store (a recent read is reused for [`TICKET_CACHE_TTL`]).
     pub async fn identity_of(&self, session: Session) -> Result<Identity, SessionError> {
+        Ok(self.contents_of(session).await?.identity)
+    }
+
+    /// The identity and tokens of an opened session, from the cookie or the store.
+    pub async fn contents_of(&self, session: Session) -> Result<Stored, SessionError> {
         let (Some(ticket), Some(store)) = (&session.sid, &self.store) else {
             return match session.sid {
-                None => Ok(session.id),
+                None => Ok(Stored {
+                    identity: session.id,
+                    tokens: session.tokens,
+                }),
                 Some(_) => Err(SessionError::Revoked), // a ticket, but this workspace keeps no store now
             };
         };
-        if let Some(id) = self.ticket_cache.get(ticket) {
-            return Ok((*id).clone());
+        if let Some(hit) = self.ticket_cache.get(ticket) {
+            return Ok((*hit).clone());
         }
         let json = store
             .get(&store_key(self.name(), ticket))
@@ -124,11 +172,11 @@ impl Workspace {
                 tracing::warn!(workspace = self.name(), error = %e, "cannot read the session");
                 SessionError::StoreUnavailable
             })?;
-        let id: Identity = serde_json::from_str(&json.ok_or(SessionError::Revoked)?)
+        let record: Stored = serde_json::from_str(&json.ok_or(SessionError::Revoked)?)
             .map_err(|_| SessionError::Malformed)?;
         self.ticket_cache
-            .insert(ticket.clone(), Arc::new(id.clone()));
-        Ok(id)
+            .insert(ticket.clone(), Arc::new(record.clone()));
+        Ok(record)
     }
 
     /// Ends a session: deletes its server-side record, if any.

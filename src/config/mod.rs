@@ -115,6 +115,8 @@ pub struct ProviderConfig {
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
     /// Settings only some kinds have.
     pub extra: ProviderExtra,
+    /// Sign-out also ends the session at the provider (OIDC RP-Initiated Logout 1.0).
+    pub logout_at_idp: bool,
 }
 
 /// Settings specific to one provider kind.
@@ -208,7 +210,7 @@ pub enum SessionStoreKind {
 }
 
 /// `[headers]`: the claim feeding each identity header.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct HeaderMapping {
     /// Claim for `X-Auth-Request-User`.
     pub user: String,
@@ -218,6 +220,14 @@ pub struct HeaderMapping {
     pub preferred_username: Option<String>,
     /// Claim for `X-Auth-Request-Groups`, if sent.
     pub groups: Option<String>,
+    /// Send the access token as `X-Auth-Request-Access-Token`.
+    pub pass_access_token: bool,
+    /// Send the access token as `Authorization: Bearer …`.
+    pub pass_authorization_header: bool,
+    /// Send the ID token as `X-Auth-Request-Id-Token`.
+    pub pass_id_token: bool,
+    /// More headers: (header name, lower-case and `x-auth-request-` prefixed; claim name).
+    pub claims: Vec<(String, String)>,
 }
 
 /// `[authz]`: who may pass once authenticated. Empty lists allow everyone; validation refuses

@@ -153,10 +153,18 @@ pub(super) fn validate_provider(
         algorithms = DEFAULT_ALGORITHMS.to_vec();
     }
     let extra = validate_extra(field, kind, raw.extra, report);
+    let logout_at_idp = raw.logout_at_idp.unwrap_or(false);
+    if logout_at_idp && kind == ProviderKind::Github {
+        report.error(
+            format!("{field}.logout_at_idp"),
+            "GitHub has no end_session_endpoint: sign-out can only end authgate's session",
+        );
+    }
     if report.errors.len() > start {
         return None;
     }
     Some(ProviderConfig {
+        logout_at_idp,
         display_name: raw
             .display_name
             .unwrap_or_else(|| default_display_name(kind, &id)),

@@ -71,6 +71,10 @@ pub(crate) struct RawProvider {
     pub(crate) client_secret_file: Option<String>,
     pub(crate) scopes: Option<Vec<String>>,
     pub(crate) algorithms: Option<Vec<String>>,
+    /// Whether `/oauth2/sign_out` also ends the session at the IdP (OIDC RP-Initiated Logout
+    /// 1.0): to its `end_session_endpoint` with `id_token_hint`, `client_id` and the host's root
+    /// as `post_logout_redirect_uri`. OIDC kinds only; off by default.
+    pub(crate) logout_at_idp: Option<bool>,
     /// Anything a specific provider kind adds (tenants, API base, realm client…).
     #[serde(flatten)]
     pub(crate) extra: BTreeMap<String, toml::Value>,
@@ -90,14 +94,34 @@ pub(crate) struct RawSession {
     pub(crate) backchannel_logout: bool,
 }
 
-/// `[headers]`: claim names feeding `X-Auth-Request-*`.
+/// `[headers]`: claim names feeding `X-Auth-Request-*`, and the tokens passed to apps.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHeaders {
+    /// Claim for `X-Auth-Request-User` (default `email`).
     pub(crate) user: Option<String>,
+    /// Claim for `X-Auth-Request-Email` (default `email`).
     pub(crate) email: Option<String>,
+    /// Claim for `X-Auth-Request-Preferred-Username`; the header is sent only when set.
     pub(crate) preferred_username: Option<String>,
+    /// Claim for `X-Auth-Request-Groups`; the header is sent only when set.
     pub(crate) groups: Option<String>,
+    /// Send the provider's access token as `X-Auth-Request-Access-Token` (oauth2-proxy's
+    /// `--pass-access-token`); the session then keeps it.
+    #[serde(default)]
+    pub(crate) pass_access_token: bool,
+    /// Send the access token as `Authorization: Bearer …` (oauth2-proxy's
+    /// `--pass-authorization-header`); the session then keeps it.
+    #[serde(default)]
+    pub(crate) pass_authorization_header: bool,
+    /// Send the ID token as `X-Auth-Request-Id-Token`; the session then keeps it.
+    #[serde(default)]
+    pub(crate) pass_id_token: bool,
+    /// `[headers.claims]`: more headers, each named `X-Auth-Request-…` and fed by one claim of
+    /// the ID token (`"X-Auth-Request-Tenant" = "tid"`). A login whose mapped claim is not
+    /// header-safe is refused.
+    #[serde(default)]
+    pub(crate) claims: BTreeMap<String, String>,
 }
 
 /// `[authz]`.

@@ -3,7 +3,7 @@
 //! Every problem is collected, not just the first, and each names file, field and fix. Nothing
 //! here panics on bad input; nothing here touches the network.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -407,11 +407,16 @@ fn validate_workspace(
     if lifetime < Duration::from_secs(60) || lifetime > Duration::from_secs(30 * 86400) {
         report.error("session.lifetime", "must be between 1m and 30d");
     }
+    let claims = claim_headers(raw.headers.claims, report);
     let headers = HeaderMapping {
         user: raw.headers.user.unwrap_or_else(|| "email".into()),
         email: raw.headers.email.unwrap_or_else(|| "email".into()),
         preferred_username: raw.headers.preferred_username,
         groups: raw.headers.groups,
+        pass_access_token: raw.headers.pass_access_token,
+        pass_authorization_header: raw.headers.pass_authorization_header,
+        pass_id_token: raw.headers.pass_id_token,
+        claims,
     };
     let mut authz = AuthzRules {
         emails: raw
@@ -469,6 +474,45 @@ fn validate_workspace(
         headers,
         authz,
     })
+}
+
+/// Headers authgate sends itself; `[headers.claims]` may not name them.
+const OWN_HEADERS: &[&str] = &[
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-preferred-username",
+    "x-auth-request-groups",
+    "x-auth-request-access-token",
+    "x-auth-request-id-token",
+    "x-auth-request-redirect",
+];
+
+/// `[headers.claims]`: each key a header name starting `X-Auth-Request-` (so a claim can never
+/// set `Authorization`, `Cookie` or a header NGINX acts on), not one authgate sends itself;
+/// each value a claim name.
+fn claim_headers(raw: BTreeMap<String, String>, report: &mut Report<'_>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (header, claim) in raw {
+        let field = format!("headers.claims.\"{header}\"");
+        let lower = header.to_ascii_lowercase();
+        if axum::http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
+            report.error(field, format!("`{header}` is not an HTTP header name"));
+        } else if !lower.starts_with("x-auth-request-") || lower.len() == "x-auth-request-".len() {
+            report.error(
+                field,
+                format!(
+                    "`{header}` must start with X-Auth-Request- (as every header authgate sends)"
+                ),
+            );
+        } else if OWN_HEADERS.contains(&lower.as_str()) {
+            report.error(field, format!("`{header}` is one authgate sends itself; map its claim under [headers] instead"));
+        } else if claim.trim().is_empty() {
+            report.error(field, "names no claim");
+        } else {
+            out.push((lower, claim));
+        }
+    }
+    out
 }
 
 /// Deny by default: a provider that admits accounts anyone can create (GitHub, multi-tenant

@@ -8,7 +8,7 @@
 //! answer to the client as it is (Traefik ForwardAuth, Caddy `forward_auth`): there a browser
 //! without a session gets the 302 to the sign-in that NGINX's `auth-signin` would have made.
 
-use axum::http::header::{ACCEPT, CACHE_CONTROL, LOCATION};
+use axum::http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, LOCATION};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -18,7 +18,7 @@ use super::metrics::{decision, refusal_counters};
 use super::{AppError, Incoming};
 use crate::config::{AuthzRules, HeaderMapping};
 use crate::identity::Identity;
-use crate::session::{cookies_named, SessionError};
+use crate::session::{SessionError, Tokens};
 use crate::state::AppState;
 use crate::workspace::Workspace;
 
@@ -27,6 +27,17 @@ const USER: HeaderName = HeaderName::from_static("x-auth-request-user");
 const EMAIL: HeaderName = HeaderName::from_static("x-auth-request-email");
 const PREFERRED_USERNAME: HeaderName = HeaderName::from_static("x-auth-request-preferred-username");
 const GROUPS: HeaderName = HeaderName::from_static("x-auth-request-groups");
+const ACCESS_TOKEN: HeaderName = HeaderName::from_static("x-auth-request-access-token");
+const ID_TOKEN: HeaderName = HeaderName::from_static("x-auth-request-id-token");
+
+/// Most bytes of identity headers one 202 answer carries. NGINX reads the auth subrequest's
+/// answer headers into one `proxy_buffer_size` buffer and fails the request with a 500 when
+/// they do not fit; ingress-nginx renders that buffer for the auth location from its
+/// `proxy-buffer-size` (k8s/ingress-nginx sets 16k; NGINX's own default is 4k or 8k). Past
+/// this budget the groups header is left out (and the fact logged) instead: an app sees no
+/// groups rather than the user seeing a 500. Tokens are never cut: a workspace that passes
+/// them has asked for them.
+pub(super) const HEADER_BUDGET: usize = 12 * 1024;
 
 pub(super) async fn auth(
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -143,12 +154,18 @@ async fn check(state: &AppState, req: &Incoming, ws: &Workspace) -> Result<Respo
         return Ok(StatusCode::ACCEPTED.into_response());
     }
     let now = state.now();
-    let values = cookies_named(req.cookie_headers(), ws.session.name());
-    let identity = match (ws.session.open(values, now), req.bearer()) {
-        (Ok(session), _) => ws.identity_of(session).await?,
-        (Err(SessionError::Missing), Some(token)) => {
-            ws.verify_bearer(token, now).map_err(AppError::Bearer)?
+    let (identity, tokens) = match (
+        ws.session.open_request(req.cookie_headers(), now),
+        req.bearer(),
+    ) {
+        (Ok(session), _) => {
+            let c = ws.contents_of(session).await?;
+            (c.identity, c.tokens)
         }
+        (Err(SessionError::Missing), Some(token)) => (
+            ws.verify_bearer(token, now).map_err(AppError::Bearer)?,
+            Tokens::default(),
+        ),
         (Err(e), _) => return Err(e.into()),
     };
     let forbidden = |d| Refusal {
@@ -162,16 +179,18 @@ async fn check(state: &AppState, req: &Incoming, ws: &Workspace) -> Result<Respo
             .map_err(forbidden)?;
     }
     tracing::debug!(workspace = ws.name(), user = %identity.user, "allowed");
+    let headers = identity_headers(&identity, &tokens, &ws.config.headers);
     Ok((
         StatusCode::ACCEPTED,
-        identity_headers(&identity, &ws.config.headers),
+        within_budget(headers, ws.name(), &identity.user),
     )
         .into_response())
 }
 
-/// The identity as `X-Auth-Request-*` headers: user and email always, the preferred username
-/// and groups where the workspace configures them. Values were checked header-safe at login.
-fn identity_headers(id: &Identity, config: &HeaderMapping) -> HeaderMap {
+/// The identity as `X-Auth-Request-*` headers: user and email always, the preferred username,
+/// groups, `[headers.claims]` and tokens where the workspace configures them. Values were
+/// checked header-safe at login.
+fn identity_headers(id: &Identity, tokens: &Tokens, config: &HeaderMapping) -> HeaderMap {
     let mut h = HeaderMap::with_capacity(4);
     let mut put = |name: HeaderName, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
@@ -188,7 +207,46 @@ fn identity_headers(id: &Identity, config: &HeaderMapping) -> HeaderMap {
     if !id.groups.is_empty() && config.groups.is_some() {
         put(GROUPS, &id.groups.join(","));
     }
+    for (header, _claim) in &config.claims {
+        if let (Some(value), Ok(name)) = (
+            id.claims.get(header),
+            HeaderName::from_bytes(header.as_bytes()),
+        ) {
+            put(name, value);
+        }
+    }
+    if let Some(access) = &tokens.access {
+        if config.pass_access_token {
+            put(ACCESS_TOKEN, access);
+        }
+        if config.pass_authorization_header {
+            put(AUTHORIZATION, &format!("Bearer {access}"));
+        }
+    }
+    if let (Some(token), true) = (&tokens.id, config.pass_id_token) {
+        put(ID_TOKEN, token);
+    }
     h
+}
+
+/// `headers`, without the groups header when all together exceed [`HEADER_BUDGET`].
+fn within_budget(mut headers: HeaderMap, workspace: &str, user: &str) -> HeaderMap {
+    let size =
+        |h: &HeaderMap| -> usize { h.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum() };
+    let total = size(&headers);
+    if total > HEADER_BUDGET {
+        if let Some(groups) = headers.remove(GROUPS) {
+            tracing::warn!(
+                workspace,
+                user,
+                bytes = total,
+                groups_bytes = groups.len(),
+                budget = HEADER_BUDGET,
+                "identity headers exceed the budget: X-Auth-Request-Groups left out"
+            );
+        }
+    }
+    headers
 }
 
 #[cfg(test)]

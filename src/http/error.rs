@@ -75,6 +75,10 @@ pub enum AppError {
     /// The identity does not fit in a session cookie or a header.
     #[error("identity unusable: {0}")]
     Identity(String),
+    /// The session is larger than the cookies may carry (`session::MAX_CHUNKS`); the
+    /// workspace needs the Redis store.
+    #[error("session too large for cookies: the workspace needs session.store = \"redis\"")]
+    SessionTooLarge,
 }
 
 impl AppError {
@@ -87,6 +91,8 @@ impl AppError {
             Forbidden(_) | LoginDenied(_) | ProviderDenied { .. } => StatusCode::FORBIDDEN,
             StateMissing | LoginState(_) | StateReplayed | UnknownProvider(_) | CodeMissing
             | Identity(_) => StatusCode::BAD_REQUEST,
+            // The operator's to fix, and a retry fails the same way.
+            SessionTooLarge => StatusCode::INTERNAL_SERVER_ERROR,
             ClientBusy(_) => StatusCode::TOO_MANY_REQUESTS,
             Provider(ProviderError::Unavailable(_)) | StoreUnavailable | TooManyLogins(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -142,6 +148,11 @@ impl AppError {
                 "Identity provider unreachable",
                 "The identity provider could not be reached. Try again in a moment.",
                 Some(("Try again", "/oauth2/start")),
+            ),
+            SessionTooLarge => Page::error(
+                "Sign-in could not be completed",
+                "Your account carries more information (groups, roles, tokens) than fits in this site's sign-in cookies. Ask the site's operator to keep sessions server-side: session.store = \"redis\" in this workspace's authgate configuration.",
+                None,
             ),
             Provider(_) | Identity(_) => Page::error(
                 "Sign-in failed",

@@ -17,7 +17,7 @@ use crate::metrics::LoginFailure;
 use crate::provider::{AuthorizationRequest, Callback};
 use crate::redirect::RedirectPolicy;
 use crate::secret::Secret;
-use crate::session::{cookies_named, LoginState, SessionError};
+use crate::session::{LoginState, SessionError};
 use crate::spent::Spend;
 use crate::state::AppState;
 use crate::workspace::Workspace;
@@ -247,30 +247,37 @@ async fn finish_login(
         iss: req.query_param("iss"),
         redirect_uri: redirect_uri(ws, req.host()),
     };
-    let identity = provider.finish(&callback, &login, state.now()).await?;
+    let done = provider.finish(&callback, &login, state.now()).await?;
+    let identity = &done.identity;
     record("user", &identity.user);
     identity
         .check_usable()
         .map_err(|e| AppError::Identity(e.to_string()))?;
     ws.config
         .authz
-        .check(&identity)
+        .check(identity)
         .map_err(|d| AppError::LoginDenied(d.to_string()))?;
-    let cookie = ws
-        .establish(&identity, state.now())
+    let cookies = ws
+        .establish(&done, req.cookie_headers(), state.now())
         .await
         .map_err(|e| match e {
             SessionError::StoreUnavailable => AppError::StoreUnavailable,
+            SessionError::TooLarge => {
+                tracing::warn!(workspace = ws.name(), user = %identity.user, groups = identity.groups.len(), "session too large for cookies: set session.store = \"redis\" for this workspace");
+                AppError::SessionTooLarge
+            }
             e => AppError::Identity(e.to_string()),
         })?;
     let rd = policy(ws).validate(Some(&login.rd));
     tracing::info!(workspace = ws.name(), provider = provider.id(), user = %identity.user, "login completed");
-    Ok(redirect(&rd, [cookie]))
+    Ok(redirect(&rd, cookies))
 }
 
-/// `GET|POST /oauth2/sign_out?rd=…`: clears the session (and its server-side record) and goes
-/// to a validated `rd` — or, for providers whose session sign-out also ends, to the provider's
-/// logout, which returns to the workspace's root (register it as a post-logout redirect URI).
+/// `GET|POST /oauth2/sign_out?rd=…`: clears the session (every cookie of it, and its
+/// server-side record) and goes to a validated `rd` — or, for a provider configured with
+/// `logout_at_idp`, to the provider's `end_session_endpoint` with the session's ID token as
+/// `id_token_hint`, which returns to the root of the host signed out from (register it as a
+/// post-logout redirect URI).
 pub(super) async fn sign_out(
     State(state): State<AppState>,
     req: Incoming,
@@ -280,17 +287,16 @@ pub(super) async fn sign_out(
     let rd = policy(ws).validate(req.query_param("rd").as_deref());
     let session = ws
         .session
-        .open(
-            cookies_named(req.cookie_headers(), ws.session.name()),
-            state.now(),
-        )
+        .open_request(req.cookie_headers(), state.now())
         .ok();
     let mut provider = None;
+    let mut id_token = None;
     if let Some(s) = session {
-        if let Ok(id) = ws.identity_of(s.clone()).await {
-            record("user", &id.user);
-            record("provider", &id.provider);
-            provider = Some(id.provider);
+        if let Ok(c) = ws.contents_of(s.clone()).await {
+            record("user", &c.identity.user);
+            record("provider", &c.identity.provider);
+            provider = Some(c.identity.provider);
+            id_token = c.tokens.id;
         }
         ws.end(&s).await;
     }
@@ -299,12 +305,15 @@ pub(super) async fn sign_out(
     root.set_query(None);
     let idp_logout = provider
         .and_then(|id| ws.provider(Some(&id)).cloned())
-        .and_then(|p| p.logout_url(&root));
+        .and_then(|p| p.logout_url(&root, id_token.as_deref()));
     tracing::info!(
         workspace = ws.name(),
         idp_logout = idp_logout.is_some(),
         "signed out"
     );
     let target = idp_logout.map(String::from).unwrap_or(rd);
-    Ok(redirect(&target, [ws.session.clear()]))
+    Ok(redirect(
+        &target,
+        ws.session.clear_all(req.cookie_headers()),
+    ))
 }

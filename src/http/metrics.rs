@@ -67,7 +67,9 @@ pub(super) fn login_failure(e: &AppError) -> LoginFailure {
         Provider(ProviderError::IssuerMismatch(_)) => LoginFailure::IssuerMismatch,
         Provider(ProviderError::Exchange(_)) => LoginFailure::ExchangeRefused,
         Provider(ProviderError::Token(_)) => LoginFailure::TokenRejected,
-        Provider(ProviderError::Incomplete(_)) | Identity(_) => LoginFailure::IdentityUnusable,
+        Provider(ProviderError::Incomplete(_)) | Identity(_) | SessionTooLarge => {
+            LoginFailure::IdentityUnusable
+        }
         Provider(ProviderError::Denied(_)) | LoginDenied(_) | Forbidden(_) => LoginFailure::Denied,
         TooManyLogins(_) | ClientBusy(_) => LoginFailure::TooManyLogins,
         StoreUnavailable => LoginFailure::StoreUnavailable,

@@ -12,7 +12,6 @@ use serde::Serialize;
 
 use super::{AppError, Incoming};
 use crate::identity::Identity;
-use crate::session::cookies_named;
 use crate::state::AppState;
 
 /// oauth2-proxy's userinfo shape.
@@ -43,10 +42,7 @@ pub(super) async fn userinfo(
     req: Incoming,
 ) -> Result<Response, AppError> {
     let ws = req.workspace()?;
-    let session = ws.session.open(
-        cookies_named(req.cookie_headers(), ws.session.name()),
-        state.now(),
-    )?;
+    let session = ws.session.open_request(req.cookie_headers(), state.now())?;
     let identity = ws.identity_of(session).await?;
     let body = serde_json::to_vec(&UserInfo::from(&identity))
         .map_err(|_| AppError::Identity("cannot encode the identity".into()))?;

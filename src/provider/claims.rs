@@ -103,6 +103,11 @@ pub fn identity_from_claims(
     // Groups and the preferred username are always read, for authorization; whether they are
     // sent as headers is the auth endpoint's decision.
     let groups = string_list(claims.get(mapping.groups.as_deref().unwrap_or("groups")));
+    let extra = mapping
+        .claims
+        .iter()
+        .filter_map(|(header, claim)| Some((header.clone(), header_value(claims.get(claim)?)?)))
+        .collect();
     Identity {
         user,
         email,
@@ -117,7 +122,22 @@ pub fn identity_from_claims(
         provider: provider.to_string(),
         email_withheld,
         sid: text("sid"),
+        claims: extra,
     }
+}
+
+/// A claim as one header value: a string as it is, a number or boolean written out, a list of
+/// strings joined with commas; `None` for anything else (objects, nulls, empty). Whether the
+/// value is header-safe is [`Identity::check_usable`]'s to say.
+fn header_value(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Array(_) => string_list(Some(value)).join(","),
+        _ => return None,
+    };
+    (!text.is_empty()).then_some(text)
 }
 
 /// A claim holding a string or an array of strings, as a list.
@@ -156,6 +176,7 @@ mod tests {
             email: "email".into(),
             preferred_username: None,
             groups: groups.map(str::to_string),
+            ..HeaderMapping::default()
         }
     }
 

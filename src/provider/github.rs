@@ -12,11 +12,11 @@ use url::Url;
 
 use super::claims::{identity_from_claims, EmailRule};
 use super::oidc::{exchange_code, token_client, TokenClient};
-use super::{AuthorizationRequest, BoxFuture, Callback, Provider, ProviderError};
+use super::{AuthorizationRequest, BoxFuture, Callback, Login, Provider, ProviderError};
 use crate::config::{HeaderMapping, ProviderConfig, ProviderKind};
 use crate::identity::Identity;
 use crate::secret::Secret;
-use crate::session::LoginState;
+use crate::session::{LoginState, Tokens};
 
 /// Pages followed at most per listing (100 items each).
 const MAX_PAGES: usize = 10;
@@ -297,7 +297,7 @@ impl Provider for GithubProvider {
         callback: &'a Callback,
         login: &'a LoginState,
         _now: u64,
-    ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
+    ) -> BoxFuture<'a, Result<Login, ProviderError>> {
         Box::pin(async move {
             if let Some(iss) = &callback.iss {
                 if *iss != login.issuer {
@@ -310,7 +310,14 @@ impl Provider for GithubProvider {
             let client = self.client(&callback.redirect_uri)?;
             let tokens =
                 exchange_code(&client, &self.http, &callback.code, &login.pkce_verifier).await?;
-            self.identity(tokens.access_token().secret()).await
+            let access = tokens.access_token().secret();
+            Ok(Login {
+                identity: self.identity(access).await?,
+                tokens: Tokens {
+                    access: Some(access.clone()),
+                    id: None,
+                },
+            })
         })
     }
 

@@ -81,10 +81,6 @@ impl Flavor for Keycloak {
         })
     }
 
-    fn ends_idp_session(&self) -> bool {
-        true
-    }
-
     fn email_rule(&self) -> EmailRule {
         EmailRule::EmailVerified {
             trust_absent: self.trust_email_without_email_verified,

@@ -21,7 +21,7 @@ use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::oidc::{JwksCache, LogoutClaims, LogoutError, VerifyError};
 use crate::secret::Secret;
-use crate::session::LoginState;
+use crate::session::{LoginState, Tokens};
 
 pub use azure::Azure;
 pub use claims::{identity_from_claims, EmailRule};
@@ -54,6 +54,16 @@ pub struct Callback {
     pub iss: Option<String>,
     /// Our callback URL, as in the authorization request.
     pub redirect_uri: Url,
+}
+
+/// A completed login: who logged in, and the provider's tokens (the workspace keeps only those
+/// it needs).
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// Who.
+    pub identity: Identity,
+    /// The access token, and the ID token for OIDC kinds.
+    pub tokens: Tokens,
 }
 
 /// The identity a bearer token proves, and until when.
@@ -102,13 +112,13 @@ pub trait Provider: Send + Sync {
         &'a self,
         req: &'a AuthorizationRequest,
     ) -> BoxFuture<'a, Result<(Url, String), ProviderError>>;
-    /// Exchanges the code and returns who logged in.
+    /// Exchanges the code and returns who logged in, with the provider's tokens.
     fn finish<'a>(
         &'a self,
         callback: &'a Callback,
         login: &'a LoginState,
         now: u64,
-    ) -> BoxFuture<'a, Result<Identity, ProviderError>>;
+    ) -> BoxFuture<'a, Result<Login, ProviderError>>;
     /// Fetches metadata and keys ahead of need; failures are logged, never fatal.
     fn warm_up(&self) -> BoxFuture<'_, ()>;
     /// Verifies a bearer JWT issued by this provider for this client, from cached metadata and
@@ -131,8 +141,10 @@ pub trait Provider: Send + Sync {
     ) -> BoxFuture<'a, Option<Result<LogoutClaims, LogoutError>>> {
         Box::pin(async { None })
     }
-    /// Where to send the browser to end the IdP session too, if the provider offers it.
-    fn logout_url(&self, _post_logout: &Url) -> Option<Url> {
+    /// Where to send the browser to end the IdP session too (OIDC RP-Initiated Logout 1.0
+    /// §2), when the provider is configured with `logout_at_idp` and its discovery document
+    /// names an `end_session_endpoint`. `id_token_hint` is the session's ID token, if kept.
+    fn logout_url(&self, _post_logout: &Url, _id_token_hint: Option<&str>) -> Option<Url> {
         None
     }
 }

@@ -23,7 +23,7 @@ use url::Url;
 
 use super::claims::{identity_from_claims, EmailRule};
 use super::{
-    AuthorizationRequest, BearerIdentity, BoxFuture, Callback, Provider, ProviderContext,
+    AuthorizationRequest, BearerIdentity, BoxFuture, Callback, Login, Provider, ProviderContext,
     ProviderError,
 };
 use crate::config::{HeaderMapping, ProviderConfig, ProviderKind};
@@ -35,7 +35,7 @@ use crate::oidc::{
     ProviderMetadata, RefreshTask, VerifyError,
 };
 use crate::secret::Secret;
-use crate::session::LoginState;
+use crate::session::{LoginState, Tokens};
 
 /// ID tokens from the code flow must be this fresh (seconds).
 const ID_TOKEN_MAX_AGE: u64 = 600;
@@ -344,12 +344,20 @@ impl Provider for OidcProvider {
         callback: &'a Callback,
         login: &'a LoginState,
         now: u64,
-    ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
+    ) -> BoxFuture<'a, Result<Login, ProviderError>> {
         Box::pin(async move {
+            use oauth2::TokenResponse as _;
             let (tokens, d) = self.exchange(callback, login).await?;
             let claims = self.verified_id_token(&tokens, &d, login, now).await?;
             tracing::debug!(provider = %self.config.id, claims = ?claims.keys().collect::<Vec<_>>(), "ID token verified");
-            self.flavor.identity(self, &tokens, &d, claims, now).await
+            let identity = self.flavor.identity(self, &tokens, &d, claims, now).await?;
+            Ok(Login {
+                identity,
+                tokens: Tokens {
+                    access: Some(tokens.access_token().secret().clone()),
+                    id: tokens.extra_fields().id_token.clone(),
+                },
+            })
         })
     }
 
@@ -407,15 +415,22 @@ impl Provider for OidcProvider {
         Box::pin(async move { Some(self.verify_logout(token, now).await) })
     }
 
-    fn logout_url(&self, post_logout: &Url) -> Option<Url> {
-        if !self.flavor.ends_idp_session() {
+    fn logout_url(&self, post_logout: &Url, id_token_hint: Option<&str>) -> Option<Url> {
+        if !self.config.logout_at_idp {
             return None;
         }
         let d = self.metadata.current()?;
         let mut url = d.metadata.end_session_endpoint.clone()?;
-        url.query_pairs_mut()
-            .append_pair("client_id", &self.config.client_id)
-            .append_pair("post_logout_redirect_uri", post_logout.as_str());
+        {
+            let mut q = url.query_pairs_mut();
+            // §2: the hint lets the OP end the right session without asking; `client_id`
+            // stands in for it (and tells the OP which registered URIs to accept).
+            if let Some(hint) = id_token_hint {
+                q.append_pair("id_token_hint", hint);
+            }
+            q.append_pair("client_id", &self.config.client_id)
+                .append_pair("post_logout_redirect_uri", post_logout.as_str());
+        }
         Some(url)
     }
 }
@@ -433,11 +448,6 @@ pub trait Flavor: Send + Sync {
         claims: Claims,
         now: u64,
     ) -> BoxFuture<'a, Result<Identity, ProviderError>>;
-
-    /// Whether sign-out also ends the session at the provider (RP-initiated logout).
-    fn ends_idp_session(&self) -> bool {
-        false
-    }
 
     /// When this kind's email claim counts.
     fn email_rule(&self) -> EmailRule;

@@ -1,9 +1,11 @@
 //! Sessions and login state, carried by encrypted cookies.
 //!
-//! Owns the cookie formats: [`SessionCodec`] for the session (identity, workspace, expiry) and
+//! Owns the cookie formats: [`SessionCodec`] for the session (identity, workspace, expiry, and
+//! the tokens a workspace asks to keep), one cookie or split over numbered ones (`chunks`), and
 //! [`LoginState`] for the short-lived state of one login in progress. Knows nothing of HTTP
 //! routing; the clock is always passed in.
 
+mod chunks;
 mod cookie_jar;
 mod keys;
 mod login;
@@ -17,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::identity::Identity;
 
+pub use chunks::{MAX_CHUNKS, MAX_JOINED_LEN};
 pub use cookie_jar::cookies_named;
 pub use keys::{KeyError, MasterSecrets, Purpose, MIN_SECRET_BYTES};
 pub use login::{
@@ -47,9 +50,12 @@ pub enum SessionError {
     /// Past its expiry.
     #[error("session expired")]
     Expired,
-    /// The identity is too large to fit a cookie.
+    /// The identity is too large to fit the session cookies.
     #[error("session would exceed the cookie size limit")]
     TooLarge,
+    /// Split over several cookies, and they do not join: one is missing or mangled.
+    #[error("session cookie chunks do not join")]
+    BrokenChunks,
     /// A server-side session that was signed out or has expired in the store.
     #[error("session revoked or expired in the store")]
     Revoked,
@@ -74,6 +80,47 @@ pub struct Session {
     /// Server-side session ticket; `id` is then empty and lives in the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// Tokens kept for apps or for logout at the IdP; absent from cookies of workspaces that
+    /// ask for none (and from every cookie issued before they existed).
+    #[serde(rename = "t", default, skip_serializing_if = "Tokens::is_empty")]
+    pub tokens: Tokens,
+}
+
+/// The provider's tokens a session keeps, only those its workspace needs: the access token for
+/// `pass_access_token`/`pass_authorization_header`, the ID token for `pass_id_token` and as
+/// `id_token_hint` of a logout at the IdP.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokens {
+    /// The OAuth 2.0 access token.
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<String>,
+    /// The OIDC ID token, compact JWT.
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("access", &self.access.as_ref().map(|_| "redacted"))
+            .field("id", &self.id.as_ref().map(|_| "redacted"))
+            .finish()
+    }
+}
+
+impl Tokens {
+    /// Whether no token is kept.
+    pub fn is_empty(&self) -> bool {
+        self.access.is_none() && self.id.is_none()
+    }
+
+    /// Only the tokens asked for.
+    pub fn keep(self, access: bool, id: bool) -> Self {
+        Self {
+            access: self.access.filter(|_| access),
+            id: self.id.filter(|_| id),
+        }
+    }
 }
 
 const SESSION_VERSION: u8 = 1;
@@ -125,14 +172,49 @@ impl SessionCodec {
         &self.name
     }
 
-    /// Seals a new session for `id`, issued at `now` (seconds since the epoch).
+    /// Seals a new session for `id`, issued at `now` (seconds since the epoch), in one cookie;
+    /// [`SessionError::TooLarge`] when it does not fit one.
     pub fn issue(&self, id: &Identity, now: u64) -> Result<Cookie<'static>, SessionError> {
-        self.seal(id.clone(), None, now)
+        let sealed = self.seal(id.clone(), None, Tokens::default(), now)?;
+        if sealed.len() > MAX_SEALED_LEN {
+            return Err(SessionError::TooLarge);
+        }
+        Ok(self.cookie(sealed, self.lifetime))
+    }
+
+    /// Seals a new session for `id` and `tokens`: one cookie when it fits, else split over
+    /// numbered cookies (`<name>-0`, `<name>-1`, …, see `chunks`); [`SessionError::TooLarge`]
+    /// beyond [`MAX_CHUNKS`]. Pair with [`SessionCodec::stale`] to delete what the browser
+    /// holds from an older session.
+    pub fn issue_split(
+        &self,
+        id: &Identity,
+        tokens: Tokens,
+        now: u64,
+    ) -> Result<Vec<Cookie<'static>>, SessionError> {
+        let sealed = self.seal(id.clone(), None, tokens, now)?;
+        if sealed.len() <= MAX_SEALED_LEN {
+            return Ok(vec![self.cookie(sealed, self.lifetime)]);
+        }
+        let parts = chunks::split(&self.name, &sealed).ok_or(SessionError::TooLarge)?;
+        Ok(parts
+            .into_iter()
+            .map(|(name, value)| build_cookie(name, value, self.lifetime, self.secure))
+            .collect())
     }
 
     /// Seals a ticket for a server-side session whose identity lives in the store.
     pub fn issue_ticket(&self, ticket: &str, now: u64) -> Result<Cookie<'static>, SessionError> {
-        self.seal(Identity::default(), Some(ticket.to_string()), now)
+        let sealed = self.seal(
+            Identity::default(),
+            Some(ticket.to_string()),
+            Tokens::default(),
+            now,
+        )?;
+        if sealed.len() > MAX_SEALED_LEN {
+            return Err(SessionError::TooLarge);
+        }
+        Ok(self.cookie(sealed, self.lifetime))
     }
 
     /// The session lifetime.
@@ -140,12 +222,14 @@ impl SessionCodec {
         self.lifetime
     }
 
+    /// The sealed session, of any length.
     fn seal(
         &self,
         id: Identity,
         sid: Option<String>,
+        tokens: Tokens,
         now: u64,
-    ) -> Result<Cookie<'static>, SessionError> {
+    ) -> Result<String, SessionError> {
         let payload = Session {
             v: SESSION_VERSION,
             w: self.workspace.clone(),
@@ -153,13 +237,59 @@ impl SessionCodec {
             iat: now,
             exp: now + self.lifetime.as_secs(),
             sid,
+            tokens,
         };
         let json = serde_json::to_string(&payload).map_err(|_| SessionError::Malformed)?;
-        let sealed = seal::seal(&self.keys, &self.name, json).ok_or(SessionError::Malformed)?;
-        if sealed.len() > MAX_SEALED_LEN {
-            return Err(SessionError::TooLarge);
+        seal::seal(&self.keys, &self.name, json).ok_or(SessionError::Malformed)
+    }
+
+    /// Opens the session a request's `Cookie` headers carry: the single cookie first, else the
+    /// chunks joined.
+    pub fn open_request<'a>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'a str>,
+        now: u64,
+    ) -> Result<Session, SessionError> {
+        let headers: Vec<&str> = cookie_headers.into_iter().collect();
+        let single = self.open(cookies_named(headers.iter().copied(), &self.name), now);
+        match (single, chunks::join(&headers, &self.name)) {
+            (Ok(s), _) => Ok(s),
+            (Err(e), Err(chunks::JoinError::Absent)) => Err(e),
+            (Err(_), Err(chunks::JoinError::Broken)) => Err(SessionError::BrokenChunks),
+            (Err(_), Ok(joined)) => self.open_sealed(&joined, MAX_JOINED_LEN, now),
         }
-        Ok(self.cookie(sealed, self.lifetime))
+    }
+
+    /// Deletions for the session cookies in the request's `Cookie` headers that `issued` does
+    /// not replace: a smaller new session clears the chunks of a larger old one, a chunked one
+    /// the single cookie.
+    pub fn stale<'a>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'a str>,
+        issued: &[Cookie<'static>],
+    ) -> Vec<Cookie<'static>> {
+        let headers: Vec<&str> = cookie_headers.into_iter().collect();
+        chunks::present(&headers, &self.name)
+            .into_iter()
+            .filter(|name| !issued.iter().any(|c| c.name() == name))
+            .map(|name| build_cookie(name, String::new(), Duration::ZERO, self.secure))
+            .collect()
+    }
+
+    /// Deletions for every session cookie: the single one always, and each chunk present.
+    pub fn clear_all<'a>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<Cookie<'static>> {
+        let headers: Vec<&str> = cookie_headers.into_iter().collect();
+        let mut out = vec![self.clear()];
+        out.extend(
+            chunks::present(&headers, &self.name)
+                .into_iter()
+                .filter(|name| *name != self.name)
+                .map(|name| build_cookie(name, String::new(), Duration::ZERO, self.secure)),
+        );
+        out
     }
 
     /// Opens the first valid session among the cookie values offered under this name.
@@ -179,10 +309,15 @@ impl SessionCodec {
     }
 
     fn open_one(&self, value: &str, now: u64) -> Result<Session, SessionError> {
-        if value.len() > MAX_SEALED_LEN {
+        self.open_sealed(value, MAX_SEALED_LEN, now)
+    }
+
+    fn open_sealed(&self, value: &str, max_len: usize, now: u64) -> Result<Session, SessionError> {
+        if value.len() > max_len {
             return Err(SessionError::Oversized);
         }
-        let json = seal::open(&self.keys, &self.name, value).ok_or(SessionError::Undecryptable)?;
+        let json = seal::open_up_to(&self.keys, &self.name, value, max_len)
+            .ok_or(SessionError::Undecryptable)?;
         let s: Session = serde_json::from_str(&json).map_err(|_| SessionError::Malformed)?;
         if s.v != SESSION_VERSION {
             return Err(SessionError::Malformed);

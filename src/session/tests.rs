@@ -291,3 +291,157 @@ async fn an_unconnected_store_fails_at_once_instead_of_waiting_to_connect() {
         started.elapsed()
     );
 }
+
+/// An Entra-shaped user: 200 group object ids, as a large tenant sends them.
+fn entra_user() -> Identity {
+    Identity {
+        groups: (0..200)
+            .map(|i| format!("{i:08x}-1d3b-4c7a-9e0f-a1b2c3d4e5{:02x}", i % 256))
+            .collect(),
+        ..alice()
+    }
+}
+
+fn header_of(cookies: &[cookie::Cookie<'static>]) -> String {
+    cookies
+        .iter()
+        .filter(|c| !c.value().is_empty())
+        .map(|c| format!("{}={}", c.name(), c.value()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[test]
+fn a_large_identity_is_split_over_chunks_and_joined() {
+    let m = secrets(&MasterSecrets::generate());
+    let c = codec(&m, "mcd");
+    let cookies = c
+        .issue_split(&entra_user(), Tokens::default(), NOW)
+        .unwrap();
+    assert!(
+        cookies.len() > 1 && cookies.len() <= MAX_CHUNKS,
+        "{}",
+        cookies.len()
+    );
+    for (i, k) in cookies.iter().enumerate() {
+        assert_eq!(k.name(), format!("__Host-authgate-{i}"));
+        assert!(k.name().len() + k.value().len() <= MAX_COOKIE_BYTES);
+        assert!(k.secure().unwrap() && k.http_only().unwrap());
+    }
+    let h = header_of(&cookies);
+    let s = c.open_request([h.as_str()], NOW).unwrap();
+    assert_eq!(s.id, entra_user());
+    // A small identity still takes one cookie of the plain name.
+    let one = c.issue_split(&alice(), Tokens::default(), NOW).unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].name(), "__Host-authgate");
+}
+
+#[test]
+fn chunks_of_two_sessions_never_join() {
+    let m = secrets(&MasterSecrets::generate());
+    let c = codec(&m, "mcd");
+    let a = c
+        .issue_split(&entra_user(), Tokens::default(), NOW)
+        .unwrap();
+    let b = c
+        .issue_split(&entra_user(), Tokens::default(), NOW + 1)
+        .unwrap();
+    let mut mixed = a.clone();
+    mixed[1] = b[1].clone();
+    let h = header_of(&mixed);
+    assert_eq!(
+        c.open_request([h.as_str()], NOW + 2).unwrap_err(),
+        SessionError::Undecryptable
+    );
+    // Another workspace's chunks do not open here either.
+    let h = header_of(&a);
+    assert_eq!(
+        codec(&m, "perso")
+            .open_request([h.as_str()], NOW)
+            .unwrap_err(),
+        SessionError::Undecryptable
+    );
+    // A missing chunk is refused, not joined short.
+    let h = header_of(&a[..1]);
+    assert_eq!(
+        c.open_request([h.as_str()], NOW).unwrap_err(),
+        SessionError::BrokenChunks
+    );
+}
+
+#[test]
+fn a_session_beyond_the_chunk_cap_is_refused() {
+    let m = secrets(&MasterSecrets::generate());
+    let mut id = entra_user();
+    id.groups = (0..600)
+        .map(|i| format!("group-{i:04}-xxxxxxxxxxxxxxxxxxxxxxxx"))
+        .collect();
+    assert_eq!(
+        codec(&m, "mcd")
+            .issue_split(&id, Tokens::default(), NOW)
+            .unwrap_err(),
+        SessionError::TooLarge
+    );
+}
+
+#[test]
+fn stale_cookies_of_an_older_session_are_cleared() {
+    let m = secrets(&MasterSecrets::generate());
+    let c = codec(&m, "mcd");
+    let big = c
+        .issue_split(&entra_user(), Tokens::default(), NOW)
+        .unwrap();
+    let old = header_of(&big);
+    // A smaller new session: one cookie, every old chunk deleted.
+    let small = c.issue_split(&alice(), Tokens::default(), NOW).unwrap();
+    let stale = c.stale([old.as_str()], &small);
+    let mut names: Vec<&str> = stale.iter().map(|k| k.name()).collect();
+    names.sort();
+    let want: Vec<String> = (0..big.len())
+        .map(|i| format!("__Host-authgate-{i}"))
+        .collect();
+    assert_eq!(names, want);
+    assert!(stale
+        .iter()
+        .all(|k| k.max_age() == Some(cookie::time::Duration::ZERO)));
+    // A chunked new session after a single-cookie one deletes the single cookie.
+    let single = header_of(&small);
+    let stale = c.stale([single.as_str()], &big);
+    assert_eq!(stale.len(), 1);
+    assert_eq!(stale[0].name(), "__Host-authgate");
+    // Sign-out clears the single cookie and every chunk.
+    let all = c.clear_all([old.as_str()]);
+    assert_eq!(all.len(), 1 + big.len());
+}
+
+#[test]
+fn tokens_travel_only_when_kept_and_never_show_in_debug() {
+    let m = secrets(&MasterSecrets::generate());
+    let c = codec(&m, "mcd");
+    let tokens = Tokens {
+        access: Some("at-secret".into()),
+        id: Some("idt-secret".into()),
+    };
+    let kept = tokens.clone().keep(false, true);
+    assert_eq!(kept.access, None);
+    let cookies = c.issue_split(&alice(), kept.clone(), NOW).unwrap();
+    let h = header_of(&cookies);
+    assert_eq!(c.open_request([h.as_str()], NOW).unwrap().tokens, kept);
+    let shown = format!("{tokens:?}");
+    assert!(!shown.contains("secret"), "{shown}");
+}
+
+#[test]
+fn a_cookie_sealed_before_tokens_and_chunks_still_opens() {
+    // The payload exactly as earlier releases wrote it: no `t`.
+    let m = secrets(&MasterSecrets::generate());
+    let c = codec(&m, "mcd");
+    let old = r#"{"v":1,"w":"mcd","id":{"u":"alice","e":"alice@example.test","s":"","i":""},"iat":1800000000,"exp":1800003600}"#;
+    let keys = m.derive("mcd", Purpose::Session);
+    let sealed = seal::seal(&keys, "__Host-authgate", old.to_string()).unwrap();
+    let h = format!("__Host-authgate={sealed}");
+    let s = c.open_request([h.as_str()], NOW).unwrap();
+    assert_eq!(s.id.user, "alice");
+    assert!(s.tokens.is_empty());
+}
