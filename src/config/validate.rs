@@ -657,6 +657,53 @@ mod tests {
     }
 
     #[test]
+    fn claim_headers_and_idp_logout_are_checked_with_their_field() {
+        let oidc = "kind = \"oidc\"\nissuer = \"https://idp.example.com\"";
+        let with_claims = |claims: &str| {
+            format!(
+                "{}\n[headers.claims]\n{claims}\n",
+                workspace(oidc, "allow_any_account = true")
+            )
+        };
+        let cases = [
+            ("\"X-Auth-Request-Tenant\" = \"tid\"", None),
+            (
+                "\"X-Tenant\" = \"tid\"",
+                Some("headers.claims.\"X-Tenant\": `X-Tenant` must start with X-Auth-Request-"),
+            ),
+            (
+                "\"Authorization\" = \"tid\"",
+                Some("must start with X-Auth-Request-"),
+            ),
+            (
+                "\"X-Auth-Request-User\" = \"tid\"",
+                Some("is one authgate sends itself"),
+            ),
+            (
+                "\"X-Auth-Request-Bad Name\" = \"tid\"",
+                Some("is not an HTTP header name"),
+            ),
+            ("\"X-Auth-Request-Tenant\" = \" \"", Some("names no claim")),
+        ];
+        for (claims, want) in cases {
+            let got = errors(&with_claims(claims));
+            match want {
+                None => assert!(got.is_empty(), "{claims}: {got:?}"),
+                Some(w) => assert!(got.len() == 1 && got[0].contains(w), "{claims}: {got:?}"),
+            }
+        }
+        let got = errors(&workspace(
+            &format!("{GITHUB}\nlogout_at_idp = true"),
+            "allow_any_account = true",
+        ));
+        assert!(
+            got.iter()
+                .any(|e| e.starts_with("provider[0].logout_at_idp: ")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
     fn providers_anyone_can_join_need_a_rule_or_the_explicit_opt_in() {
         let open = [
             GITHUB.to_string(),

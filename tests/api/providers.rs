@@ -48,8 +48,13 @@ impl Drop for Binary {
 }
 
 fn workspace_toml(host: &str, providers: &str, authz: &str) -> String {
+    workspace_toml_with(host, providers, authz, "")
+}
+
+/// Same, with more `[headers]` keys (and tables after them).
+fn workspace_toml_with(host: &str, providers: &str, authz: &str, headers: &str) -> String {
     format!(
-        "hosts = [\"{host}\"]\nauth = \"oidc\"\ninsecure_http = true\n{providers}\n[session]\ncookie_name = \"ag\"\n[headers]\nuser = \"email\"\nemail = \"email\"\npreferred_username = \"preferred_username\"\ngroups = \"groups\"\n[authz]\n{authz}\n"
+        "hosts = [\"{host}\"]\nauth = \"oidc\"\ninsecure_http = true\n{providers}\n[session]\ncookie_name = \"ag\"\n[authz]\n{authz}\n[headers]\nuser = \"email\"\nemail = \"email\"\npreferred_username = \"preferred_username\"\ngroups = \"groups\"\n{headers}\n"
     )
 }
 
@@ -59,8 +64,14 @@ const SECRETS: &[(&str, &str)] = &[
 ];
 
 async fn serve(port: u16, providers: &str, authz: &str) -> Setup {
+    serve_with(port, providers, authz, "").await
+}
+
+/// [`serve`] with more `[headers]` keys.
+async fn serve_with(port: u16, providers: &str, authz: &str, headers: &str) -> Setup {
     let host = format!("ws.localhost:{port}");
-    let config = ConfigDir::new("").workspace("ws", &workspace_toml(&host, providers, authz));
+    let config =
+        ConfigDir::new("").workspace("ws", &workspace_toml_with(&host, providers, authz, headers));
     let app = spawn_in_process_at(&config, env_with(SECRETS), port).await;
     Setup {
         app: Server::InProcess(app),
@@ -384,7 +395,7 @@ async fn keycloak(authz: &str) -> (Setup, crate::helpers::node::Idp) {
     );
     let setup = serve(
         port,
-        &oidc_provider_table("keycloak", &idp.issuer, ""),
+        &oidc_provider_table("keycloak", &idp.issuer, "logout_at_idp = true"),
         authz,
     )
     .await;
@@ -435,6 +446,7 @@ async fn keycloak_realm_role_rule_and_logout_through_end_session() {
     let q: std::collections::HashMap<_, _> = loc.query_pairs().into_owned().collect();
     assert_eq!(q["client_id"], "authgate");
     assert_eq!(q["post_logout_redirect_uri"], format!("http://{}/", s.host));
+    assert_eq!(q["id_token_hint"].matches('.').count(), 2, "the ID token");
     assert_eq!(s.auth().await.status, 401, "session cleared");
 }
 
@@ -715,4 +727,176 @@ async fn several_providers_get_a_sign_in_page_and_each_works() {
         )
         .await;
     assert_eq!(bad.status, 400);
+}
+
+// === Sessions: tokens and claims for apps, logout at the IdP, large identities ===
+
+/// Whether a followed login stopped at the IdP's login form.
+fn asked_to_log_in(steps: &[Resp]) -> bool {
+    steps.iter().any(|r| r.body.contains("name=\"login\""))
+}
+
+/// The value of the hidden input `name` in a page.
+fn hidden(body: &str, name: &str) -> Option<String> {
+    let at = body.find(&format!("name=\"{name}\""))?;
+    let tag_start = body[..at].rfind('<')?;
+    let tag = &body[tag_start..tag_start + body[tag_start..].find('>')?];
+    let v = tag.find("value=\"")? + 7;
+    Some(tag[v..v + tag[v..].find('"')?].to_string())
+}
+
+#[tokio::test]
+async fn generic_logout_at_idp_ends_the_idp_session_with_the_id_token_hint() {
+    let port = free_port();
+    let idp = generic(port);
+    let mut s = serve(
+        port,
+        &oidc_provider_table("oidc", &idp.issuer, "logout_at_idp = true"),
+        "",
+    )
+    .await;
+    let steps = s.login("", "alice").await;
+    assert!(asked_to_log_in(&steps));
+    assert_eq!(s.callback(&steps).status, 302);
+    // Control: while the IdP session lives, a new login needs no form.
+    let again = s.login("", "alice").await;
+    assert!(!asked_to_log_in(&again), "the IdP logs alice in at once");
+    assert_eq!(s.callback(&again).status, 302);
+
+    let out = s
+        .client
+        .get(&format!("http://{}/oauth2/sign_out", s.host), &[])
+        .await;
+    assert_eq!(out.status, 302);
+    let loc = out.location();
+    let q: std::collections::HashMap<_, _> = loc.query_pairs().into_owned().collect();
+    assert_eq!(q["client_id"], "authgate");
+    assert_eq!(q["post_logout_redirect_uri"], format!("http://{}/", s.host));
+    assert_eq!(q["id_token_hint"].matches('.').count(), 2, "the ID token");
+    assert_eq!(s.auth().await.status, 401, "authgate's session is gone");
+    // The OP asks to confirm (oidc-provider's logout form), then returns to the host's root.
+    let page = s.client.get(loc.as_str(), &[]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let xsrf = hidden(&page.body, "xsrf").expect("the logout form");
+    let action = page.url.join("/session/end/confirm").unwrap();
+    let done = s
+        .client
+        .post_form(action.as_str(), &[("xsrf", &xsrf), ("logout", "yes")])
+        .await;
+    assert!((300..400).contains(&done.status), "{}", done.body);
+    assert_eq!(done.location().as_str(), format!("http://{}/", s.host));
+    // The IdP session is gone: the next login shows the form again.
+    let after = s.login("", "alice").await;
+    assert!(asked_to_log_in(&after), "the IdP asks again");
+}
+
+#[tokio::test]
+async fn sign_out_stays_at_authgate_unless_the_provider_asks_for_idp_logout() {
+    let port = free_port();
+    let idp = generic(port);
+    let mut s = serve(port, &oidc_provider_table("oidc", &idp.issuer, ""), "").await;
+    let steps = s.login("", "alice").await;
+    assert_eq!(s.callback(&steps).status, 302);
+    let out = s
+        .client
+        .get(&format!("http://{}/oauth2/sign_out?rd=/bye", s.host), &[])
+        .await;
+    assert_eq!(out.status, 302);
+    assert_eq!(out.location().path(), "/bye");
+    assert_eq!(s.auth().await.status, 401);
+}
+
+#[tokio::test]
+async fn tokens_and_mapped_claims_reach_apps_when_the_workspace_asks() {
+    let port = free_port();
+    let idp = generic(port);
+    let headers = "pass_access_token = true\npass_authorization_header = true\npass_id_token = true\n[headers.claims]\n\"X-Auth-Request-Name\" = \"name\"\n";
+    let mut s = serve_with(
+        port,
+        &oidc_provider_table("oidc", &idp.issuer, ""),
+        "",
+        headers,
+    )
+    .await;
+    let steps = s.login("", "alice").await;
+    assert_eq!(s.callback(&steps).status, 302);
+    let a = s.auth().await;
+    assert_eq!(a.status, 202);
+    let access = a
+        .header("x-auth-request-access-token")
+        .expect("access token");
+    assert!(!access.is_empty());
+    assert_eq!(
+        a.header("authorization"),
+        Some(format!("Bearer {access}").as_str())
+    );
+    let id = a.header("x-auth-request-id-token").expect("ID token");
+    assert_eq!(id.matches('.').count(), 2);
+    assert_eq!(a.header("x-auth-request-name"), Some("Alice Admin"));
+
+    // Without the options, none of it is sent.
+    let port = free_port();
+    let idp = generic(port);
+    let mut s = serve(port, &oidc_provider_table("oidc", &idp.issuer, ""), "").await;
+    let steps = s.login("", "alice").await;
+    assert_eq!(s.callback(&steps).status, 302);
+    let a = s.auth().await;
+    for h in [
+        "x-auth-request-access-token",
+        "authorization",
+        "x-auth-request-id-token",
+        "x-auth-request-name",
+    ] {
+        assert_eq!(a.header(h), None, "{h}");
+    }
+}
+
+#[tokio::test]
+async fn two_hundred_groups_split_over_cookies_and_reach_the_app() {
+    let port = free_port();
+    let idp = generic(port);
+    let mut s = serve(port, &oidc_provider_table("oidc", &idp.issuer, ""), "").await;
+    let steps = s.login("", "many").await;
+    let cb = s.callback(&steps);
+    assert_eq!(cb.status, 302, "{}", cb.body);
+    let chunks: Vec<String> = (0..3)
+        .filter_map(|i| {
+            s.client
+                .cookie("ws.localhost", &format!("ag-{i}"))
+                .map(|v| format!("ag-{i}={v}"))
+        })
+        .collect();
+    assert!(chunks.len() >= 2, "split: {}", chunks.len());
+    assert!(chunks.iter().all(|c| c.len() <= 4096));
+    let cookie = chunks.join("; ");
+    let a = Client::new()
+        .get(
+            &format!("http://svc:{}/oauth2/auth", s.port),
+            &[
+                ("x-original-url", &format!("http://{}/hello", s.host)),
+                ("cookie", &cookie),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 202);
+    assert_eq!(
+        a.header("x-auth-request-groups")
+            .unwrap()
+            .split(',')
+            .count(),
+        200
+    );
+    // Sign-out clears every chunk.
+    let out = s
+        .client
+        .get(&format!("http://{}/oauth2/sign_out", s.host), &[])
+        .await;
+    assert_eq!(out.status, 302);
+    for i in 0..3 {
+        assert_eq!(
+            s.client.cookie("ws.localhost", &format!("ag-{i}")),
+            None,
+            "ag-{i}"
+        );
+    }
 }

@@ -95,14 +95,22 @@ def auth_annotations(workspace: str) -> dict[str, str]:
 
 
 def emitted_headers(cfg: dict) -> set[str]:
-    """The X-Auth-Request-* headers authgate can send for a workspace config: user and email
-    always, the preferred username and groups when [headers] maps a claim to them."""
+    """The headers authgate can send for a workspace config: user and email always, the
+    preferred username and groups when [headers] maps a claim to them, the tokens when
+    [headers] passes them, and every header [headers.claims] names."""
     headers = cfg.get("headers", {})
     out = {"X-Auth-Request-User", "X-Auth-Request-Email"}
     if "preferred_username" in headers:
         out.add("X-Auth-Request-Preferred-Username")
     if "groups" in headers:
         out.add("X-Auth-Request-Groups")
+    if headers.get("pass_access_token"):
+        out.add("X-Auth-Request-Access-Token")
+    if headers.get("pass_authorization_header"):
+        out.add("Authorization")
+    if headers.get("pass_id_token"):
+        out.add("X-Auth-Request-Id-Token")
+    out.update(headers.get("claims", {}).keys())
     return out
 
 SECRETS_DIR = "/var/run/secrets/authgate"

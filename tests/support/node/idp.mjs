@@ -67,6 +67,7 @@ console.log = console.error;
 // unattested   unattested@example.test   (absent)        -                     -                        - / -
 // overage      overage@example.test      true            g-admins, g-staff,    App.Reader               - / -
 //                                                         g-auditors (azure: via Graph only)
+// many         many@example.test         true            200 uuids (groupIds)  -                        - / -
 // <other>      <login>@example.test      true            -                     -                        - / -
 //
 // * azure never sends email_verified (Entra has no such claim); preferred_username
@@ -113,6 +114,12 @@ const ACCOUNTS = {
   noemail: { name: 'No Email', noEmail: true },
   unverified: { name: 'Unverified Email', emailVerified: false },
   unattested: { name: 'Unattested Email', emailVerified: null },
+  // A member of a large Entra tenant's many groups: 200 object ids (36 characters each),
+  // as the `groups` claim in every shape.
+  many: {
+    name: 'Many Groups',
+    groups: Array.from({ length: 200 }, (_, i) => oidFor(`group-${i}`)),
+  },
   overage: {
     name: 'Overage User',
     groups: ['g-admins', 'g-staff', 'g-auditors'],
