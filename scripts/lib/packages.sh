@@ -1,5 +1,6 @@
 # The Debian packages every script needs, in one place, each with its reason; sourced by
-# scripts/install-test-deps, scripts/smoke-aarch64, scripts/fuzz and benches/load/run.
+# scripts/install-test-deps, scripts/demo, scripts/smoke-aarch64, scripts/fuzz and
+# benches/load/run.
 #
 #   source scripts/lib/packages.sh
 #   ensure_debian_packages smoke-aarch64 "${CROSS_PACKAGES[@]}" "${SMOKE_PACKAGES[@]}"
@@ -78,6 +79,13 @@ TEST_PACKAGES=(
   redis-server            # the server-side session store
   chromium                # the headless browser of the login tests
   curl                    # not run by the tests: checking a running authgate by hand
+)
+
+# The local demo (scripts/demo), besides BUILD_PACKAGES; Node.js through ensure_node_and_npm.
+DEMO_PACKAGES=(
+  nginx                   # the NGINX in front of the demo's app, configured as ingress-nginx
+  libnginx-mod-http-set-misc  # set_escape_uri, as ingress-nginx renders auth-signin
+  curl                    # the demo's readiness checks
 )
 
 # The manifest checks (scripts/check-k8s): PyPI tools in a virtualenv.
