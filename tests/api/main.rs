@@ -14,6 +14,7 @@ mod backchannel;
 mod browser_login;
 mod caddy_flow;
 mod cli;
+mod demo;
 mod drain;
 mod forge_flow;
 mod jwks_refresh;
