@@ -114,8 +114,8 @@ fn parse_banner(lines: &[String]) -> Banner {
     }
 }
 
-/// Processes whose process group is `pgid` (read from `/proc/<pid>/stat`).
-fn processes_in_group(pgid: u32) -> Vec<String> {
+/// Every live process: `(pid, ppid, pgrp, "pid (comm)")`, from `/proc/<pid>/stat`.
+fn processes() -> Vec<(u32, u32, u32, String)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
@@ -126,11 +126,43 @@ fn processes_in_group(pgid: u32) -> Vec<String> {
             continue;
         };
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) && fields[0] != "Z" {
-            found.push(format!("{head})"));
+        let num = |i: usize| fields.get(i).and_then(|f| f.parse::<u32>().ok());
+        let (Some(pid), Some(ppid), Some(pgrp)) = (
+            head.split_whitespace().next().and_then(|p| p.parse().ok()),
+            num(1),
+            num(2),
+        ) else {
+            continue;
+        };
+        if fields[0] != "Z" {
+            found.push((pid, ppid, pgrp, format!("{head})")));
         }
     }
     found
+}
+
+/// The processes descending from `root`, or in its process group, or in the group of one of
+/// those: whatever the demo started (it runs each part in a process group of its own).
+fn started_by(root: u32) -> Vec<(u32, String)> {
+    let all = processes();
+    let mut pids = vec![root];
+    let mut groups = vec![root];
+    loop {
+        let before = pids.len();
+        for (pid, ppid, pgrp, _) in &all {
+            if !pids.contains(pid) && (pids.contains(ppid) || groups.contains(pgrp)) {
+                pids.push(*pid);
+                groups.push(*pgrp);
+            }
+        }
+        if pids.len() == before {
+            break;
+        }
+    }
+    all.into_iter()
+        .filter(|(pid, ..)| *pid != root && pids.contains(pid))
+        .map(|(pid, _, _, name)| (pid, name))
+        .collect()
 }
 
 fn listening(port: u16) -> bool {
@@ -238,12 +270,18 @@ async fn the_demo_signs_a_browser_in_and_stops_clean_on_ctrl_c() {
     );
 
     // Ctrl-C: every process gone, no port left listening, the temporary directory removed.
+    let started = started_by(demo.pid());
+    assert!(started.len() >= 4, "{started:?}");
     demo.signal("-INT");
     let status = demo
         .wait_exit(Duration::from_secs(30))
         .expect("scripts/demo still runs 30 s after SIGINT");
     assert!(status.success(), "scripts/demo exited with {status}");
-    assert_eq!(processes_in_group(pgid), Vec::<String>::new());
+    let alive: Vec<_> = processes()
+        .into_iter()
+        .filter(|(pid, _, pgrp, _)| *pgrp == pgid || started.iter().any(|(p, _)| p == pid))
+        .collect();
+    assert!(alive.is_empty(), "still running: {alive:?}");
     for p in &banner.ports {
         assert!(
             !listening(*p),
