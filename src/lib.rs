@@ -9,6 +9,7 @@
 //! - [`oidc`]: discovery, the JWKS cache, and pure token verification.
 //! - [`session`]: the encrypted session and login-state cookies, and their keys.
 //! - [`authz`]: authorization rules as pure predicates.
+//! - [`public`]: public routes inside a protected workspace, matched on the original request.
 //! - [`redirect`]: validation of `rd` redirect targets.
 //! - [`forward`]: which host a request is for, and which forwarding headers to believe.
 //! - [`identity`]: the user as every provider reports it.
@@ -29,6 +30,7 @@ pub mod identity;
 pub mod metrics;
 pub mod oidc;
 pub mod provider;
+pub mod public;
 pub mod redirect;
 pub mod secret;
 pub mod server;

@@ -5,6 +5,7 @@
 //! they come from) and read only by [`secrets`].
 
 mod provider;
+mod public;
 mod raw;
 pub mod secrets;
 mod validate;
@@ -270,6 +271,8 @@ pub struct WorkspaceConfig {
     pub headers: HeaderMapping,
     /// Authorization rules.
     pub authz: AuthzRules,
+    /// `[[public]]`: requests that pass without a login (empty for most workspaces).
+    pub public: Vec<crate::public::PublicRule>,
 }
 
 /// One problem in one file, at one field.

@@ -55,6 +55,19 @@ pub(crate) struct RawWorkspace {
     pub(crate) headers: RawHeaders,
     #[serde(default)]
     pub(crate) authz: RawAuthz,
+    #[serde(default)]
+    pub(crate) public: Vec<RawPublic>,
+}
+
+/// One `[[public]]` table: a method and path rule that passes without a login.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPublic {
+    pub(crate) path: Option<String>,
+    pub(crate) prefix: Option<String>,
+    pub(crate) methods: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) cors_preflight: bool,
 }
 
 /// One `[[provider]]` table. Keys a kind does not know are reported by `validate`

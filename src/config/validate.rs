@@ -26,7 +26,7 @@ const DEFAULT_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
 /// Collects errors for one file.
 pub(super) struct Report<'a> {
-    file: PathBuf,
+    pub(super) file: PathBuf,
     pub(super) errors: &'a mut Vec<ConfigError>,
 }
 
@@ -452,6 +452,7 @@ fn validate_workspace(
     }
     authz.groups.retain(|g| !g.is_empty());
     check_open_providers(&providers, &authz, report);
+    let public = super::public::validate(raw.public, report);
 
     if report.errors.len() > start {
         return None;
@@ -473,6 +474,7 @@ fn validate_workspace(
         },
         headers,
         authz,
+        public,
     })
 }
 

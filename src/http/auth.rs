@@ -150,7 +150,9 @@ impl std::fmt::Display for RequestId<'_> {
 }
 
 async fn check(state: &AppState, req: &Incoming, ws: &Workspace) -> Result<Response, Refusal> {
-    if !ws.requires_login() {
+    // A public route passes as a workspace without login does: 202 and no identity, even
+    // when the request carries a session.
+    if !ws.requires_login() || req.is_public(&ws.config.public) {
         return Ok(StatusCode::ACCEPTED.into_response());
     }
     let now = state.now();

@@ -135,6 +135,34 @@ impl Incoming {
         header(&self.headers, "x-request-id").unwrap_or("")
     }
 
+    /// Whether the original request is one of `rules`' public routes. The original method and
+    /// URL are read only from a trusted proxy (an untrusted peer's copies are the client's
+    /// word), and only when the workspace has rules: nothing is read on the usual path.
+    pub fn is_public(&self, rules: &[crate::public::PublicRule]) -> bool {
+        if rules.is_empty() || !self.target.as_ref().is_ok_and(|t| t.trusted) {
+            return false;
+        }
+        let h = &self.headers;
+        // One proxy's pair, never a mix: NGINX sets both X-Original-* and passes a client's
+        // X-Forwarded-* through, so with an X-Original-URL only its X-Original-Method counts.
+        let (method, target) = match header(h, "x-original-url") {
+            Some(url) => (header(h, "x-original-method"), Some(url)),
+            None => (
+                header(h, "x-forwarded-method"),
+                header(h, "x-forwarded-uri"),
+            ),
+        };
+        crate::public::is_public(
+            rules,
+            crate::public::OriginalRequest {
+                method,
+                target,
+                preflight_headers: h.contains_key("origin")
+                    && h.contains_key("access-control-request-method"),
+            },
+        )
+    }
+
     /// The raw query string.
     pub fn query(&self) -> Option<&str> {
         self.uri.query()

@@ -36,6 +36,8 @@ user = "preferred_username"
 email = "email"
 preferred_username = "preferred_username"
 groups = "groups"
+[[public]]
+path = "/healthz"
 "#
     )
 }

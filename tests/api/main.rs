@@ -24,6 +24,7 @@ mod metrics;
 mod nginx_flow;
 mod nginx_tenant;
 mod providers;
+mod public_routes;
 mod redis_store;
 mod reload_watch;
 mod tenant;
