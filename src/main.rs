@@ -65,6 +65,21 @@ enum Command {
     },
     /// Print a fresh master cookie secret.
     Secret,
+    /// Print the JSON Schema of authgate.toml (`server`) or of a workspace file (`workspace`).
+    #[cfg(feature = "schema")]
+    Schema {
+        /// Which file.
+        #[arg(value_enum)]
+        file: SchemaArg,
+    },
+}
+
+/// The files `authgate schema` describes.
+#[cfg(feature = "schema")]
+#[derive(Clone, Copy, ValueEnum)]
+enum SchemaArg {
+    Server,
+    Workspace,
 }
 
 /// On or off.
@@ -79,6 +94,18 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Secret => {
             println!("{}", MasterSecrets::generate());
+            ExitCode::SUCCESS
+        }
+        #[cfg(feature = "schema")]
+        Command::Schema { file } => {
+            use authgate::config::schema::{schema_text, SchemaFile};
+            print!(
+                "{}",
+                schema_text(match file {
+                    SchemaArg::Server => SchemaFile::Server,
+                    SchemaArg::Workspace => SchemaFile::Workspace,
+                })
+            );
             ExitCode::SUCCESS
         }
         Command::Check { dir } => match config::load(&dir, &ProcessEnv) {

@@ -7,6 +7,8 @@
 mod provider;
 mod public;
 mod raw;
+#[cfg(feature = "schema")]
+pub mod schema;
 pub mod secrets;
 mod validate;
 

@@ -27,5 +27,6 @@ mod providers;
 mod public_routes;
 mod redis_store;
 mod reload_watch;
+mod schema;
 mod tenant;
 mod traefik_flow;
