@@ -12,6 +12,7 @@
 //! - [`public`]: public routes inside a protected workspace, matched on the original request.
 //! - [`redirect`]: validation of `rd` redirect targets.
 //! - [`forward`]: which host a request is for, and which forwarding headers to believe.
+//! - [`import`]: an oauth2-proxy config file turned into a workspace file.
 //! - [`identity`]: the user as every provider reports it.
 //! - [`http`]: routes, the request extractor, pages and the one error type.
 //! - [`server`]: building the application, binding, serving, reloading.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod forward;
 pub mod http;
 pub mod identity;
+pub mod import;
 pub mod metrics;
 pub mod oidc;
 pub mod provider;

@@ -65,12 +65,35 @@ enum Command {
     },
     /// Print a fresh master cookie secret.
     Secret,
+    /// Print a workspace file made from another tool's config; what does not carry over is
+    /// named on stderr, one line each.
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
     /// Print the JSON Schema of authgate.toml (`server`) or of a workspace file (`workspace`).
     #[cfg(feature = "schema")]
     Schema {
         /// Which file.
         #[arg(value_enum)]
         file: SchemaArg,
+    },
+}
+
+/// The tools `authgate import` reads.
+#[derive(Subcommand)]
+enum ImportFrom {
+    /// An oauth2-proxy config file (its TOML `.cfg`).
+    #[command(name = "oauth2-proxy")]
+    Oauth2Proxy {
+        /// The config file.
+        file: PathBuf,
+        /// The workspace's host, when the file's redirect_url does not name it.
+        #[arg(long)]
+        host: Option<String>,
+        /// The environment variable the workspace reads the client secret from.
+        #[arg(long, default_value = "CLIENT_SECRET")]
+        secret_env: String,
     },
 }
 
@@ -108,6 +131,14 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Import {
+            from:
+                ImportFrom::Oauth2Proxy {
+                    file,
+                    host,
+                    secret_env,
+                },
+        } => import_oauth2_proxy(&file, host.as_deref(), &secret_env),
         Command::Check { dir } => match config::load(&dir, &ProcessEnv) {
             Ok(c) => {
                 let hosts: usize = c.workspaces.iter().map(|w| w.hosts.len()).sum();
@@ -144,6 +175,29 @@ fn main() -> ExitCode {
             watch_interval,
             metrics == Switch::On,
         ),
+    }
+}
+
+fn import_oauth2_proxy(file: &std::path::Path, host: Option<&str>, secret_env: &str) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    match authgate::import::oauth2_proxy(&text, host, secret_env) {
+        Ok(imported) => {
+            print!("{}", imported.workspace);
+            for note in &imported.notes {
+                eprintln!("{}: {note}", file.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            ExitCode::from(EXIT_CONFIG)
+        }
     }
 }
 

@@ -17,6 +17,7 @@ mod cli;
 mod demo;
 mod drain;
 mod forge_flow;
+mod import;
 mod jwks_refresh;
 mod limits;
 mod logs;

@@ -1,0 +1,206 @@
+//! `authgate import oauth2-proxy`: configs written as oauth2-proxy's documentation shows them
+//! for Entra ID, Keycloak and GitHub become workspace files that `authgate check` accepts, and
+//! every option that does not carry over is named on stderr with why.
+
+use std::process::Command;
+
+use crate::helpers::ConfigDir;
+
+/// Imports `cfg`, checks the result as `workspaces/app.toml` with the client secret in the
+/// environment, and returns the workspace file and stderr.
+fn import_and_check(cfg: &str, args: &[&str]) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("oauth2-proxy.cfg");
+    std::fs::write(&file, cfg).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["import", "oauth2-proxy", file.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    let workspace = String::from_utf8(out.stdout).unwrap();
+    let notes = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{notes}");
+    let config = ConfigDir::new("").workspace("app", &workspace);
+    let check = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["check", config.path().to_str().unwrap()])
+        .env_remove("AUTHGATE_CONFIG")
+        .env("AUTHGATE_COOKIE_SECRETS", crate::helpers::COOKIE_SECRET)
+        .env("CLIENT_SECRET", "from-the-secret")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}\n---\n{workspace}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    (workspace, notes)
+}
+
+fn has_note(notes: &str, option: &str, why: &str) -> bool {
+    notes
+        .lines()
+        .any(|l| l.contains(&format!(": {option}: ")) && l.contains(why))
+}
+
+#[test]
+fn entra_id_with_the_azure_provider() {
+    let (ws, notes) = import_and_check(
+        r#"
+provider = "azure"
+azure_tenant = "0b5c1f0a-1234-4f6e-9abc-0123456789ab"
+oidc_issuer_url = "https://login.microsoftonline.com/0b5c1f0a-1234-4f6e-9abc-0123456789ab/v2.0"
+client_id = "3f2a8c1e-aaaa-bbbb-cccc-0123456789ab"
+client_secret = "s3cr3t~value"
+cookie_secret = "OQINaROshtE9TcZkNAm-5Zs2Pv3xaWytBmc5W7sPX7w="
+cookie_name = "_oauth2_proxy"
+cookie_expire = "168h"
+redirect_url = "https://mcd.example.com/oauth2/callback"
+email_domains = ["example.com"]
+allowed_groups = ["8e9f2b1c-0000-4a5b-9c8d-0123456789ab"]
+scope = "openid email profile"
+set_xauthrequest = true
+pass_access_token = true
+upstreams = ["static://202"]
+reverse_proxy = true
+"#,
+        &[],
+    );
+    assert!(ws.contains("kind = \"azure\""), "{ws}");
+    assert!(ws.contains("hosts = [\"mcd.example.com\"]"), "{ws}");
+    assert!(ws.contains("lifetime = \"168h\""), "{ws}");
+    assert!(
+        ws.contains("groups = [\"8e9f2b1c-0000-4a5b-9c8d-0123456789ab\"]"),
+        "{ws}"
+    );
+    assert!(
+        !ws.contains("s3cr3t") && !ws.contains("OQINaROs"),
+        "no secret in the file: {ws}"
+    );
+    assert!(
+        has_note(&notes, "client_secret", "CLIENT_SECRET"),
+        "{notes}"
+    );
+    assert!(
+        has_note(&notes, "cookie_secret", "authgate.toml"),
+        "{notes}"
+    );
+    assert!(
+        has_note(&notes, "pass_access_token", "never passes"),
+        "{notes}"
+    );
+    assert!(
+        !notes.contains("set_xauthrequest") && !notes.contains("upstreams"),
+        "{notes}"
+    );
+}
+
+#[test]
+fn entra_id_with_the_oidc_provider_and_skip_auth_routes() {
+    let (ws, notes) = import_and_check(
+        r#"
+provider = "oidc"
+oidc_issuer_url = "https://login.microsoftonline.com/0b5c1f0a-1234-4f6e-9abc-0123456789ab/v2.0"
+client_id = "3f2a8c1e-aaaa-bbbb-cccc-0123456789ab"
+client_secret = "x"
+redirect_url = "https://mcd.example.com/oauth2/callback"
+email_domains = ["*"]
+skip_auth_routes = ["GET=^/healthz$", "^/static/", "POST=^/hooks/.*[0-9]+$"]
+skip_auth_preflight = true
+cookie_samesite = "lax"
+"#,
+        &["--secret-env", "CLIENT_SECRET"],
+    );
+    assert!(ws.contains("kind = \"azure\""), "{ws}");
+    assert!(
+        ws.contains("path = \"/healthz\"\nmethods = [\"GET\"]"),
+        "{ws}"
+    );
+    assert!(ws.contains("prefix = \"/static/\""), "{ws}");
+    assert!(ws.contains("cors_preflight = true"), "{ws}");
+    assert!(
+        has_note(&notes, "skip_auth_routes", "POST=^/hooks/.*[0-9]+$"),
+        "{notes}"
+    );
+    assert!(
+        has_note(&notes, "cookie_samesite", "SameSite=Lax"),
+        "{notes}"
+    );
+}
+
+#[test]
+fn keycloak_with_the_keycloak_oidc_provider() {
+    let (ws, notes) = import_and_check(
+        r#"
+provider = "keycloak-oidc"
+client_id = "oauth2-proxy"
+client_secret = "x"
+redirect_url = "https://team.example.com/oauth2/callback"
+oidc_issuer_url = "https://keycloak.example.com/realms/platform"
+email_domains = ["*"]
+allowed_groups = ["/admins"]
+code_challenge_method = "S256"
+insecure_oidc_allow_unverified_email = true
+whitelist_domains = [".example.com", "docs.example.com"]
+"#,
+        &[],
+    );
+    assert!(ws.contains("kind = \"keycloak\""), "{ws}");
+    assert!(
+        ws.contains("issuer = \"https://keycloak.example.com/realms/platform\""),
+        "{ws}"
+    );
+    assert!(ws.contains("groups = [\"/admins\"]"), "{ws}");
+    assert!(
+        ws.contains("allowed_redirect_hosts = [\"docs.example.com\"]"),
+        "{ws}"
+    );
+    assert!(
+        has_note(&notes, "insecure_oidc_allow_unverified_email", "unverified"),
+        "{notes}"
+    );
+    assert!(
+        has_note(&notes, "whitelist_domains", ".example.com"),
+        "{notes}"
+    );
+    assert!(has_note(&notes, "email_domains", "dropped"), "{notes}");
+}
+
+#[test]
+fn github_with_organisation_and_teams() {
+    let (ws, notes) = import_and_check(
+        r#"
+provider = "github"
+client_id = "Iv1.0123456789abcdef"
+client_secret = "x"
+github_org = "devlabai"
+github_team = "platform,ops"
+github_repo = "devlabai/site"
+email_domains = ["*"]
+cookie_secret = "abc"
+"#,
+        &["--host", "perso.example.com"],
+    );
+    assert!(ws.contains("kind = \"github\""), "{ws}");
+    assert!(ws.contains("hosts = [\"perso.example.com\"]"), "{ws}");
+    assert!(
+        ws.contains("groups = [\"devlabai/platform\", \"devlabai/ops\"]"),
+        "{ws}"
+    );
+    assert!(
+        has_note(&notes, "github_repo", "organisation or team"),
+        "{notes}"
+    );
+}
+
+#[test]
+fn a_file_without_a_host_or_client_id_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.cfg");
+    std::fs::write(&file, "provider = \"github\"\nclient_id = \"x\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["import", "oauth2-proxy", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--host"));
+}
