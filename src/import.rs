@@ -349,3 +349,40 @@ fn list(items: &[String]) -> String {
     let quoted: Vec<String> = items.iter().map(|i| quote(i)).collect();
     format!("[{}]", quoted.join(", "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::public_rule;
+
+    #[test]
+    fn only_anchored_literal_routes_become_public_rules() {
+        for (route, want) in [
+            ("^/healthz$", Some("path = \"/healthz\"")),
+            (
+                "GET=^/healthz$",
+                Some("path = \"/healthz\"\nmethods = [\"GET\"]"),
+            ),
+            ("^/static/", Some("prefix = \"/static/\"")),
+            ("^/static/.*", Some("prefix = \"/static/\"")),
+            ("^/app\\.js$", Some("path = \"/app.js\"")),
+            ("/healthz", None),
+            ("^/static", None),
+            ("^/static/../admin/", None),
+            ("^/(a|b)$", None),
+            ("^/a.*b$", None),
+            ("^//x$", None),
+            ("^/a;b$", None),
+            ("^/a%2fb$", None),
+            ("get=^/healthz$", None),
+        ] {
+            let got = public_rule(route);
+            match want {
+                Some(w) => assert!(
+                    got.as_deref().is_some_and(|g| g.contains(w)),
+                    "{route}: {got:?}"
+                ),
+                None => assert_eq!(got, None, "{route}"),
+            }
+        }
+    }
+}
