@@ -6,7 +6,7 @@ use crate::forge_flow::{setup, COOKIE, HOST};
 use crate::helpers::client::{raw_request, RawResp};
 use crate::helpers::nginx::{spawn_nginx, Site};
 use crate::helpers::upstream::spawn_upstream;
-use crate::helpers::{spawn_authgate, Client, ConfigDir};
+use crate::helpers::{env_with, spawn_authgate, spawn_in_process, Client, ConfigDir};
 
 #[tokio::test]
 async fn a_public_route_answers_202_without_identity_even_with_a_session() {
@@ -173,4 +173,50 @@ async fn send(port: u16, method: &str, target: &str, extra: &[(&str, &str)]) -> 
     ];
     h.extend_from_slice(extra);
     raw_request(port, &line, &h).await
+}
+
+#[tokio::test]
+async fn the_original_method_and_path_count_only_from_a_trusted_proxy() {
+    let ws = "hosts = [\"mcd.test\"]\nauth = \"oidc\"\ninsecure_http = true\n[[provider]]\nissuer = \"http://127.0.0.1:9/x\"\nclient_id = \"c\"\nclient_secret_env = \"S\"\n[[public]]\npath = \"/healthz\"\n";
+    // The test client's peer is loopback: trusted in the first config, not in the second.
+    for (trusted, public) in [("127.0.0.0/8", true), ("10.0.0.0/8", false)] {
+        let config =
+            ConfigDir::new(&format!("trusted_proxies = [\"{trusted}\"]\n")).workspace("mcd", ws);
+        let app = spawn_in_process(&config, env_with(&[("S", "s")])).await;
+        let url = format!("http://mcd.test:{}/oauth2/auth/mcd", app.port);
+        for headers in [
+            [
+                ("x-original-url", "http://mcd.test/healthz"),
+                ("x-original-method", "GET"),
+                ("x-forwarded-host", "mcd.test"),
+            ],
+            [
+                ("x-forwarded-uri", "/healthz"),
+                ("x-forwarded-method", "GET"),
+                ("x-forwarded-host", "mcd.test"),
+            ],
+        ] {
+            let r = Client::new().get(&url, &headers).await;
+            assert_eq!(
+                r.status == 202,
+                public,
+                "{trusted} {headers:?}: {}",
+                r.status
+            );
+        }
+        // NGINX passes a client's X-Forwarded-* through next to its own X-Original-*: the
+        // X-Original pair alone counts.
+        let mixed = Client::new()
+            .get(
+                &url,
+                &[
+                    ("x-original-url", "http://mcd.test/admin"),
+                    ("x-original-method", "GET"),
+                    ("x-forwarded-uri", "/healthz"),
+                    ("x-forwarded-method", "GET"),
+                ],
+            )
+            .await;
+        assert_ne!(mixed.status, 202, "{trusted}");
+    }
 }
