@@ -88,6 +88,17 @@ async fn sigterm_drains_in_flight_requests_answers_ready_503_and_exits_0() {
     // connection a moment to be accepted before the signal (a readiness condition would need a
     // hook into the server; 200 ms is far below the 2.5 s it stays in flight).
     tokio::time::sleep(Duration::from_millis(200)).await;
+    // Steady requests, as NGINX sends them, from before the signal until a load balancer would
+    // have stopped sending: every one of them must be answered.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = crate::helpers::steady_load(
+        format!("http://127.0.0.1:{port}/oauth2/auth"),
+        vec![("x-original-url".into(), "http://app.test/x".into())],
+        4,
+        |s| s == 401,
+        stop.clone(),
+    );
+    let signalled = Instant::now();
     ag.terminate();
     // During the drain delay the process still answers, with /ready 503.
     let deadline = Instant::now() + Duration::from_secs(1);
@@ -100,6 +111,17 @@ async fn sigterm_drains_in_flight_requests_answers_ready_503_and_exits_0() {
     };
     assert_eq!(ready.status, 503, "{}", ready.body);
     assert!(ready.body.contains("draining"));
+    // A load balancer takes a moment to act on the 503: the requests keep coming for most of
+    // the 1 s drain delay, and every one of them is answered.
+    tokio::time::sleep_until((signalled + Duration::from_millis(700)).into()).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let figures = load.await.unwrap();
+    println!(
+        "drain under load: {} requests sent, {} failed",
+        figures.sent, figures.failed
+    );
+    assert!(figures.sent > 0);
+    assert_eq!(figures.failed, 0, "{figures:?}");
     // The in-flight login finishes normally: a redirect to the provider, not an error.
     let r = in_flight.await.unwrap();
     assert_eq!(r.status, 302, "{}", r.body);

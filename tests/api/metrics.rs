@@ -100,6 +100,8 @@ async fn metrics_count_every_decision_login_and_cache_lookup_without_user_data()
     assert!(refused.is_err());
 
     let text = scrape(&env).await;
+    // Printed for the record (`cargo test --test api metrics -- --nocapture`).
+    println!("{text}");
     let expect = [
         (
             r#"authgate_auth_decisions_total{workspace="mcd",result="allowed"}"#,

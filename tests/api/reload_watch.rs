@@ -137,11 +137,28 @@ async fn a_kubelet_symlink_swap_is_served_without_a_restart() {
     );
     assert_eq!(auth(ag.port, "public", "a.test", None).await, 202);
     assert_eq!(auth(ag.port, "public", "b.test", None).await, 403);
+    // Steady requests for the unchanged host run across the swap: none may fail.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = crate::helpers::steady_load(
+        format!("http://127.0.0.1:{}/oauth2/auth/public", ag.port),
+        vec![("x-original-url".into(), "http://a.test/x".into())],
+        4,
+        |s| s == 202,
+        stop.clone(),
+    );
     dir.update(&[
         ("authgate.toml", ""),
         ("workspaces/public.toml", &public(&["a.test", "b.test"])),
     ]);
     wait_for_auth(ag.port, "public", "b.test", 202).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let figures = load.await.unwrap();
+    println!(
+        "reload under load: {} requests sent, {} failed",
+        figures.sent, figures.failed
+    );
+    assert!(figures.sent > 0);
+    assert_eq!(figures.failed, 0, "{figures:?}");
     assert_eq!(auth(ag.port, "public", "a.test", None).await, 202);
     // A workspace added by the same kind of update is served too.
     dir.update(&[

@@ -276,3 +276,54 @@ pub fn spawn_authgate(config: &ConfigDir, env: &[(&str, &str)], name: &str) -> A
     wait_for_port(port, "authgate");
     p
 }
+
+/// Requests sent by [`steady_load`] and how many of them failed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadFigures {
+    /// Requests sent.
+    pub sent: u64,
+    /// Requests answered otherwise than `ok` says, or not answered at all.
+    pub failed: u64,
+}
+
+/// Sends `GET url` with `headers` from `clients` keep-alive clients, back to back, until `stop`
+/// is set; `ok` judges each status. For tests that a reload or a drain loses no request.
+pub fn steady_load(
+    url: String,
+    headers: Vec<(String, String)>,
+    clients: usize,
+    ok: fn(u16) -> bool,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<LoadFigures> {
+    use std::sync::atomic::Ordering;
+    tokio::spawn(async move {
+        let tasks: Vec<_> = (0..clients)
+            .map(|_| {
+                let (url, headers, stop) = (url.clone(), headers.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let http = reqwest::Client::new();
+                    let mut figures = LoadFigures::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut req = http.get(&url);
+                        for (k, v) in &headers {
+                            req = req.header(k.as_str(), v.as_str());
+                        }
+                        figures.sent += 1;
+                        match req.send().await {
+                            Ok(r) if ok(r.status().as_u16()) => {}
+                            _ => figures.failed += 1,
+                        }
+                    }
+                    figures
+                })
+            })
+            .collect();
+        let mut total = LoadFigures::default();
+        for t in tasks {
+            let f = t.await.unwrap();
+            total.sent += f.sent;
+            total.failed += f.failed;
+        }
+        total
+    })
+}
