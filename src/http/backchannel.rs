@@ -8,7 +8,7 @@
 //! IdP may retry a 5xx and the token was not at fault.
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -78,17 +78,7 @@ fn json(status: StatusCode, body: String) -> Response {
 
 /// `POST /oauth2/backchannel_logout[/{workspace}]` with `logout_token=<JWT>`.
 pub(super) async fn logout(State(state): State<AppState>, req: Request) -> Response {
-    let (mut parts, body) = req.into_parts();
-    let pinned = RawPathParams::from_request_parts(&mut parts, &state)
-        .await
-        .ok()
-        .and_then(|params| {
-            params
-                .iter()
-                .find(|(k, _)| *k == "workspace")
-                .map(|(_, v)| v.to_string())
-        });
-    let incoming = Incoming::from_parts(parts, pinned, state.registry());
+    let (incoming, body) = Incoming::with_body(req, &state).await;
     let ws = match incoming.workspace() {
         Ok(ws) => ws.clone(),
         Err(e) => return e.into_response(),

@@ -183,6 +183,23 @@ impl Incoming {
     }
 }
 
+impl Incoming {
+    /// The request as [`Incoming`], and its body for the one route that reads one.
+    pub(super) async fn with_body(req: Request, state: &AppState) -> (Self, axum::body::Body) {
+        let (mut parts, body) = req.into_parts();
+        let pinned = RawPathParams::from_request_parts(&mut parts, state)
+            .await
+            .ok()
+            .and_then(|params| {
+                params
+                    .iter()
+                    .find(|(k, _)| *k == "workspace")
+                    .map(|(_, v)| v.to_string())
+            });
+        (Self::from_parts(parts, pinned, state.registry()), body)
+    }
+}
+
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
@@ -200,16 +217,6 @@ impl FromRequest<AppState> for Incoming {
     type Rejection = Infallible;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (mut parts, _body) = req.into_parts();
-        let pinned = RawPathParams::from_request_parts(&mut parts, state)
-            .await
-            .ok()
-            .and_then(|params| {
-                params
-                    .iter()
-                    .find(|(k, _)| *k == "workspace")
-                    .map(|(_, v)| v.to_string())
-            });
-        Ok(Self::from_parts(parts, pinned, state.registry()))
+        Ok(Self::with_body(req, state).await.0)
     }
 }
