@@ -23,6 +23,7 @@
 //! - [`secret`]: the type secrets travel in.
 //! - [`telemetry`]: logging setup.
 
+pub mod authn;
 pub mod authz;
 pub mod config;
 pub mod forward;
@@ -34,6 +35,7 @@ pub mod oidc;
 pub mod provider;
 pub mod public;
 pub mod redirect;
+pub mod refresh;
 pub mod secret;
 pub mod server;
 pub mod session;

@@ -169,6 +169,12 @@ impl Application {
         self.state.clone()
     }
 
+    /// Sets the clock (tests that move time on instead of waiting for it).
+    pub fn with_clock(mut self, clock: Arc<dyn crate::state::Clock>) -> Self {
+        self.state = self.state.with_clock(clock);
+        self
+    }
+
     /// Sets the connection limits.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;

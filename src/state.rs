@@ -74,8 +74,17 @@ impl AppState {
         clock: Arc<dyn Clock>,
         capacity: usize,
     ) -> Self {
+        Self::new_shared(Arc::new(registry), ctx, clock, capacity)
+    }
+
+    fn new_shared(
+        registry: Arc<Registry>,
+        ctx: ProviderContext,
+        clock: Arc<dyn Clock>,
+        capacity: usize,
+    ) -> Self {
         Self(Arc::new(Inner {
-            registry: ArcSwap::from_pointee(registry),
+            registry: ArcSwap::new(registry),
             logins: LoginThrottle::new(LOGINS_PER_CLIENT),
             spent: SpentStates::new(
                 capacity,
@@ -85,6 +94,16 @@ impl AppState {
             ctx,
             draining: AtomicBool::new(false),
         }))
+    }
+
+    /// A state serving the same registry with another clock (tests that move time on).
+    pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
+        Self::new_shared(
+            self.registry(),
+            self.0.ctx.clone(),
+            clock,
+            SPENT_STATES_CAPACITY,
+        )
     }
 
     /// The registry as of now.

@@ -24,8 +24,9 @@ use crate::oidc::logout::JTI_MEMORY;
 use crate::oidc::verify::LEEWAY;
 use crate::oidc::{LogoutClaims, LogoutError, VerifyError};
 use crate::provider::{self, BearerIdentity, Login, Provider, ProviderContext};
+use crate::refresh::Refresher;
 use crate::session::{
-    index_key, store_key, IndexKind, LoginCodec, MasterSecrets, Purpose, RedisStore, Session,
+    index_key, store_key, IndexKind, Keep, LoginCodec, MasterSecrets, Purpose, RedisStore, Session,
     SessionCodec, SessionError, StoreError, Tokens,
 };
 
@@ -48,6 +49,8 @@ pub struct Workspace {
     pub ticket_cache: moka::sync::Cache<String, Arc<Stored>>,
     /// Its counters, created with the registry so that recording is an atomic increment.
     pub metrics: WorkspaceMetrics,
+    /// Renews sessions at the provider, when `session.refresh_interval` is set.
+    pub refresher: Option<Refresher>,
 }
 
 /// A server-side session's record in the store. Records written before tokens were kept are
@@ -60,6 +63,10 @@ pub struct Stored {
     /// The tokens the workspace keeps.
     #[serde(rename = "t", default, skip_serializing_if = "Tokens::is_empty")]
     pub tokens: Tokens,
+    /// When the session was last refreshed at the provider (seconds since the epoch); never
+    /// set in a cookie, where the session's `iat` says it.
+    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
+    pub refreshed_at: Option<u64>,
 }
 
 /// Bearer tokens kept verified per workspace. An entry costs about 850 bytes (the cache node
@@ -101,6 +108,15 @@ impl Workspace {
         self.config.headers.pass_id_token || self.config.providers.iter().any(|p| p.logout_at_idp)
     }
 
+    /// The tokens its sessions keep: the refresh token when sessions are refreshed.
+    pub fn keeps(&self) -> Keep {
+        Keep {
+            access: self.keeps_access_token(),
+            id: self.keeps_id_token(),
+            refresh: self.refresher.is_some(),
+        }
+    }
+
     /// The session cookies for a completed login, and deletions for the session cookies of an
     /// older session that they do not replace. The identity (and the tokens the workspace
     /// keeps) sealed in one cookie or split over several, or, with a Redis store, saved there
@@ -111,10 +127,7 @@ impl Workspace {
         cookie_headers: impl IntoIterator<Item = &'a str>,
         now: u64,
     ) -> Result<Vec<Cookie<'static>>, SessionError> {
-        let tokens = login
-            .tokens
-            .clone()
-            .keep(self.keeps_access_token(), self.keeps_id_token());
+        let tokens = login.tokens.clone().keep(self.keeps());
         let issued = match &self.store {
             None => self.session.issue_split(&login.identity, tokens, now)?,
             Some(store) => {
@@ -122,6 +135,7 @@ impl Workspace {
                 let record = Stored {
                     identity: login.identity.clone(),
                     tokens,
+                    refreshed_at: None,
                 };
                 let json = serde_json::to_string(&record).map_err(|_| SessionError::Malformed)?;
                 store
@@ -157,6 +171,7 @@ impl Workspace {
                 None => Ok(Stored {
                     identity: session.id,
                     tokens: session.tokens,
+                    refreshed_at: None,
                 }),
                 Some(_) => Err(SessionError::Revoked), // a ticket, but this workspace keeps no store now
             };
@@ -418,6 +433,7 @@ impl Registry {
                     .max_capacity(BEARER_CACHE_ENTRIES)
                     .time_to_live(Duration::from_secs(300))
                     .build(),
+                refresher: wc.session.refresh_interval.map(Refresher::new),
             });
             for h in &wc.hosts {
                 by_host.insert(h.clone(), ws.clone());

@@ -201,6 +201,8 @@ pub struct SessionConfig {
     pub store: SessionStoreKind,
     /// Whether the IdP may end sessions by back-channel logout (needs the Redis store).
     pub backchannel_logout: bool,
+    /// How old a session may get before it is refreshed at the provider; `None`: never.
+    pub refresh_interval: Option<Duration>,
 }
 
 /// Where a workspace's sessions live.

@@ -163,6 +163,12 @@ pub(crate) struct RawSession {
     /// the sessions they name on every replica; requires `store = "redis"`.
     #[serde(default)]
     pub(crate) backchannel_logout: bool,
+    /// Refresh a session at the provider's token endpoint once it is this old (e.g. `5m`), when
+    /// the provider issued a refresh token: groups and roles are read again and the tokens
+    /// passed to apps renewed. Unset: a session is never refreshed.
+    #[serde(default, with = "humantime_serde")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
+    pub(crate) refresh_interval: Option<std::time::Duration>,
 }
 
 /// `[headers]`: claim names feeding `X-Auth-Request-*`, and the tokens passed to apps.

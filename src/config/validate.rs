@@ -407,6 +407,19 @@ fn validate_workspace(
     if lifetime < Duration::from_secs(60) || lifetime > Duration::from_secs(30 * 86400) {
         report.error("session.lifetime", "must be between 1m and 30d");
     }
+    let refresh_interval = raw.session.refresh_interval;
+    if let Some(interval) = refresh_interval {
+        if interval < Duration::from_secs(1) || interval >= lifetime {
+            report.error(
+                "session.refresh_interval",
+                format!(
+                    "must be at least 1s and shorter than session.lifetime ({}): a session is \
+                     refreshed within its lifetime, never past it",
+                    humantime::format_duration(lifetime)
+                ),
+            );
+        }
+    }
     let claims = claim_headers(raw.headers.claims, report);
     let headers = HeaderMapping {
         user: raw.headers.user.unwrap_or_else(|| "email".into()),
@@ -471,6 +484,7 @@ fn validate_workspace(
             lifetime,
             store,
             backchannel_logout: raw.session.backchannel_logout,
+            refresh_interval,
         },
         headers,
         authz,
@@ -770,6 +784,36 @@ mod tests {
         for p in &closed {
             assert_eq!(errors(&workspace(p, "")), Vec::<String>::new(), "{p}");
         }
+    }
+
+    #[test]
+    fn refresh_interval_lies_within_the_session_lifetime() {
+        let p = "issuer = \"https://idp.example.com\"";
+        for (session, refused) in [
+            ("refresh_interval = \"5m\"\n", false),
+            ("refresh_interval = \"1s\"\n", false),
+            ("refresh_interval = \"0s\"\n", true),
+            ("refresh_interval = \"12h\"\n", true),
+            ("lifetime = \"1h\"\nrefresh_interval = \"2h\"\n", true),
+        ] {
+            let errs = errors(&format!("{}[session]\n{session}", workspace(p, "")));
+            if refused {
+                assert_eq!(errs.len(), 1, "{session}: {errs:?}");
+                assert!(
+                    errs[0].starts_with("session.refresh_interval: must be at least 1s and shorter than session.lifetime"),
+                    "{errs:?}"
+                );
+            } else {
+                assert!(errs.is_empty(), "{session}: {errs:?}");
+            }
+        }
+        let unparsed = toml::from_str::<RawWorkspace>(&format!(
+            "{}[session]\nrefresh_interval = \"soon\"\n",
+            workspace(p, "")
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(unparsed.contains("refresh_interval"), "{unparsed}");
     }
 
     #[test]

@@ -16,9 +16,10 @@ use std::time::Instant;
 
 use super::metrics::{decision, refusal_counters};
 use super::{AppError, Incoming};
-use crate::config::{AuthzRules, HeaderMapping};
+use crate::authn::Credentials;
+use crate::config::HeaderMapping;
 use crate::identity::Identity;
-use crate::session::{SessionError, Tokens};
+use crate::session::Tokens;
 use crate::state::AppState;
 use crate::workspace::Workspace;
 
@@ -155,38 +156,28 @@ async fn check(state: &AppState, req: &Incoming, ws: &Workspace) -> Result<Respo
     if !ws.requires_login() || req.is_public(&ws.config.public) {
         return Ok(StatusCode::ACCEPTED.into_response());
     }
-    let now = state.now();
-    let (identity, tokens) = match (
-        ws.session.open_request(req.cookie_headers(), now),
-        req.bearer(),
-    ) {
-        (Ok(session), _) => {
-            let c = ws.contents_of(session).await?;
-            (c.identity, c.tokens)
-        }
-        (Err(SessionError::Missing), Some(token)) => (
-            ws.verify_bearer(token, now).map_err(AppError::Bearer)?,
-            Tokens::default(),
-        ),
-        (Err(e), _) => return Err(e.into()),
+    let cookies: Vec<&str> = req.cookie_headers().collect();
+    let credentials = Credentials {
+        cookies: &cookies,
+        bearer: req.bearer(),
     };
-    let forbidden = |d| Refusal {
-        error: AppError::Forbidden(d),
-        user: Some(identity.user.clone()),
-    };
-    ws.config.authz.check(&identity).map_err(forbidden)?;
-    if req.query().is_some() {
-        AuthzRules::from_query(&req.query_pairs())
-            .check(&identity)
-            .map_err(forbidden)?;
-    }
-    tracing::debug!(workspace = ws.name(), user = %identity.user, "allowed");
-    let headers = identity_headers(&identity, &tokens, &ws.config.headers);
-    Ok((
-        StatusCode::ACCEPTED,
-        within_budget(headers, ws.name(), &identity.user),
-    )
-        .into_response())
+    let done = ws.authenticate(credentials, state.now()).await?;
+    let narrowing = req.query().map(|_| req.query_pairs());
+    ws.authorize(&done.identity, narrowing.as_deref())
+        .map_err(|d| Refusal {
+            error: AppError::Forbidden(d),
+            user: Some(done.identity.user.clone()),
+        })?;
+    tracing::debug!(workspace = ws.name(), user = %done.identity.user, "allowed");
+    let mut headers = within_budget(
+        identity_headers(&done.identity, &done.tokens, &ws.config.headers),
+        ws.name(),
+        &done.identity.user,
+    );
+    // A session renewed by a refresh: ingress-nginx hands the first `Set-Cookie` of this
+    // answer to the browser (`auth_request_set $auth_cookie $upstream_http_set_cookie`).
+    super::append_set_cookies(&mut headers, done.cookies);
+    Ok((StatusCode::ACCEPTED, headers).into_response())
 }
 
 /// The identity as `X-Auth-Request-*` headers: user and email always, the preferred username,

@@ -81,6 +81,15 @@ pub enum AppError {
     SessionTooLarge,
 }
 
+impl From<crate::authn::AuthError> for AppError {
+    fn from(e: crate::authn::AuthError) -> Self {
+        match e {
+            crate::authn::AuthError::Session(e) => Self::Unauthenticated(e),
+            crate::authn::AuthError::Bearer(why) => Self::Bearer(why),
+        }
+    }
+}
+
 impl AppError {
     pub(super) fn status(&self) -> StatusCode {
         use AppError::*;

@@ -4,7 +4,7 @@
 //! `redirect_uri` always comes from the workspace's config, never from the request.
 
 use axum::extract::State;
-use axum::http::header::{LOCATION, SET_COOKIE};
+use axum::http::header::LOCATION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cookie::Cookie;
@@ -78,11 +78,7 @@ fn redirect(location: &str, cookies: impl IntoIterator<Item = Cookie<'static>>) 
 }
 
 fn append_cookies(resp: &mut Response, cookies: impl IntoIterator<Item = Cookie<'static>>) {
-    for c in cookies {
-        if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
-            resp.headers_mut().append(SET_COOKIE, v);
-        }
-    }
+    super::append_set_cookies(resp.headers_mut(), cookies);
 }
 
 /// `GET /oauth2/start?rd=…[&provider=…]`: to the IdP with state, nonce and PKCE S256.

@@ -159,6 +159,18 @@ async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> i
     }
 }
 
+/// Adds a `Set-Cookie` header for each cookie, in order.
+pub(super) fn append_set_cookies(
+    headers: &mut axum::http::HeaderMap,
+    cookies: impl IntoIterator<Item = cookie::Cookie<'static>>,
+) {
+    for c in cookies {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&c.to_string()) {
+            headers.append(axum::http::header::SET_COOKIE, v);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_redirect_route;

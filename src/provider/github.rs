@@ -6,13 +6,15 @@
 //! Pagination follows `Link: rel="next"` on the API host only; a rate-limit answer is reported
 //! as the provider being unavailable, with its reset time.
 
-use oauth2::{AuthType, CsrfToken, Scope, TokenResponse as _};
+use oauth2::{AuthType, CsrfToken, RedirectUrl, Scope, TokenResponse as _};
 use serde_json::{json, Map, Value};
 use url::Url;
 
 use super::claims::{identity_from_claims, EmailRule};
-use super::oidc::{exchange_code, token_client, TokenClient};
-use super::{AuthorizationRequest, BoxFuture, Callback, Login, Provider, ProviderError};
+use super::oidc::{exchange_code, refresh_grant, token_client, TokenClient};
+use super::{
+    AuthorizationRequest, BoxFuture, Callback, Login, Provider, ProviderError, RefreshError,
+};
 use crate::config::{HeaderMapping, ProviderConfig, ProviderKind};
 use crate::identity::Identity;
 use crate::secret::Secret;
@@ -60,7 +62,7 @@ impl GithubProvider {
         }
     }
 
-    fn client(&self, redirect_uri: &Url) -> Result<TokenClient, ProviderError> {
+    fn client(&self) -> Result<TokenClient, ProviderError> {
         let join = |p: &str| {
             self.config
                 .issuer
@@ -72,7 +74,6 @@ impl GithubProvider {
             &self.secret,
             &join("login/oauth/authorize")?,
             &join("login/oauth/access_token")?,
-            redirect_uri,
         )
         .set_auth_type(AuthType::RequestBody))
     }
@@ -275,7 +276,8 @@ impl Provider for GithubProvider {
         Box::pin(async move {
             let state = req.state.clone();
             let (url, _) = self
-                .client(&req.redirect_uri)?
+                .client()?
+                .set_redirect_uri(RedirectUrl::from_url(req.redirect_uri.clone()))
                 .authorize_url(move || CsrfToken::new(state))
                 .add_scopes(self.config.scopes.iter().cloned().map(Scope::new))
                 .add_extra_param("code_challenge", req.pkce_challenge.clone())
@@ -307,7 +309,9 @@ impl Provider for GithubProvider {
                     )));
                 }
             }
-            let client = self.client(&callback.redirect_uri)?;
+            let client = self
+                .client()?
+                .set_redirect_uri(RedirectUrl::from_url(callback.redirect_uri.clone()));
             let tokens =
                 exchange_code(&client, &self.http, &callback.code, &login.pkce_verifier).await?;
             let access = tokens.access_token().secret();
@@ -316,6 +320,35 @@ impl Provider for GithubProvider {
                 tokens: Tokens {
                     access: Some(access.clone()),
                     id: None,
+                    refresh: tokens.refresh_token().map(|t| t.secret().clone()),
+                },
+            })
+        })
+    }
+
+    /// GitHub issues refresh tokens to GitHub Apps with expiring user tokens: the refresh grant
+    /// at the same token endpoint, then the user, emails, orgs and teams read again.
+    fn refresh<'a>(
+        &'a self,
+        refresh_token: &'a Secret,
+        previous: &'a Identity,
+        _now: u64,
+    ) -> BoxFuture<'a, Result<Login, RefreshError>> {
+        Box::pin(async move {
+            let tokens = refresh_grant(&self.client()?, &self.http, refresh_token).await?;
+            let access = tokens.access_token().secret();
+            let identity = self.identity(access).await?;
+            if identity.subject != previous.subject {
+                return Err(RefreshError::Rejected(ProviderError::Incomplete(
+                    "the refreshed token belongs to another GitHub user".into(),
+                )));
+            }
+            Ok(Login {
+                identity,
+                tokens: Tokens {
+                    access: Some(access.clone()),
+                    id: None,
+                    refresh: tokens.refresh_token().map(|t| t.secret().clone()),
                 },
             })
         })

@@ -99,6 +99,33 @@ pub enum ProviderError {
     Denied(String),
 }
 
+/// Why a refresh did not renew a session, sorted by what becomes of the session.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefreshError {
+    /// The provider refused the refresh token (`invalid_grant`: revoked, expired, or the
+    /// user is gone): the session ends.
+    #[error("the provider refused the refresh token: {0}")]
+    Refused(String),
+    /// The provider answered, but not with this session's user or not with tokens that
+    /// verify: the session ends.
+    #[error("the refreshed identity was rejected: {0}")]
+    Rejected(#[source] ProviderError),
+    /// The provider could not be reached or failed: the session is kept until it ends.
+    #[error("the provider could not refresh: {0}")]
+    Unavailable(String),
+}
+
+impl From<ProviderError> for RefreshError {
+    /// A provider that cannot be reached keeps the session; any other failure ends it.
+    fn from(e: ProviderError) -> Self {
+        match e {
+            ProviderError::Unavailable(why) => Self::Unavailable(why),
+            other => Self::Rejected(other),
+        }
+    }
+}
+
 /// A workspace's identity provider.
 pub trait Provider: Send + Sync {
     /// Id within the workspace (`/oauth2/start?provider=<id>`).
@@ -121,6 +148,15 @@ pub trait Provider: Send + Sync {
     ) -> BoxFuture<'a, Result<Login, ProviderError>>;
     /// Fetches metadata and keys ahead of need; failures are logged, never fatal.
     fn warm_up(&self) -> BoxFuture<'_, ()>;
+    /// Renews `previous`'s login with the refresh token (RFC 6749 §6): who the user is now,
+    /// read again as at the login (groups and roles included), with the new tokens; a token the
+    /// provider did not renew is `None` in the answer.
+    fn refresh<'a>(
+        &'a self,
+        refresh_token: &'a Secret,
+        previous: &'a Identity,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Login, RefreshError>>;
     /// Verifies a bearer JWT issued by this provider for this client, from cached metadata and
     /// keys only (no I/O on the request path). `None` when this provider cannot judge it (not
     /// discovered yet, or a kind that issues no JWTs).

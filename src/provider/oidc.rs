@@ -9,12 +9,12 @@
 use std::sync::{Arc, OnceLock};
 
 use oauth2::basic::{
-    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
-    BasicTokenType,
+    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
+    BasicTokenIntrospectionResponse, BasicTokenType,
 };
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    ExtraTokenFields, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    ExtraTokenFields, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope,
     StandardRevocableToken, StandardTokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
@@ -24,7 +24,7 @@ use url::Url;
 use super::claims::{identity_from_claims, EmailRule};
 use super::{
     AuthorizationRequest, BearerIdentity, BoxFuture, Callback, Login, Provider, ProviderContext,
-    ProviderError,
+    ProviderError, RefreshError,
 };
 use crate::config::{HeaderMapping, ProviderConfig, ProviderKind};
 use crate::identity::Identity;
@@ -134,13 +134,12 @@ impl OidcProvider {
         &self.config.id
     }
 
-    fn token_client(&self, md: &ProviderMetadata, redirect_uri: &Url) -> TokenClient {
+    fn token_client(&self, md: &ProviderMetadata) -> TokenClient {
         token_client(
             &self.config.client_id,
             &self.secret,
             &md.authorization_endpoint,
             &md.token_endpoint,
-            redirect_uri,
         )
     }
 
@@ -150,7 +149,9 @@ impl OidcProvider {
         req: &AuthorizationRequest,
     ) -> Result<(Url, String), ProviderError> {
         let d = self.discovered().await?;
-        let client = self.token_client(&d.metadata, &req.redirect_uri);
+        let client = self
+            .token_client(&d.metadata)
+            .set_redirect_uri(RedirectUrl::from_url(req.redirect_uri.clone()));
         let state = req.state.clone();
         let (url, _) = client
             .authorize_url(move || CsrfToken::new(state))
@@ -189,7 +190,9 @@ impl OidcProvider {
                 "the provider's issuer changed during the login".into(),
             ));
         }
-        let client = self.token_client(&d.metadata, &callback.redirect_uri);
+        let client = self
+            .token_client(&d.metadata)
+            .set_redirect_uri(RedirectUrl::from_url(callback.redirect_uri.clone()));
         let tokens = exchange_code(
             &client,
             &self.ctx.http,
@@ -281,19 +284,18 @@ impl OidcProvider {
     }
 }
 
-/// The OAuth 2.0 client for one provider's authorization and token endpoints.
+/// The OAuth 2.0 client for one provider's authorization and token endpoints; the code flow
+/// sets its redirect URI, a refresh needs none.
 pub(crate) fn token_client(
     client_id: &str,
     secret: &Secret,
     authorization_endpoint: &Url,
     token_endpoint: &Url,
-    redirect_uri: &Url,
 ) -> TokenClient {
     oauth2::Client::new(ClientId::new(client_id.to_string()))
         .set_client_secret(ClientSecret::new(secret.expose().to_string()))
         .set_auth_uri(AuthUrl::from_url(authorization_endpoint.clone()))
         .set_token_uri(TokenUrl::from_url(token_endpoint.clone()))
-        .set_redirect_uri(RedirectUrl::from_url(redirect_uri.clone()))
 }
 
 /// The code exchange (RFC 6749 §4.1.3) with the PKCE verifier (RFC 7636 §4.5), its failures
@@ -317,6 +319,84 @@ pub(crate) async fn exchange_code(
             }
             RequestTokenError::Other(e) => ProviderError::Exchange(e),
         })
+}
+
+/// The refresh grant (RFC 6749 §6), its failures sorted into "the session ends"
+/// (`invalid_grant`, §5.2: the refresh token is invalid, expired or revoked) and "the session
+/// is kept" (anything else: the provider down, failing or misconfigured).
+pub(crate) async fn refresh_grant(
+    client: &TokenClient,
+    http: &reqwest::Client,
+    refresh_token: &Secret,
+) -> Result<TokenResponse, RefreshError> {
+    let token = RefreshToken::new(refresh_token.expose().to_string());
+    client
+        .exchange_refresh_token(&token)
+        .request_async(http)
+        .await
+        .map_err(|e| match e {
+            RequestTokenError::ServerResponse(r)
+                if *r.error() == BasicErrorResponseType::InvalidGrant =>
+            {
+                RefreshError::Refused(r.error().to_string())
+            }
+            RequestTokenError::ServerResponse(r) => {
+                RefreshError::Unavailable(format!("the token endpoint answered {}", r.error()))
+            }
+            RequestTokenError::Request(e) => RefreshError::Unavailable(e.to_string()),
+            RequestTokenError::Parse(e, _) => {
+                RefreshError::Unavailable(format!("unreadable token response: {e}"))
+            }
+            RequestTokenError::Other(e) => RefreshError::Unavailable(e),
+        })
+}
+
+impl OidcProvider {
+    /// Renews a login (OIDC Core §12): the refresh grant, then the new ID token verified as at
+    /// the login but for the nonce, which a refreshed ID token does not carry; it must name the
+    /// same user (§12.2). The identity is then built as at the login, so groups and roles
+    /// (Graph overage, Keycloak's access-token roles) are read again. A provider that sends no
+    /// new ID token leaves the identity as it was.
+    async fn renew(
+        &self,
+        refresh_token: &Secret,
+        previous: &Identity,
+        now: u64,
+    ) -> Result<Login, RefreshError> {
+        use oauth2::TokenResponse as _;
+        let d = self.discovered().await?;
+        let tokens = refresh_grant(
+            &self.token_client(&d.metadata),
+            &self.ctx.http,
+            refresh_token,
+        )
+        .await?;
+        let id_token = tokens.extra_fields().id_token.clone();
+        let identity = match &id_token {
+            Some(raw) => {
+                let claims = self.verify_jwt(&d, raw, None, None, now).await?;
+                let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("");
+                if sub != previous.subject {
+                    return Err(RefreshError::Rejected(ProviderError::Incomplete(
+                        "the refreshed ID token names another user (OIDC Core §12.2)".into(),
+                    )));
+                }
+                self.flavor.identity(self, &tokens, &d, claims, now).await?
+            }
+            None => {
+                tracing::debug!(provider = %self.config.id, "the refresh response has no ID token: the identity is kept");
+                previous.clone()
+            }
+        };
+        Ok(Login {
+            identity,
+            tokens: Tokens {
+                access: Some(tokens.access_token().secret().clone()),
+                id: id_token,
+                refresh: tokens.refresh_token().map(|t| t.secret().clone()),
+            },
+        })
+    }
 }
 
 impl Provider for OidcProvider {
@@ -356,9 +436,19 @@ impl Provider for OidcProvider {
                 tokens: Tokens {
                     access: Some(tokens.access_token().secret().clone()),
                     id: tokens.extra_fields().id_token.clone(),
+                    refresh: tokens.refresh_token().map(|t| t.secret().clone()),
                 },
             })
         })
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        refresh_token: &'a Secret,
+        previous: &'a Identity,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Login, RefreshError>> {
+        Box::pin(self.renew(refresh_token, previous, now))
     }
 
     fn warm_up(&self) -> BoxFuture<'_, ()> {

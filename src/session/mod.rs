@@ -26,6 +26,7 @@ pub use login::{
     LoginCodec, LoginError, LoginState, LOGIN_LIFETIME, MAX_COOKIE_BYTES, MAX_PARALLEL_LOGINS,
 };
 pub use seal::MAX_SEALED_LEN;
+
 pub use store::{index_key, key as store_key, IndexKind, RedisStore, StoreCache, StoreError};
 
 /// Why a session cookie does not authenticate.
@@ -62,6 +63,10 @@ pub enum SessionError {
     /// The session store cannot be reached.
     #[error("session store unavailable")]
     StoreUnavailable,
+    /// The provider refused to refresh the session (its grant was revoked, the user is gone),
+    /// or answered a refresh with something that cannot be trusted.
+    #[error("session ended by the identity provider at refresh")]
+    Ended,
 }
 
 /// What the session cookie holds, before sealing.
@@ -88,7 +93,8 @@ pub struct Session {
 
 /// The provider's tokens a session keeps, only those its workspace needs: the access token for
 /// `pass_access_token`/`pass_authorization_header`, the ID token for `pass_id_token` and as
-/// `id_token_hint` of a logout at the IdP.
+/// `id_token_hint` of a logout at the IdP, the refresh token for `session.refresh_interval`.
+/// The refresh token is authgate's alone: it is never passed to an app, nor logged.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tokens {
     /// The OAuth 2.0 access token.
@@ -97,6 +103,9 @@ pub struct Tokens {
     /// The OIDC ID token, compact JWT.
     #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The OAuth 2.0 refresh token.
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<String>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -104,21 +113,34 @@ impl std::fmt::Debug for Tokens {
         f.debug_struct("Tokens")
             .field("access", &self.access.as_ref().map(|_| "redacted"))
             .field("id", &self.id.as_ref().map(|_| "redacted"))
+            .field("refresh", &self.refresh.as_ref().map(|_| "redacted"))
             .finish()
     }
+}
+
+/// Which tokens a workspace keeps in its sessions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Keep {
+    /// The access token.
+    pub access: bool,
+    /// The ID token.
+    pub id: bool,
+    /// The refresh token.
+    pub refresh: bool,
 }
 
 impl Tokens {
     /// Whether no token is kept.
     pub fn is_empty(&self) -> bool {
-        self.access.is_none() && self.id.is_none()
+        self.access.is_none() && self.id.is_none() && self.refresh.is_none()
     }
 
     /// Only the tokens asked for.
-    pub fn keep(self, access: bool, id: bool) -> Self {
+    pub fn keep(self, keep: Keep) -> Self {
         Self {
-            access: self.access.filter(|_| access),
-            id: self.id.filter(|_| id),
+            access: self.access.filter(|_| keep.access),
+            id: self.id.filter(|_| keep.id),
+            refresh: self.refresh.filter(|_| keep.refresh),
         }
     }
 }
@@ -192,14 +214,28 @@ impl SessionCodec {
         tokens: Tokens,
         now: u64,
     ) -> Result<Vec<Cookie<'static>>, SessionError> {
-        let sealed = self.seal(id.clone(), None, tokens, now)?;
+        self.reissue(id, tokens, now, now + self.lifetime.as_secs())
+    }
+
+    /// Seals a session refreshed at `now` that still ends at `exp`, the end of the session it
+    /// replaces (a refresh renews what the session says, never how long it lasts): one cookie
+    /// when it fits, else split as [`SessionCodec::issue_split`] does.
+    pub fn reissue(
+        &self,
+        id: &Identity,
+        tokens: Tokens,
+        now: u64,
+        exp: u64,
+    ) -> Result<Vec<Cookie<'static>>, SessionError> {
+        let sealed = self.seal_until(id.clone(), None, tokens, now, exp)?;
+        let max_age = Duration::from_secs(exp.saturating_sub(now));
         if sealed.len() <= MAX_SEALED_LEN {
-            return Ok(vec![self.cookie(sealed, self.lifetime)]);
+            return Ok(vec![self.cookie(sealed, max_age)]);
         }
         let parts = chunks::split(&self.name, &sealed).ok_or(SessionError::TooLarge)?;
         Ok(parts
             .into_iter()
-            .map(|(name, value)| build_cookie(name, value, self.lifetime, self.secure))
+            .map(|(name, value)| build_cookie(name, value, max_age, self.secure))
             .collect())
     }
 
@@ -230,12 +266,24 @@ impl SessionCodec {
         tokens: Tokens,
         now: u64,
     ) -> Result<String, SessionError> {
+        self.seal_until(id, sid, tokens, now, now + self.lifetime.as_secs())
+    }
+
+    /// The sealed session, issued at `now`, ending at `exp`.
+    fn seal_until(
+        &self,
+        id: Identity,
+        sid: Option<String>,
+        tokens: Tokens,
+        now: u64,
+        exp: u64,
+    ) -> Result<String, SessionError> {
         let payload = Session {
             v: SESSION_VERSION,
             w: self.workspace.clone(),
             id,
             iat: now,
-            exp: now + self.lifetime.as_secs(),
+            exp,
             sid,
             tokens,
         };

@@ -234,6 +234,28 @@ impl RedisStore {
         Ok(deleted)
     }
 
+    /// Replaces the value of an existing `key`, keeping its time to live (`SET XX KEEPTTL`):
+    /// false when the key has expired or been deleted meanwhile (a refresh then writes nothing).
+    pub async fn replace(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let mut c = self.conn()?;
+        let set: Option<String> = Self::timed(
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("XX")
+                .arg("KEEPTTL")
+                .query_async(&mut c),
+        )
+        .await?;
+        Ok(set.is_some())
+    }
+
+    /// Whether `key` exists.
+    pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let mut c = self.conn()?;
+        Self::timed(c.exists::<_, bool>(key)).await
+    }
+
     /// Sets `key` for `ttl` unless it exists (`SET NX`): true the first time, false after.
     pub async fn put_once(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         let mut c = self.conn()?;

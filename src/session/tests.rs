@@ -422,9 +422,16 @@ fn tokens_travel_only_when_kept_and_never_show_in_debug() {
     let tokens = Tokens {
         access: Some("at-secret".into()),
         id: Some("idt-secret".into()),
+        refresh: Some("rt-secret".into()),
     };
-    let kept = tokens.clone().keep(false, true);
+    let kept = tokens.clone().keep(Keep {
+        access: false,
+        id: true,
+        refresh: true,
+    });
     assert_eq!(kept.access, None);
+    assert_eq!(kept.refresh.as_deref(), Some("rt-secret"));
+    assert_eq!(tokens.clone().keep(Keep::default()), Tokens::default());
     let cookies = c.issue_split(&alice(), kept.clone(), NOW).unwrap();
     let h = header_of(&cookies);
     assert_eq!(c.open_request([h.as_str()], NOW).unwrap().tokens, kept);

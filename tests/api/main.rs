@@ -27,6 +27,7 @@ mod nginx_tenant;
 mod providers;
 mod public_routes;
 mod redis_store;
+mod refresh;
 mod reload_watch;
 mod schema;
 mod tenant;

@@ -17,6 +17,14 @@ pub struct NodeProcess {
     pub ready: Value,
 }
 
+impl NodeProcess {
+    /// Stops it now (a provider going down).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for NodeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();

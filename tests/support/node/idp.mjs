@@ -413,6 +413,13 @@ const provider = new Provider(issuer, {
   conformIdTokenClaims: false,
   ...(config.backchannel_logout ? { fetch: loopbackFetch } : {}),
   pkce: { required: () => true },
+  // Every code grant of a client allowed the refresh_token grant gets a refresh token (not only
+  // offline_access ones): what Entra and Keycloak do for their default scopes.
+  issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+  // IDP_CONFIG {"rotate_refresh_tokens": true}: each refresh spends its refresh token (and a
+  // spent one presented again revokes the grant), as Entra's SPA tokens and Keycloak's
+  // "revoke refresh token" setting do.
+  rotateRefreshToken: () => !!config.rotate_refresh_tokens,
   cookies: {
     keys: [crypto.randomBytes(32).toString('hex')],
     names: {
@@ -514,6 +521,49 @@ if (shape === 'azure') {
 
 provider.on('server_error', (_ctx, err) => console.error('idp server_error:', err));
 
+// ---------------------------------------------------------------------------
+// Test controls, under /test/ (loopback only, like everything here):
+//   GET  /test/stats                          {"refresh_grants": n, "refresh_errors": n}
+//   POST /test/accounts/<login>/groups?set=a,b  the account's groups become a, b
+//   POST /test/accounts/<login>/revoke        ends every grant of the account (as an admin
+//                                             revoking the user's sessions at the IdP)
+// ---------------------------------------------------------------------------
+const stats = { refresh_grants: 0, refresh_errors: 0 };
+const grantsOf = new Map();
+provider.on('grant.success', (ctx) => {
+  if (ctx.oidc.params.grant_type === 'refresh_token') stats.refresh_grants += 1;
+});
+provider.on('grant.error', (ctx) => {
+  if (ctx.oidc?.params?.grant_type === 'refresh_token') stats.refresh_errors += 1;
+});
+provider.on('refresh_token.saved', (token) => {
+  if (!grantsOf.has(token.accountId)) grantsOf.set(token.accountId, new Set());
+  grantsOf.get(token.accountId).add(token.grantId);
+});
+
+async function testControl(req, res, url) {
+  const path = url.pathname;
+  if (req.method === 'GET' && path === '/test/stats') return sendJson(res, 200, stats);
+  const m = /^\/test\/accounts\/([a-z]+)\/(groups|revoke)$/.exec(path);
+  if (req.method !== 'POST' || !m || !ACCOUNTS[m[1]]) return sendJson(res, 404, { error: 'not_found', path });
+  const [, login, what] = m;
+  if (what === 'groups') {
+    const set = url.searchParams.get('set') || '';
+    ACCOUNTS[login].groups = set ? set.split(',') : [];
+    return sendJson(res, 200, { login, groups: ACCOUNTS[login].groups });
+  }
+  let revoked = 0;
+  for (const id of grantsOf.get(login) || []) {
+    const grant = await provider.Grant.find(id);
+    if (grant) {
+      await grant.destroy();
+      revoked += 1;
+    }
+  }
+  grantsOf.delete(login);
+  return sendJson(res, 200, { login, revoked });
+}
+
 const callback = provider.callback();
 
 /** Runs the provider as if mounted at `mount` (what Express's app.use(mount, ...) does). */
@@ -589,6 +639,7 @@ handle = (req, res) => {
   const url = new URL(req.url, origin);
   const path = url.pathname;
   Promise.resolve().then(() => {
+    if (path.startsWith('/test/')) return testControl(req, res, url);
     if (shape === 'azure') {
       if (req.method === 'GET' && (path === '/v1.0/me/memberOf' || path === '/v1.0/me/transitiveMemberOf')) {
         return graphMemberOf(req, res, url);

@@ -1,0 +1,171 @@
+//! Who a request is and whether they may pass: the policy behind `/oauth2/auth`, free of HTTP.
+//!
+//! Owns the choice between the session cookie and a bearer token (the cookie wins; a token is
+//! read only when no session cookie was sent), the refresh of a session that is due
+//! (`refresh`), and the authorization of the identity by the workspace's rules and the
+//! Ingress's narrowing query. Its errors are refusals only, so the auth endpoint cannot answer
+//! 5xx by construction: every [`AuthError`] is a 401, every [`Denial`] a 403.
+
+use cookie::Cookie;
+
+use crate::authz::Denial;
+use crate::config::AuthzRules;
+use crate::identity::Identity;
+use crate::refresh::{Job, Outcome};
+use crate::session::{store_key, Session, SessionError, Tokens};
+use crate::workspace::{Stored, Workspace};
+
+/// What a request presents.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    /// Its `Cookie` header values.
+    pub cookies: &'a [&'a str],
+    /// Its `Authorization: Bearer` token.
+    pub bearer: Option<&'a str>,
+}
+
+/// An authenticated request.
+#[derive(Debug)]
+pub struct Authenticated {
+    /// Who.
+    pub identity: Identity,
+    /// The tokens the session keeps (none for a bearer token).
+    pub tokens: Tokens,
+    /// Cookies to set with the answer: a session renewed by a refresh (and deletions of the
+    /// cookies of the old one it does not replace). Empty otherwise.
+    pub cookies: Vec<Cookie<'static>>,
+}
+
+/// Why a request is not authenticated.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No usable session, and no bearer token.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// No session cookie, and the bearer token does not verify.
+    #[error("bearer token refused: {0}")]
+    Bearer(String),
+}
+
+impl Workspace {
+    /// Authenticates a request from what it presents: its session (refreshed at the provider
+    /// when due), else its bearer token.
+    pub async fn authenticate(
+        &self,
+        creds: Credentials<'_>,
+        now: u64,
+    ) -> Result<Authenticated, AuthError> {
+        match (
+            self.session
+                .open_request(creds.cookies.iter().copied(), now),
+            creds.bearer,
+        ) {
+            (Ok(session), _) => Ok(self.current(session, creds.cookies, now).await?),
+            (Err(SessionError::Missing), Some(token)) => Ok(Authenticated {
+                identity: self.verify_bearer(token, now).map_err(AuthError::Bearer)?,
+                tokens: Tokens::default(),
+                cookies: Vec::new(),
+            }),
+            (Err(e), _) => Err(e.into()),
+        }
+    }
+
+    /// Whether `identity` may pass: the workspace's `[authz]`, then the rules of the Ingress's
+    /// narrowing query (`?allowed_groups=…`), when it has one.
+    pub fn authorize(
+        &self,
+        identity: &Identity,
+        narrowing: Option<&[(String, String)]>,
+    ) -> Result<(), Denial> {
+        self.config.authz.check(identity)?;
+        match narrowing {
+            Some(query) => AuthzRules::from_query(query).check(identity),
+            None => Ok(()),
+        }
+    }
+
+    /// What an opened session holds now: as it is, or renewed at the provider when it is due.
+    async fn current(
+        &self,
+        session: Session,
+        cookies: &[&str],
+        now: u64,
+    ) -> Result<Authenticated, SessionError> {
+        let (iat, exp, ticket) = (session.iat, session.exp, session.sid.clone());
+        let stored = self.contents_of(session).await?;
+        let last = stored.refreshed_at.unwrap_or(iat);
+        let Some(refresher) = self
+            .refresher
+            .as_ref()
+            .filter(|r| stored.tokens.refresh.is_some() && r.due(last, now))
+        else {
+            return Ok(as_is(stored));
+        };
+        let job = Job {
+            workspace: self.name().to_string(),
+            provider: self.provider(Some(&stored.identity.provider)).cloned(),
+            record: ticket
+                .as_deref()
+                .zip(self.store.clone())
+                .map(|(t, store)| (store, store_key(self.name(), t))),
+            current: stored.clone(),
+            last,
+            keep: self.keeps(),
+        };
+        match refresher.run(job, now).await {
+            Outcome::Kept { .. } => Ok(as_is(stored)),
+            Outcome::Ended => {
+                if let Some(t) = &ticket {
+                    self.ticket_cache.invalidate(t);
+                }
+                Err(SessionError::Ended)
+            }
+            Outcome::Renewed(renewed) => {
+                let cookies = match &ticket {
+                    // The record was rewritten in place; the cookie, a ticket, stays.
+                    Some(t) => {
+                        self.ticket_cache.insert(t.clone(), renewed.clone());
+                        Vec::new()
+                    }
+                    None => {
+                        let issued = self.session.reissue(
+                            &renewed.identity,
+                            renewed.tokens.clone(),
+                            now,
+                            exp,
+                        )?;
+                        if issued.len() > 1 {
+                            // ingress-nginx passes on only the first `Set-Cookie` of an auth
+                            // answer: half a set of chunks would break the session. The old
+                            // cookies stay, and the renewal is served from the refresher's
+                            // memory (README, "Refresh").
+                            tracing::debug!(
+                                workspace = self.name(),
+                                "renewed session needs several cookies: not sent"
+                            );
+                            Vec::new()
+                        } else {
+                            let stale = self.session.stale(cookies.iter().copied(), &issued);
+                            issued.into_iter().chain(stale).collect()
+                        }
+                    }
+                };
+                Ok(Authenticated {
+                    identity: renewed.identity.clone(),
+                    tokens: renewed.tokens.clone(),
+                    cookies,
+                })
+            }
+        }
+    }
+}
+
+/// A session's contents, answered without a refresh.
+fn as_is(stored: Stored) -> Authenticated {
+    Authenticated {
+        identity: stored.identity,
+        tokens: stored.tokens,
+        cookies: Vec::new(),
+    }
+}

@@ -1,0 +1,480 @@
+//! Session refresh (`session.refresh_interval`) against the real `oidc-provider`, which issues
+//! refresh tokens (its `issueRefreshToken` policy, `tests/support/node/idp.mjs`) and lets a
+//! test change a user's groups, revoke their grants and count refresh grants at its token
+//! endpoint (`/test/…`). The browser's side goes through the real NGINX, configured as
+//! ingress-nginx renders the auth annotations: the renewed cookie reaches the browser as the
+//! `Set-Cookie` ingress-nginx copies from the auth answer.
+//!
+//! authgate runs in this process on a clock the test moves on, so "after the interval" needs no
+//! waiting; its log is captured (the tests run on one thread, the server's tasks too).
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use authgate::server::Application;
+use authgate::state::{Clock, SystemClock};
+use serde_json::{json, Value};
+
+use crate::helpers::nginx::{spawn_nginx_at, Nginx, Site};
+use crate::helpers::node::{spawn_oidc_provider, Idp};
+use crate::helpers::redis::{spawn_redis, Redis};
+use crate::helpers::upstream::{spawn_upstream, Upstream};
+use crate::helpers::{env_with, free_port, serve_in_process, Client, ConfigDir, InProcess, Resp};
+
+const HOST: &str = "ws.localhost";
+const INTERVAL: u64 = 300;
+
+/// The system clock, moved on by the test.
+#[derive(Default)]
+struct MovedClock(AtomicU64);
+
+impl MovedClock {
+    fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+impl Clock for MovedClock {
+    fn now(&self) -> u64 {
+        SystemClock.now() + self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Everything authgate logs while the guard lives, as text.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl Log {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture() -> (Log, tracing::subscriber::DefaultGuard) {
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    (log, tracing::subscriber::set_default(subscriber))
+}
+
+/// oidc-provider, authgate (workspace `ws`, refreshed every [`INTERVAL`] seconds, admitting
+/// `g-admins` only), an upstream that echoes its headers, and NGINX in front.
+struct Refreshing {
+    idp: Idp,
+    app: InProcess,
+    clock: Arc<MovedClock>,
+    nginx: Nginx,
+    _upstream: Upstream,
+    _config: ConfigDir,
+    _redis: Option<Redis>,
+    browser: Client,
+}
+
+async fn platform(idp_config: Value, redis: bool) -> Refreshing {
+    let nginx_port = free_port();
+    let authgate_port = free_port();
+    let callback = format!("http://{HOST}:{nginx_port}/oauth2/callback");
+    let idp = spawn_oidc_provider(
+        "generic",
+        "authgate",
+        "client-secret",
+        &[callback],
+        idp_config,
+    );
+    let redis = redis.then(spawn_redis);
+    let store = if redis.is_some() {
+        "store = \"redis\"\n"
+    } else {
+        ""
+    };
+    let ws = format!(
+        r#"hosts = ["{HOST}:{nginx_port}"]
+auth = "oidc"
+insecure_http = true
+[[provider]]
+id = "sso"
+kind = "oidc"
+issuer = "{issuer}"
+client_id = "authgate"
+client_secret_env = "CLIENT_SECRET"
+[session]
+cookie_name = "ag"
+refresh_interval = "{INTERVAL}s"
+{store}[authz]
+groups = ["g-admins"]
+[headers]
+user = "sub"
+email = "email"
+groups = "groups"
+pass_access_token = true
+"#,
+        issuer = idp.issuer,
+    );
+    let server = if redis.is_some() {
+        "[redis]\nurl_env = \"REDIS_URL\"\n"
+    } else {
+        ""
+    };
+    let config = ConfigDir::new(server).workspace("ws", &ws);
+    let mut env = env_with(&[("CLIENT_SECRET", "client-secret")]);
+    if let Some(r) = &redis {
+        env.insert("REDIS_URL".into(), r.url());
+    }
+    let clock = Arc::new(MovedClock::default());
+    let app = Application::build(
+        config.path(),
+        Some(([127, 0, 0, 1], authgate_port).into()),
+        Arc::new(env),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("authgate did not start: {e}"))
+    .with_clock(clock.clone());
+    let app = serve_in_process(app);
+    let upstream = spawn_upstream().await;
+    let nginx = spawn_nginx_at(
+        &[Site::protected(HOST, &["/hello"])],
+        app.port,
+        upstream.port,
+        nginx_port,
+    );
+    Refreshing {
+        idp,
+        app,
+        clock,
+        nginx,
+        _upstream: upstream,
+        _config: config,
+        _redis: redis,
+        browser: Client::new(),
+    }
+}
+
+impl Refreshing {
+    fn page(&self) -> String {
+        format!("{}/hello", self.nginx.url(HOST))
+    }
+
+    /// Logs `user` in through NGINX, as a browser does from a protected page.
+    async fn login(&mut self, user: &str) {
+        let page = self.page();
+        let steps = self.browser.follow(&page, user).await;
+        let last = steps.last().unwrap();
+        assert_eq!(
+            (last.status, last.url.as_str()),
+            (200, page.as_str()),
+            "{}",
+            last.body
+        );
+    }
+
+    /// The session cookie the browser holds.
+    fn cookie(&self) -> String {
+        self.browser.cookie(HOST, "ag").expect("a session cookie")
+    }
+
+    /// `/oauth2/auth/ws` straight at authgate, with `cookie`.
+    async fn auth(&self, cookie: &str) -> Resp {
+        auth_at(self.app.port, self.nginx.port, cookie.to_string()).await
+    }
+
+    /// The IdP's counters: refresh grants answered and refused.
+    async fn idp_stats(&self) -> (u64, u64) {
+        let s: Value = serde_json::from_str(
+            &Client::new()
+                .get(&self.idp_url("/test/stats"), &[])
+                .await
+                .body,
+        )
+        .unwrap();
+        (
+            s["refresh_grants"].as_u64().unwrap(),
+            s["refresh_errors"].as_u64().unwrap(),
+        )
+    }
+
+    async fn idp_control(&self, path: &str) {
+        let r = Client::new().post_form(&self.idp_url(path), &[]).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+
+    fn idp_url(&self, path: &str) -> String {
+        let u = url::Url::parse(&self.idp.issuer).unwrap();
+        format!("http://127.0.0.1:{}{path}", u.port().unwrap())
+    }
+}
+
+/// `/oauth2/auth/ws` at the authgate on `port`, for a page of the site on port `site`, with the
+/// session cookie `cookie`.
+async fn auth_at(port: u16, site: u16, cookie: String) -> Resp {
+    Client::new()
+        .get(
+            &format!("http://127.0.0.1:{port}/oauth2/auth/ws"),
+            &[
+                ("x-original-url", &format!("http://{HOST}:{site}/hello")),
+                ("cookie", &format!("ag={cookie}")),
+            ],
+        )
+        .await
+}
+
+/// The answers to `/oauth2/auth/ws` sent at once with `cookie` to each port of `ports`.
+async fn at_once(ports: impl IntoIterator<Item = u16>, site: u16, cookie: &str) -> Vec<Resp> {
+    let mut set = tokio::task::JoinSet::new();
+    for port in ports {
+        set.spawn(auth_at(port, site, cookie.to_string()));
+    }
+    set.join_all().await
+}
+
+#[tokio::test]
+async fn a_due_session_is_renewed_through_nginx_and_a_group_removed_at_the_idp_is_gone() {
+    let (log, _guard) = capture();
+    let mut p = platform(json!({}), false).await;
+    p.login("alice").await;
+    let first = p.cookie();
+    let before = p.auth(&first).await;
+    assert_eq!(before.status, 202);
+    let token_before = before
+        .header("x-auth-request-access-token")
+        .unwrap()
+        .to_string();
+
+    // Within the interval: no refresh, no cookie.
+    p.clock.advance(INTERVAL - 10);
+    let r = p.browser.get(&p.page(), &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.set_cookies().is_empty(), "{:?}", r.set_cookies());
+    assert_eq!(p.idp_stats().await, (0, 0));
+
+    // Past it: the page is answered at once, with the renewed cookie that NGINX passed on.
+    p.clock.advance(20);
+    let r = p.browser.get(&p.page(), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("x-auth-request-user: alice"), "{}", r.body);
+    assert_eq!(r.set_cookies().len(), 1, "{:?}", r.set_cookies());
+    let renewed = p.cookie();
+    assert_ne!(renewed, first, "the browser holds the renewed session");
+    assert_eq!(p.idp_stats().await, (1, 0));
+    // The app's token is the new one; the renewed cookie needs no refresh for an interval.
+    let after = p.auth(&renewed).await;
+    assert_eq!(after.status, 202);
+    let token_after = after.header("x-auth-request-access-token").unwrap();
+    assert_ne!(
+        token_after, token_before,
+        "the access token passed to apps is the current one"
+    );
+    assert!(after.set_cookies().is_empty());
+    assert_eq!(p.idp_stats().await, (1, 0));
+
+    // An admin removes alice from g-admins at the IdP: within one interval she is refused.
+    p.idp_control("/test/accounts/alice/groups?set=g-staff")
+        .await;
+    assert_eq!(
+        p.browser.get(&p.page(), &[]).await.status,
+        200,
+        "not yet: the interval runs"
+    );
+    p.clock.advance(INTERVAL);
+    let r = p.browser.get(&p.page(), &[]).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(p.idp_stats().await, (2, 0));
+
+    // The refresh token was never logged, nor passed on.
+    let text = log.text();
+    assert!(text.contains("session refreshed"), "{text}");
+    for line in text.lines() {
+        assert!(
+            !line.to_ascii_lowercase().contains("refresh_token="),
+            "{line}"
+        );
+    }
+    assert!(
+        !r.body.to_ascii_lowercase().contains("refresh"),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_grant_ends_the_session_at_the_next_refresh() {
+    let (log, _guard) = capture();
+    let mut p = platform(json!({}), false).await;
+    p.login("alice").await;
+    let cookie = p.cookie();
+    p.idp_control("/test/accounts/alice/revoke").await;
+    assert_eq!(
+        p.auth(&cookie).await.status,
+        202,
+        "the session stands until it is due"
+    );
+    p.clock.advance(INTERVAL);
+    assert_eq!(
+        p.auth(&cookie).await.status,
+        401,
+        "invalid_grant: never a pass"
+    );
+    assert_eq!(p.idp_stats().await, (0, 1));
+    // Through NGINX, the browser is sent to sign in again.
+    let r = p.browser.get(&p.page(), &[]).await;
+    assert_eq!(r.status, 302);
+    assert!(
+        r.raw_location().contains("/oauth2/start"),
+        "{}",
+        r.raw_location()
+    );
+    assert!(
+        log.text().contains("session ended at refresh"),
+        "{}",
+        log.text()
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_idp_keeps_the_session_until_it_ends() {
+    let (log, _guard) = capture();
+    let mut p = platform(json!({}), false).await;
+    p.login("alice").await;
+    let cookie = p.cookie();
+    p.idp.process.stop();
+    p.clock.advance(INTERVAL);
+    let r = p.auth(&cookie).await;
+    assert_eq!(r.status, 202, "kept while the provider is down");
+    assert!(r.set_cookies().is_empty());
+    assert!(
+        log.text()
+            .contains("session not refreshed: the provider cannot be reached"),
+        "{}",
+        log.text()
+    );
+    // Kept until its end (12 h after the login), not past it.
+    p.clock.advance(12 * 3600);
+    assert_eq!(p.auth(&cookie).await.status, 401);
+}
+
+/// Many requests carrying one old cookie at once: the IdP's token endpoint sees one refresh,
+/// and every request passes. The IdP rotates refresh tokens, so a second refresh with the old
+/// token would be refused and revoke the grant (oidc-provider's reuse detection): the later
+/// requests passing shows they shared the first one's outcome.
+#[tokio::test]
+async fn concurrent_requests_with_one_old_session_refresh_it_once() {
+    let mut p = platform(json!({"rotate_refresh_tokens": true}), false).await;
+    p.login("alice").await;
+    let cookie = p.cookie();
+    p.clock.advance(INTERVAL);
+    let answers = at_once(std::iter::repeat_n(p.app.port, 24), p.nginx.port, &cookie).await;
+    for a in &answers {
+        assert_eq!(a.status, 202);
+        assert_eq!(
+            a.set_cookies().len(),
+            1,
+            "each answer carries the renewed session"
+        );
+    }
+    assert_eq!(
+        p.idp_stats().await,
+        (1, 0),
+        "one refresh at the token endpoint"
+    );
+    // A straggler with the old cookie, later on: the same outcome, no second refresh.
+    assert_eq!(p.auth(&cookie).await.status, 202);
+    assert_eq!(p.idp_stats().await, (1, 0));
+}
+
+/// With the Redis store, two replicas sharing one `redis-server`: the same old session sent to
+/// both at once is refreshed once across them.
+#[tokio::test]
+async fn with_the_redis_store_replicas_refresh_a_session_once() {
+    let mut p = platform(json!({"rotate_refresh_tokens": true}), true).await;
+    p.login("alice").await;
+    let cookie = p.cookie();
+    let second = replica(&p).await;
+    // Ready when it reads the session from Redis (it connects in the background).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while auth_at(second.app.port, p.nginx.port, cookie.clone())
+        .await
+        .status
+        != 202
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never read the session"
+        );
+        tokio::task::yield_now().await;
+    }
+    p.clock.advance(INTERVAL);
+    second.clock.advance(INTERVAL);
+    let ports = [p.app.port, second.app.port];
+    let answers = at_once(
+        ports.iter().copied().cycle().take(16),
+        p.nginx.port,
+        &cookie,
+    )
+    .await;
+    for a in &answers {
+        assert_eq!(a.status, 202);
+        assert!(
+            a.set_cookies().is_empty(),
+            "the cookie is a ticket: it stays"
+        );
+    }
+    assert_eq!(
+        p.idp_stats().await,
+        (1, 0),
+        "one refresh across both replicas"
+    );
+    // Removed from g-admins at the IdP: the next interval's refresh on either replica ends it
+    // for both.
+    p.idp_control("/test/accounts/alice/groups?set=g-staff")
+        .await;
+    p.clock.advance(INTERVAL);
+    second.clock.advance(INTERVAL);
+    assert_eq!(
+        auth_at(second.app.port, p.nginx.port, cookie.clone())
+            .await
+            .status,
+        403
+    );
+    assert_eq!(p.idp_stats().await, (2, 0));
+    // The first replica reads the second's outcome from the record: no refresh of its own.
+    assert_eq!(p.auth(&cookie).await.status, 403);
+    assert_eq!(p.idp_stats().await, (2, 0));
+}
+
+/// A second authgate process with the same config, its own clock.
+struct Replica {
+    app: InProcess,
+    clock: Arc<MovedClock>,
+}
+
+async fn replica(p: &Refreshing) -> Replica {
+    let mut env = env_with(&[("CLIENT_SECRET", "client-secret")]);
+    env.insert("REDIS_URL".into(), p._redis.as_ref().unwrap().url());
+    let clock = Arc::new(MovedClock::default());
+    let app = Application::build(
+        p._config.path(),
+        Some(([127, 0, 0, 1], 0).into()),
+        Arc::new(env),
+    )
+    .await
+    .unwrap()
+    .with_clock(clock.clone());
+    Replica {
+        app: serve_in_process(app),
+        clock,
+    }
+}
