@@ -309,3 +309,234 @@ impl Job {
         Outcome::Kept { since: now }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use url::Url;
+
+    use super::*;
+    use crate::config::ProviderKind;
+    use crate::identity::Identity;
+    use crate::provider::{
+        AuthorizationRequest, BoxFuture, Callback, Login, ProviderError,
+    };
+    use crate::session::LoginState;
+
+    const NOW: u64 = 1_800_000_000;
+
+    /// A provider whose refresh answers what the test says, after the test lets it.
+    struct Scripted {
+        calls: AtomicU32,
+        answer: fn(u32) -> Result<Login, RefreshError>,
+        gate: tokio::sync::Semaphore,
+    }
+
+    impl Scripted {
+        fn new(answer: fn(u32) -> Result<Login, RefreshError>) -> Arc<Self> {
+            Arc::new(Self {
+                calls: AtomicU32::new(0),
+                answer,
+                gate: tokio::sync::Semaphore::new(0),
+            })
+        }
+    }
+
+    impl Provider for Scripted {
+        fn id(&self) -> &str {
+            "sso"
+        }
+        fn display_name(&self) -> &str {
+            "SSO"
+        }
+        fn kind(&self) -> ProviderKind {
+            ProviderKind::Oidc
+        }
+        fn authorization_url<'a>(
+            &'a self,
+            _req: &'a AuthorizationRequest,
+        ) -> BoxFuture<'a, Result<(Url, String), ProviderError>> {
+            Box::pin(async { Err(ProviderError::Unavailable("not here".into())) })
+        }
+        fn finish<'a>(
+            &'a self,
+            _callback: &'a Callback,
+            _login: &'a LoginState,
+            _now: u64,
+        ) -> BoxFuture<'a, Result<Login, ProviderError>> {
+            Box::pin(async { Err(ProviderError::Unavailable("not here".into())) })
+        }
+        fn warm_up(&self) -> BoxFuture<'_, ()> {
+            Box::pin(async {})
+        }
+        fn refresh<'a>(
+            &'a self,
+            _refresh_token: &'a Secret,
+            _previous: &'a Identity,
+            _now: u64,
+        ) -> BoxFuture<'a, Result<Login, RefreshError>> {
+            Box::pin(async move {
+                let n = self.calls.fetch_add(1, Ordering::SeqCst);
+                self.gate.acquire().await.unwrap().forget();
+                (self.answer)(n)
+            })
+        }
+    }
+
+    fn alice(groups: &[&str]) -> Identity {
+        Identity {
+            user: "alice".into(),
+            subject: "alice".into(),
+            provider: "sso".into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            ..Identity::default()
+        }
+    }
+
+    fn job(provider: &Arc<Scripted>) -> Job {
+        Job {
+            workspace: "mcd".into(),
+            provider: Some(provider.clone()),
+            record: None,
+            current: Stored {
+                identity: alice(&["admins"]),
+                tokens: Tokens {
+                    access: Some("at-1".into()),
+                    id: Some("id-1".into()),
+                    refresh: Some("rt-1".into()),
+                },
+                refreshed_at: None,
+            },
+            last: NOW - 600,
+            keep: Keep {
+                access: true,
+                id: false,
+                refresh: true,
+            },
+        }
+    }
+
+    fn renewed(_: u32) -> Result<Login, RefreshError> {
+        Ok(Login {
+            identity: alice(&["staff"]),
+            tokens: Tokens {
+                access: Some("at-2".into()),
+                id: Some("id-2".into()),
+                refresh: None,
+            },
+        })
+    }
+
+    #[test]
+    fn due_once_the_interval_has_passed() {
+        let r = Refresher::new(Duration::from_secs(300));
+        assert!(!r.due(NOW, NOW));
+        assert!(!r.due(NOW, NOW + 299));
+        assert!(r.due(NOW, NOW + 300));
+        assert!(!r.due(u64::MAX, NOW), "no overflow");
+    }
+
+    #[tokio::test]
+    async fn concurrent_runs_of_one_session_ask_the_provider_once() {
+        let r = Arc::new(Refresher::new(Duration::from_secs(300)));
+        let p = Scripted::new(renewed);
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..10 {
+            let (r, j) = (r.clone(), job(&p));
+            set.spawn(async move { r.run(j, NOW).await });
+        }
+        // Every run is waiting on the one refresh in flight.
+        while p.calls.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        p.gate.add_permits(10);
+        for outcome in set.join_all().await {
+            let Outcome::Renewed(s) = outcome else {
+                panic!("{outcome:?}")
+            };
+            assert_eq!(s.identity.groups, ["staff"]);
+            // The new access token; the ID token not kept; the refresh token the provider did
+            // not renew is the old one.
+            assert_eq!(s.tokens.access.as_deref(), Some("at-2"));
+            assert_eq!(s.tokens.id, None);
+            assert_eq!(s.tokens.refresh.as_deref(), Some("rt-1"));
+            assert_eq!(s.refreshed_at, Some(NOW));
+        }
+        assert_eq!(p.calls.load(Ordering::SeqCst), 1);
+        // A straggler with the same old session, later: the same outcome.
+        assert!(matches!(r.run(job(&p), NOW + 5).await, Outcome::Renewed(_)));
+        assert_eq!(p.calls.load(Ordering::SeqCst), 1);
+        // The next interval's refresh (renewed since) is a flight of its own.
+        let mut next = job(&p);
+        next.last = NOW;
+        p.gate.add_permits(1);
+        assert!(matches!(r.run(next, NOW + 300).await, Outcome::Renewed(_)));
+        assert_eq!(p.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_ends_and_an_unreachable_provider_keeps_until_the_retry() {
+        let r = Refresher::new(Duration::from_secs(300));
+        let refused = Scripted::new(|_| Err(RefreshError::Refused("invalid_grant".into())));
+        refused.gate.add_permits(10);
+        assert!(matches!(r.run(job(&refused), NOW).await, Outcome::Ended));
+        let rejected = Scripted::new(|_| {
+            Err(RefreshError::Rejected(ProviderError::Incomplete(
+                "another user".into(),
+            )))
+        });
+        rejected.gate.add_permits(10);
+        let mut other = job(&rejected);
+        other.current.tokens.refresh = Some("rt-other".into());
+        assert!(matches!(r.run(other, NOW).await, Outcome::Ended));
+
+        let down = Scripted::new(|n| match n {
+            0 => Err(RefreshError::Unavailable("connection refused".into())),
+            _ => renewed(n),
+        });
+        down.gate.add_permits(10);
+        let mut j = || {
+            let mut j = job(&down);
+            j.current.tokens.refresh = Some("rt-down".into());
+            j
+        };
+        assert!(matches!(r.run(j(), NOW).await, Outcome::Kept { since: NOW }));
+        assert!(matches!(
+            r.run(j(), NOW + RETRY_AFTER - 1).await,
+            Outcome::Kept { .. }
+        ));
+        assert_eq!(down.calls.load(Ordering::SeqCst), 1, "not asked again yet");
+        assert!(matches!(
+            r.run(j(), NOW + RETRY_AFTER).await,
+            Outcome::Renewed(_)
+        ));
+        assert_eq!(down.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_renewed_identity_that_cannot_be_sent_ends_the_session() {
+        let r = Refresher::new(Duration::from_secs(300));
+        let p = Scripted::new(|_| {
+            let mut login = renewed(0)?;
+            login.identity.user = "alice\r\nx-injected: 1".into();
+            Ok(login)
+        });
+        p.gate.add_permits(1);
+        assert!(matches!(r.run(job(&p), NOW).await, Outcome::Ended));
+    }
+
+    #[test]
+    fn an_outcome_never_shows_its_tokens() {
+        let s = Outcome::Renewed(Arc::new(Stored {
+            identity: alice(&[]),
+            tokens: Tokens {
+                access: Some("at-secret".into()),
+                id: None,
+                refresh: Some("rt-secret".into()),
+            },
+            refreshed_at: Some(NOW),
+        }));
+        assert!(!format!("{s:?}").contains("secret"));
+    }
+}

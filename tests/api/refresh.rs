@@ -23,6 +23,8 @@ use crate::helpers::upstream::{spawn_upstream, Upstream};
 use crate::helpers::{env_with, free_port, serve_in_process, Client, ConfigDir, InProcess, Resp};
 
 const HOST: &str = "ws.localhost";
+/// g-auditors' object id in the Entra-shaped IdP (`tests/support/node/idp.mjs`).
+const AUDITORS: &str = "8c7e0b4a-3f5d-4e9c-9a2b-c3d4e5f6a703";
 const INTERVAL: u64 = 300;
 
 /// The system clock, moved on by the test.
@@ -86,16 +88,48 @@ struct Refreshing {
 }
 
 async fn platform(idp_config: Value, redis: bool) -> Refreshing {
+    platform_with(Shape::Generic, idp_config, redis).await
+}
+
+/// Which IdP the test's oidc-provider plays, with the provider table and admission rule
+/// authgate gets for it.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// Generic OIDC; `g-admins` admitted.
+    Generic,
+    /// Entra ID with a user in too many groups for the token (resolved through the Graph
+    /// stand-in); g-auditors' object id admitted.
+    EntraOverage,
+    /// Keycloak; the realm role `admin` (read from the access token) admitted.
+    Keycloak,
+}
+
+async fn platform_with(shape: Shape, idp_config: Value, redis: bool) -> Refreshing {
     let nginx_port = free_port();
     let authgate_port = free_port();
     let callback = format!("http://{HOST}:{nginx_port}/oauth2/callback");
-    let idp = spawn_oidc_provider(
-        "generic",
-        "authgate",
-        "client-secret",
-        &[callback],
-        idp_config,
-    );
+    let name = match shape {
+        Shape::Generic => "generic",
+        Shape::EntraOverage => "azure",
+        Shape::Keycloak => "keycloak",
+    };
+    let mut idp_config = idp_config;
+    if let Shape::EntraOverage = shape {
+        idp_config["tenant"] = json!("11111111-2222-3333-4444-555555555555");
+    }
+    let idp = spawn_oidc_provider(name, "authgate", "client-secret", &[callback], idp_config);
+    let (kind, extra, admit) = match shape {
+        Shape::Generic => ("oidc", String::new(), "g-admins"),
+        Shape::EntraOverage => (
+            "azure",
+            format!(
+                "resolve_group_overage = true\ngraph_url = \"http://127.0.0.1:{}/\"\n",
+                idp.process.ready["port"]
+            ),
+            AUDITORS,
+        ),
+        Shape::Keycloak => ("keycloak", String::new(), "admin"),
+    };
     let redis = redis.then(spawn_redis);
     let store = if redis.is_some() {
         "store = \"redis\"\n"
@@ -108,15 +142,15 @@ auth = "oidc"
 insecure_http = true
 [[provider]]
 id = "sso"
-kind = "oidc"
+kind = "{kind}"
 issuer = "{issuer}"
 client_id = "authgate"
 client_secret_env = "CLIENT_SECRET"
-[session]
+{extra}[session]
 cookie_name = "ag"
 refresh_interval = "{INTERVAL}s"
 {store}[authz]
-groups = ["g-admins"]
+groups = ["{admit}"]
 [headers]
 user = "sub"
 email = "email"
@@ -477,4 +511,41 @@ async fn replica(p: &Refreshing) -> Replica {
         app: serve_in_process(app),
         clock,
     }
+}
+
+/// Entra: groups come from Microsoft Graph when the user has too many for the token; a refresh
+/// asks Graph again with the new access token.
+#[tokio::test]
+async fn an_entra_refresh_reads_overage_groups_from_graph_again() {
+    let mut p = platform_with(Shape::EntraOverage, json!({}), false).await;
+    p.login("overage").await;
+    let cookie = p.cookie();
+    let groups = p
+        .auth(&cookie)
+        .await
+        .header("x-auth-request-groups")
+        .unwrap()
+        .to_string();
+    assert!(groups.contains(AUDITORS), "{groups}");
+    p.idp_control("/test/accounts/overage/groups?set=g-staff")
+        .await;
+    p.clock.advance(INTERVAL);
+    let r = p.browser.get(&p.page(), &[]).await;
+    assert_eq!(r.status, 403, "no longer in g-auditors: {}", r.body);
+    assert_eq!(p.idp_stats().await, (1, 0));
+}
+
+/// Keycloak: realm roles live only in the access token; a refresh reads the new one's.
+#[tokio::test]
+async fn a_keycloak_refresh_reads_realm_roles_from_the_new_access_token() {
+    let mut p = platform_with(Shape::Keycloak, json!({"realm": "platform"}), false).await;
+    p.login("alice").await;
+    let cookie = p.cookie();
+    assert_eq!(p.auth(&cookie).await.status, 202);
+    p.idp_control("/test/accounts/alice/realm_roles?set=user")
+        .await;
+    p.clock.advance(INTERVAL);
+    let r = p.auth(&cookie).await;
+    assert_eq!(r.status, 403, "the realm role admin is gone");
+    assert_eq!(p.idp_stats().await, (1, 0));
 }

@@ -525,6 +525,7 @@ provider.on('server_error', (_ctx, err) => console.error('idp server_error:', er
 // Test controls, under /test/ (loopback only, like everything here):
 //   GET  /test/stats                          {"refresh_grants": n, "refresh_errors": n}
 //   POST /test/accounts/<login>/groups?set=a,b  the account's groups become a, b
+//   POST /test/accounts/<login>/realm_roles?set=a  its Keycloak realm roles become a
 //   POST /test/accounts/<login>/revoke        ends every grant of the account (as an admin
 //                                             revoking the user's sessions at the IdP)
 // ---------------------------------------------------------------------------
@@ -544,13 +545,14 @@ provider.on('refresh_token.saved', (token) => {
 async function testControl(req, res, url) {
   const path = url.pathname;
   if (req.method === 'GET' && path === '/test/stats') return sendJson(res, 200, stats);
-  const m = /^\/test\/accounts\/([a-z]+)\/(groups|revoke)$/.exec(path);
+  const m = /^\/test\/accounts\/([a-z]+)\/(groups|realm_roles|revoke)$/.exec(path);
   if (req.method !== 'POST' || !m || !ACCOUNTS[m[1]]) return sendJson(res, 404, { error: 'not_found', path });
   const [, login, what] = m;
-  if (what === 'groups') {
+  if (what !== 'revoke') {
     const set = url.searchParams.get('set') || '';
-    ACCOUNTS[login].groups = set ? set.split(',') : [];
-    return sendJson(res, 200, { login, groups: ACCOUNTS[login].groups });
+    const field = what === 'groups' ? 'groups' : 'realmRoles';
+    ACCOUNTS[login][field] = set ? set.split(',') : [];
+    return sendJson(res, 200, { login, [field]: ACCOUNTS[login][field] });
   }
   let revoked = 0;
   for (const id of grantsOf.get(login) || []) {
