@@ -3,6 +3,10 @@
 //! identity headers, as `k8s/` lists them) and
 //! `auth-keepalive` annotations.
 //!
+//! Buffer sizes are the controller's ConfigMap values the manifests set
+//! (`k8s/ingress-nginx/helmchart.yaml`: `proxy-buffer-size`, `large-client-header-buffers`),
+//! read from that file, so the tests see the limits production has.
+//!
 //! Differences from the controller's output, all forced by tests running on one loopback port
 //! without TLS: the sign-in redirect uses `$http_host` (host with port) where the annotation
 //! writes `$host`, and the scheme is `http`.
@@ -10,7 +14,92 @@
 use std::fmt::Write as _;
 use std::process::{Child, Command};
 
-use super::{free_port, wait_for_port};
+use super::{free_port, repo, wait_for_port};
+
+/// The ingress-nginx ConfigMap keys that size NGINX's buffers, as the controller renders them:
+/// `large_client_header_buffers` in the `http` block (a request header line, `Cookie`
+/// included, must fit one buffer, else NGINX answers 400), `proxy_buffer_size` and
+/// `proxy_buffers 4 <size>` in every location, the auth subrequest's included (the answer's
+/// headers — the auth headers, a callback's `Set-Cookie`s — must fit, else NGINX answers 500
+/// or 502).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Buffers {
+    /// `proxy-buffer-size`, e.g. `16k`.
+    pub proxy_buffer_size: String,
+    /// `large-client-header-buffers`, e.g. `4 16k`.
+    pub large_client_header_buffers: String,
+}
+
+/// The file whose controller config the test NGINX copies.
+pub const INGRESS_NGINX_MANIFEST: &str = "k8s/ingress-nginx/helmchart.yaml";
+
+impl Buffers {
+    /// The values `k8s/ingress-nginx/helmchart.yaml` sets; panics when it sets neither
+    /// (the tests must not quietly fall back to defaults production does not run with).
+    pub fn from_manifest() -> Self {
+        let text = std::fs::read_to_string(repo().join(INGRESS_NGINX_MANIFEST)).unwrap();
+        Self::from_helm_values(&text).unwrap_or_else(|| {
+            panic!("{INGRESS_NGINX_MANIFEST}: no buffer sizes in controller.config")
+        })
+    }
+
+    /// The two keys from a HelmChart's `valuesContent` (`key: "value"` lines; the chart's
+    /// `controller.config` is the only place these names appear).
+    pub fn from_helm_values(text: &str) -> Option<Self> {
+        let value = |key: &str| {
+            text.lines().find_map(|line| {
+                let rest = line.trim().strip_prefix(key)?.strip_prefix(':')?;
+                Some(rest.trim().trim_matches('"').to_string())
+            })
+        };
+        Some(Self {
+            proxy_buffer_size: value("proxy-buffer-size")?,
+            large_client_header_buffers: value("large-client-header-buffers")?,
+        })
+    }
+
+    /// ingress-nginx's defaults (`4k`, `4 8k`), which are NGINX's own on x86-64.
+    pub fn ingress_nginx_defaults() -> Self {
+        Self {
+            proxy_buffer_size: "4k".into(),
+            large_client_header_buffers: "4 8k".into(),
+        }
+    }
+
+    /// The defaults with the manifests' `proxy-buffer-size`: only the request header limit
+    /// differs from production.
+    pub fn default_header_buffers() -> Self {
+        Self {
+            large_client_header_buffers: Self::ingress_nginx_defaults().large_client_header_buffers,
+            ..Self::from_manifest()
+        }
+    }
+
+    /// Bytes in one `large_client_header_buffers` buffer: the longest request header line.
+    pub fn header_line_limit(&self) -> usize {
+        let size = self
+            .large_client_header_buffers
+            .split_whitespace()
+            .nth(1)
+            .expect("large-client-header-buffers is `<number> <size>`");
+        parse_size(size)
+    }
+
+    /// Bytes in `proxy_buffer_size`: the longest response head from an upstream.
+    pub fn response_head_limit(&self) -> usize {
+        parse_size(&self.proxy_buffer_size)
+    }
+}
+
+/// NGINX's size syntax: bytes, or a number with `k` or `m`.
+pub fn parse_size(size: &str) -> usize {
+    let (digits, unit) = match size.as_bytes().last() {
+        Some(b'k' | b'K') => (&size[..size.len() - 1], 1024),
+        Some(b'm' | b'M') => (&size[..size.len() - 1], 1024 * 1024),
+        _ => (size, 1),
+    };
+    digits.parse::<usize>().expect("an NGINX size") * unit
+}
 
 /// One virtual host, as one or more Ingresses make it.
 pub struct Site {
@@ -137,7 +226,8 @@ fn server_block(site: &Site, authgate: u16, upstream: u16) -> String {
       proxy_set_header            X-Forwarded-For         $remote_addr;
       proxy_set_header            X-Auth-Request-Redirect $request_uri;
       proxy_buffering             off;
-      proxy_buffer_size           4k;
+      proxy_buffer_size           {{BUFFER}};
+      proxy_buffers               4 {{BUFFER}};
       proxy_http_version          1.1;
       proxy_set_header            Connection              "";
       proxy_pass_request_headers  on;
@@ -202,14 +292,30 @@ pub fn spawn_nginx(sites: &[Site], authgate: u16, upstream: u16) -> Nginx {
 
 /// Same, on a port chosen beforehand (the IdP must know the callback URL first).
 pub fn spawn_nginx_at(sites: &[Site], authgate: u16, upstream: u16, port: u16) -> Nginx {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().display().to_string();
+    spawn_nginx_with(sites, authgate, upstream, port, &Buffers::from_manifest())
+}
+
+/// The `nginx.conf` for `sites` on `port` with `buffers`.
+pub fn render_config(
+    sites: &[Site],
+    authgate: u16,
+    upstream: u16,
+    port: u16,
+    buffers: &Buffers,
+    prefix: &str,
+) -> String {
     let servers: String = sites
         .iter()
         .map(|s| server_block(s, authgate, upstream))
         .collect::<String>()
-        .replace("{PORT}", &port.to_string());
-    let conf = format!(
+        .replace("{PORT}", &port.to_string())
+        .replace("{BUFFER}", &buffers.proxy_buffer_size);
+    let p = prefix;
+    let Buffers {
+        proxy_buffer_size,
+        large_client_header_buffers,
+    } = buffers;
+    format!(
         r#"load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_set_misc_module.so;
 daemon off;
@@ -225,9 +331,25 @@ http {{
   fastcgi_temp_path {p}/fastcgi;
   uwsgi_temp_path {p}/uwsgi;
   scgi_temp_path {p}/scgi;
+  large_client_header_buffers {large_client_header_buffers};
+  proxy_buffer_size {proxy_buffer_size};
+  proxy_buffers 4 {proxy_buffer_size};
 {servers}}}
 "#
-    );
+    )
+}
+
+/// [`spawn_nginx_at`] with other buffer sizes than the manifests' (to show what they change).
+pub fn spawn_nginx_with(
+    sites: &[Site],
+    authgate: u16,
+    upstream: u16,
+    port: u16,
+    buffers: &Buffers,
+) -> Nginx {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().display().to_string();
+    let conf = render_config(sites, authgate, upstream, port, buffers, &p);
     let conf_path = dir.path().join("nginx.conf");
     std::fs::write(&conf_path, conf).unwrap();
     let child = Command::new("nginx")
