@@ -19,6 +19,7 @@ mod drain;
 mod forge_flow;
 mod import;
 mod jwks_refresh;
+mod large_identity;
 mod limits;
 mod logs;
 mod metrics;

@@ -13,7 +13,10 @@
 //   start_url's, then waits for the page body to contain expect_text.
 //   Screenshots: <name>-1-idp-login.png, <name>-2-app.png (and <name>-fail.png on failure).
 //   With "login": null the login form is not expected (an IdP session already exists).
-//   Prints: RESULT {"final_url":"...","body_excerpt":"..."}  and exits 0.
+//   "excerpt_len" (optional, default 500): how much of the final page's text to return.
+//   Prints: RESULT {"final_url":"...","final_status":<status of the last page load>,
+//   "body_excerpt":"...","cookies":[{"name":"...","domain":"...","path":"...","size":<bytes of
+//   name and value>}]} and exits 0. `cookies` is the browser's cookie jar (values left out).
 //
 // Steps (run after opening start_url, before the login form; each waits ≤ 20 s):
 //   {"click": "<selector>"}            click an element (e.g. a "Sign in with ..." button)
@@ -69,7 +72,10 @@ fs.mkdirSync(dir, { recursive: true });
 const shot = (suffix) => path.join(dir, suffix ? `${name}-${suffix}.png` : `${name}.png`);
 
 let browser;
+let context;
 let page;
+// Status of the last main-frame navigation (a page the user sees).
+let lastStatus = null;
 
 async function bodyText() {
   try {
@@ -112,7 +118,7 @@ async function launch() {
       '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1, EXCLUDE *.localhost',
     ],
   });
-  const context = await browser.newContext({ viewport: { width: 1000, height: 800 } });
+  context = await browser.newContext({ viewport: { width: 1000, height: 800 } });
   // Second fence besides the resolver rules: abort anything not on loopback.
   await context.route('**/*', (route) => {
     const u = route.request().url();
@@ -121,6 +127,9 @@ async function launch() {
     return route.abort('blockedbyclient');
   });
   page = await context.newPage();
+  page.on('response', (r) => {
+    if (r.request().isNavigationRequest() && r.frame() === page.mainFrame()) lastStatus = r.status();
+  });
   page.setDefaultTimeout(TIMEOUT);
   page.setDefaultNavigationTimeout(TIMEOUT);
 }
@@ -201,7 +210,19 @@ async function loginMode() {
   }
   if (!onStartHost(new URL(page.url()))) throw new Error(`left ${start.host} again (at ${page.url()})`);
   await page.screenshot({ path: shot('2-app'), fullPage: true });
-  console.log(`RESULT ${JSON.stringify({ final_url: page.url(), body_excerpt: (await bodyText()).slice(0, 500) })}`);
+  const cookies = (await context.cookies()).map((c) => ({
+    name: c.name,
+    domain: c.domain,
+    path: c.path,
+    size: Buffer.byteLength(c.name) + Buffer.byteLength(c.value),
+  }));
+  const result = {
+    final_url: page.url(),
+    final_status: lastStatus,
+    body_excerpt: (await bodyText()).slice(0, script.excerpt_len || 500),
+    cookies,
+  };
+  console.log(`RESULT ${JSON.stringify(result)}`);
 }
 
 const watchdog = setTimeout(() => fail('overall time limit (90 s) exceeded'), 90000);

@@ -115,7 +115,8 @@ const ACCOUNTS = {
   unverified: { name: 'Unverified Email', emailVerified: false },
   unattested: { name: 'Unattested Email', emailVerified: null },
   // A member of a large Entra tenant's many groups: 200 object ids (36 characters each),
-  // as the `groups` claim in every shape.
+  // as the `groups` claim in every shape. 200 is the most Entra puts in a JWT before it sends
+  // the overage indication instead.
   many: {
     name: 'Many Groups',
     groups: Array.from({ length: 200 }, (_, i) => oidFor(`group-${i}`)),
@@ -273,7 +274,8 @@ function accountClaims(login, issuerOrigin) {
       claims._claim_names = { groups: 'src1' };
       claims._claim_sources = { src1: { endpoint: `${issuerOrigin}/v1.0/me/memberOf` } };
     } else if (a.groups.length) {
-      claims.groups = a.groups.map((g) => AZURE_GROUP_IDS[g]);
+      // Named groups map to their object ids; `many`'s are object ids already.
+      claims.groups = a.groups.map((g) => AZURE_GROUP_IDS[g] ?? g);
     }
   } else if (shape === 'keycloak') {
     claims.groups = a.groups.map((g) => `/${g}`);
