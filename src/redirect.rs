@@ -1,7 +1,8 @@
 //! Validation of the `rd` redirect target (RFC 9700 §4.11, open redirectors).
 //!
-//! Owns the one decision "may the browser be sent here after login or sign-out". Pure: no I/O,
-//! no request types. Anything doubtful falls back to `/`, never to an error page.
+//! Owns the one decision "may the browser be sent here after login or sign-out", and where an
+//! IdP may send it back to after logging out there. Pure: no I/O, no request types. Anything
+//! doubtful falls back to `/` (or the root of the host signed out from), never to an error page.
 
 use url::Url;
 
@@ -29,6 +30,30 @@ impl RedirectPolicy<'_> {
         match rd {
             Some(rd) if self.is_allowed(rd) => rd.to_string(),
             _ => FALLBACK.to_string(),
+        }
+    }
+
+    /// The `post_logout_redirect_uri` for a sign-out that ends the IdP session too (OpenID
+    /// Connect RP-Initiated Logout 1.0 §3): the root of the validated `rd`'s origin when `rd` is
+    /// an absolute URL on an allowed host, else `home`, the root of the host signed out from
+    /// (which the request's workspace already vouched for). A relative or refused `rd` therefore
+    /// gives `home`.
+    ///
+    /// Only the root, never `rd`'s path: the OP redirects only to a URI registered for the
+    /// client, compared as a whole (§3, "MUST have been previously registered"; oidc-provider
+    /// and Entra compare exactly), so one registered URI per host — next to its callback URL —
+    /// covers every sign-out link, where a path would need registering page by page and an
+    /// unregistered one leaves the user on the IdP's error page.
+    pub fn logout_return(&self, rd: Option<&str>, home: &Url) -> Url {
+        match Url::parse(&self.validate(rd)) {
+            Ok(mut root) => {
+                root.set_path("/");
+                root.set_query(None);
+                root.set_fragment(None);
+                root
+            }
+            // A path (or the fallback `/`): on the host signed out from.
+            Err(_) => home.clone(),
         }
     }
 
@@ -147,6 +172,64 @@ mod tests {
             "http://mcd.devlabai.work/x"
         );
         assert_eq!(check("http://mcd.devlabai.work/x", false), FALLBACK);
+    }
+
+    #[test]
+    fn idp_logout_returns_to_the_root_of_the_validated_rd() {
+        let (hosts, allowed, http) = policy(false);
+        let p = RedirectPolicy {
+            hosts: &hosts,
+            allowed_hosts: &allowed,
+            allow_http: http,
+        };
+        let home = Url::parse("https://mcd.devlabai.work/").unwrap();
+        for (rd, want) in [
+            (None, "https://mcd.devlabai.work/"),
+            (Some("/"), "https://mcd.devlabai.work/"),
+            (Some("/bye?x=1"), "https://mcd.devlabai.work/"),
+            (
+                Some("https://mcd.devlabai.work/helloworld?x=1#top"),
+                "https://mcd.devlabai.work/",
+            ),
+            (
+                Some("https://MCD.devlabai.work/x"),
+                "https://mcd.devlabai.work/",
+            ),
+            (
+                Some("https://docs.devlabai.work/guide"),
+                "https://docs.devlabai.work/",
+            ),
+            (
+                Some("https://docs.devlabai.work"),
+                "https://docs.devlabai.work/",
+            ),
+        ] {
+            assert_eq!(p.logout_return(rd, &home).as_str(), want, "{rd:?}");
+        }
+    }
+
+    #[test]
+    fn idp_logout_never_returns_to_a_refused_rd() {
+        let (hosts, allowed, http) = policy(false);
+        let p = RedirectPolicy {
+            hosts: &hosts,
+            allowed_hosts: &allowed,
+            allow_http: http,
+        };
+        let home = Url::parse("https://mcd.devlabai.work/").unwrap();
+        for rd in [
+            "//evil.example",
+            "https://evil.example/",
+            "/\\evil",
+            "/\\evil.example/x",
+            "https://mcd.devlabai.work@evil.example/",
+            "https://mcd.devlabai.work.evil.example/",
+            "http://mcd.devlabai.work/",
+            "javascript:alert(1)",
+            "https:evil.example",
+        ] {
+            assert_eq!(p.logout_return(Some(rd), &home), home, "{rd:?}");
+        }
     }
 
     #[test]

@@ -136,8 +136,10 @@ pub(crate) struct RawProvider {
     /// ID-token signature algorithms accepted (default `RS256 ES256 PS256`).
     pub(crate) algorithms: Option<Vec<String>>,
     /// Whether `/oauth2/sign_out` also ends the session at the IdP (OIDC RP-Initiated Logout
-    /// 1.0): to its `end_session_endpoint` with `id_token_hint`, `client_id` and the host's root
-    /// as `post_logout_redirect_uri`. OIDC kinds only; off by default.
+    /// 1.0): to its `end_session_endpoint` with `id_token_hint`, `client_id` and, as
+    /// `post_logout_redirect_uri`, the root of the validated `rd`'s origin (the host's root for
+    /// a path or a refused `rd`); register each such root at the IdP. OIDC kinds only; off by
+    /// default.
     pub(crate) logout_at_idp: Option<bool>,
     /// Anything a specific provider kind adds (tenants, API base, realm client…).
     #[serde(flatten)]

@@ -272,15 +272,17 @@ async fn finish_login(
 /// `GET|POST /oauth2/sign_out?rd=…`: clears the session (every cookie of it, and its
 /// server-side record) and goes to a validated `rd` — or, for a provider configured with
 /// `logout_at_idp`, to the provider's `end_session_endpoint` with the session's ID token as
-/// `id_token_hint`, which returns to the root of the host signed out from (register it as a
-/// post-logout redirect URI).
+/// `id_token_hint` and, as `post_logout_redirect_uri`, the root of the validated `rd`'s origin
+/// (`RedirectPolicy::logout_return`: the root of the host signed out from for a path or a
+/// refused `rd`). Each such root must be registered at the IdP.
 pub(super) async fn sign_out(
     State(state): State<AppState>,
     req: Incoming,
 ) -> Result<Response, AppError> {
     let ws = req.workspace()?;
     record("workspace", ws.name());
-    let rd = policy(ws).validate(req.query_param("rd").as_deref());
+    let asked = req.query_param("rd");
+    let rd = policy(ws).validate(asked.as_deref());
     let session = ws
         .session
         .open_request(req.cookie_headers(), state.now())
@@ -296,12 +298,14 @@ pub(super) async fn sign_out(
         }
         ws.end(&s).await;
     }
-    let mut root = redirect_uri(ws, req.host());
-    root.set_path("/");
-    root.set_query(None);
+    // The request's host was checked against the workspace; the scheme is its callback URL's.
+    let mut home = redirect_uri(ws, req.host());
+    home.set_path("/");
+    home.set_query(None);
+    let post_logout = policy(ws).logout_return(asked.as_deref(), &home);
     let idp_logout = provider
         .and_then(|id| ws.provider(Some(&id)).cloned())
-        .and_then(|p| p.logout_url(&root, id_token.as_deref()));
+        .and_then(|p| p.logout_url(&post_logout, id_token.as_deref()));
     tracing::info!(
         workspace = ws.name(),
         idp_logout = idp_logout.is_some(),

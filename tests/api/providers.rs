@@ -790,6 +790,127 @@ async fn generic_logout_at_idp_ends_the_idp_session_with_the_id_token_hint() {
     assert!(asked_to_log_in(&after), "the IdP asks again");
 }
 
+/// authgate for `ws.localhost:<port>` whose `rd` may also name `docs.localhost:<port>`
+/// (`allowed_redirect_hosts`), logging out at an oidc-provider that has both hosts' roots as
+/// `post_logout_redirect_uris` (and nothing else: it matches them exactly).
+async fn logout_setup() -> (Setup, crate::helpers::node::Idp) {
+    let port = free_port();
+    let idp = spawn_oidc_provider(
+        "generic",
+        "authgate",
+        "client-secret",
+        &[
+            callback_url(port),
+            format!("http://docs.localhost:{port}/oauth2/callback"),
+        ],
+        json!({}),
+    );
+    let host = format!("ws.localhost:{port}");
+    let providers = oidc_provider_table("oidc", &idp.issuer, "logout_at_idp = true");
+    let toml = format!(
+        "allowed_redirect_hosts = [\"docs.localhost:{port}\"]\n{}",
+        workspace_toml(&host, &providers, "")
+    );
+    let config = ConfigDir::new("").workspace("ws", &toml);
+    let app = spawn_in_process_at(&config, env_with(SECRETS), port).await;
+    let setup = Setup {
+        app: Server::InProcess(app),
+        port,
+        _config: config,
+        host,
+        client: Client::new(),
+    };
+    (setup, idp)
+}
+
+impl Setup {
+    /// Logs alice in (the IdP's session, once made, needs no form) and signs out with `rd`;
+    /// returns the redirect to the IdP's `end_session_endpoint` and its query.
+    async fn sign_out_at_idp(
+        &mut self,
+        rd: &str,
+    ) -> (url::Url, std::collections::HashMap<String, String>) {
+        let steps = self.login("", "alice").await;
+        assert_eq!(self.callback(&steps).status, 302);
+        let rd: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
+        let out = self
+            .client
+            .get(
+                &format!("http://{}/oauth2/sign_out?rd={rd}", self.host),
+                &[],
+            )
+            .await;
+        assert_eq!(out.status, 302);
+        let loc = out.location();
+        let q = loc.query_pairs().into_owned().collect();
+        (loc, q)
+    }
+
+    /// Confirms the IdP's logout form at `end_session` and returns where the IdP sends the
+    /// browser.
+    async fn confirm_idp_logout(&mut self, end_session: &url::Url) -> url::Url {
+        let page = self.client.get(end_session.as_str(), &[]).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let xsrf = hidden(&page.body, "xsrf").expect("the logout form");
+        let action = page.url.join("/session/end/confirm").unwrap();
+        let done = self
+            .client
+            .post_form(action.as_str(), &[("xsrf", &xsrf), ("logout", "yes")])
+            .await;
+        assert!((300..400).contains(&done.status), "{}", done.body);
+        done.location()
+    }
+}
+
+#[tokio::test]
+async fn logout_at_idp_returns_to_the_root_of_the_validated_rd() {
+    let (mut s, _idp) = logout_setup().await;
+    let home = format!("http://{}/", s.host);
+    let docs = format!("http://docs.localhost:{}/", s.port);
+    // A path stays on the host signed out from: its root is what the IdP has registered.
+    for rd in ["/bye?x=1", "/", &format!("http://{}/deep/page", s.host)] {
+        let (_, q) = s.sign_out_at_idp(rd).await;
+        assert_eq!(q["post_logout_redirect_uri"], home, "rd {rd}");
+        assert_eq!(q["id_token_hint"].matches('.').count(), 2);
+        assert_eq!(s.auth().await.status, 401, "authgate's session is gone");
+    }
+    // An allowed other host: the root of its origin, and the IdP sends the browser there.
+    let (end_session, q) = s.sign_out_at_idp(&format!("{docs}guide?x=1")).await;
+    assert_eq!(q["post_logout_redirect_uri"], docs);
+    assert_eq!(s.confirm_idp_logout(&end_session).await.as_str(), docs);
+    // The IdP session ended: the next login shows the form again.
+    assert!(asked_to_log_in(&s.login("", "alice").await));
+}
+
+#[tokio::test]
+async fn logout_at_idp_never_sends_a_refused_rd_to_the_idp() {
+    let (mut s, _idp) = logout_setup().await;
+    let home = format!("http://{}/", s.host);
+    let hostile = [
+        "//evil.example".to_string(),
+        "https://evil.example/".to_string(),
+        "/\\evil".to_string(),
+        "/\\evil.example/x".to_string(),
+        format!("http://docs.localhost:{}.evil.example/", s.port),
+        format!("http://ws.localhost:{}@evil.example/", s.port),
+    ];
+    let mut last = None;
+    for rd in &hostile {
+        let (end_session, q) = s.sign_out_at_idp(rd).await;
+        assert_eq!(q["post_logout_redirect_uri"], home, "rd {rd}");
+        // (The ID token in `id_token_hint` is base64: left out of the search.)
+        assert!(
+            q.iter()
+                .all(|(k, v)| k == "id_token_hint" || !v.contains("evil")),
+            "{end_session}"
+        );
+        last = Some(end_session);
+    }
+    // After the IdP's logout the browser is on the host's root, nowhere else.
+    let back = s.confirm_idp_logout(&last.unwrap()).await;
+    assert_eq!(back.as_str(), home);
+}
+
 #[tokio::test]
 async fn sign_out_stays_at_authgate_unless_the_provider_asks_for_idp_logout() {
     let port = free_port();
