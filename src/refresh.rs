@@ -319,9 +319,7 @@ mod tests {
     use super::*;
     use crate::config::ProviderKind;
     use crate::identity::Identity;
-    use crate::provider::{
-        AuthorizationRequest, BoxFuture, Callback, Login, ProviderError,
-    };
+    use crate::provider::{AuthorizationRequest, BoxFuture, Callback, Login, ProviderError};
     use crate::session::LoginState;
 
     const NOW: u64 = 1_800_000_000;
@@ -496,12 +494,15 @@ mod tests {
             _ => renewed(n),
         });
         down.gate.add_permits(10);
-        let mut j = || {
+        let j = || {
             let mut j = job(&down);
             j.current.tokens.refresh = Some("rt-down".into());
             j
         };
-        assert!(matches!(r.run(j(), NOW).await, Outcome::Kept { since: NOW }));
+        assert!(matches!(
+            r.run(j(), NOW).await,
+            Outcome::Kept { since: NOW }
+        ));
         assert!(matches!(
             r.run(j(), NOW + RETRY_AFTER - 1).await,
             Outcome::Kept { .. }
