@@ -16,6 +16,7 @@ use authgate::server::Application;
 use authgate::state::{Clock, SystemClock};
 use serde_json::{json, Value};
 
+use crate::helpers::browser::{run_browser, screenshots};
 use crate::helpers::nginx::{spawn_nginx_at, Nginx, Site};
 use crate::helpers::node::{spawn_oidc_provider, Idp};
 use crate::helpers::redis::{spawn_redis, Redis};
@@ -547,5 +548,55 @@ async fn a_keycloak_refresh_reads_realm_roles_from_the_new_access_token() {
     p.clock.advance(INTERVAL);
     let r = p.auth(&cookie).await;
     assert_eq!(r.status, 403, "the realm role admin is gone");
+    assert_eq!(p.idp_stats().await, (1, 0));
+}
+
+/// Chromium, through NGINX: logged in, then (the test's clock moved past the interval by a page
+/// the browser opens) the next page load renews the session, and the browser's own cookie jar
+/// holds the renewed cookie.
+#[tokio::test]
+async fn chromium_receives_the_renewed_cookie_through_nginx() {
+    let p = platform(json!({}), false).await;
+    let clock = p.clock.clone();
+    let control = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let control_port = control.local_addr().unwrap().port();
+    let advance = axum::Router::new().route(
+        "/advance",
+        axum::routing::get(move || async move {
+            clock.advance(INTERVAL);
+            "moved on"
+        }),
+    );
+    let server = tokio::spawn(async move { axum::serve(control, advance).await });
+    let page = p.page();
+    let result = run_browser(json!({
+        "start_url": page,
+        "login": "alice",
+        "kind": "oidc",
+        "expect_text": "x-auth-request-user: alice",
+        "screenshot_dir": screenshots(),
+        "name": "refresh",
+        "after_steps": [
+            {"record_cookies": "before"},
+            {"goto": format!("http://127.0.0.1:{control_port}/advance")},
+            {"wait_for_text": "moved on"},
+            {"goto": page},
+            {"wait_for_text": "x-auth-request-user: alice"},
+        ],
+    }))
+    .await;
+    server.abort();
+    let digest = |jar: &Value| {
+        jar.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "ag")
+            .map(|c| c["digest"].as_str().unwrap().to_string())
+            .expect("the session cookie in the jar")
+    };
+    let before = digest(&result["recorded"]["before"]);
+    let after = digest(&result["cookies"]);
+    assert_ne!(before, after, "the browser holds the renewed cookie");
+    assert_eq!(result["final_status"], 200);
     assert_eq!(p.idp_stats().await, (1, 0));
 }

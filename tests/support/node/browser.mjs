@@ -16,7 +16,10 @@
 //   "excerpt_len" (optional, default 500): how much of the final page's text to return.
 //   Prints: RESULT {"final_url":"...","final_status":<status of the last page load>,
 //   "body_excerpt":"...","cookies":[{"name":"...","domain":"...","path":"...","size":<bytes of
-//   name and value>}]} and exits 0. `cookies` is the browser's cookie jar (values left out).
+//   name and value>,"digest":"<16 hex digits of the value's SHA-256>"}],"recorded":{...}} and
+//   exits 0. `cookies` is the browser's cookie jar (values left out: the digest tells whether
+//   a value changed). "after_steps" (optional) run once the app's page is reached, before the
+//   result is taken; `recorded` holds the jars their `record_cookies` steps saw.
 //
 // Steps (run after opening start_url, before the login form; each waits ≤ 20 s):
 //   {"click": "<selector>"}            click an element (e.g. a "Sign in with ..." button)
@@ -25,6 +28,7 @@
 //   {"wait_for_url": "<substring>"}    wait until the URL contains the substring
 //   {"wait_for_text": "<text>"}        wait until the body contains the text
 //   {"screenshot": "<suffix>"}         save <name>-<suffix>.png
+//   {"record_cookies": "<label>"}      save the cookie jar as recorded.<label>
 //
 // Screenshot mode:
 //   {"mode": "screenshot", "url": "...", "name": "signin-page", "screenshot_dir": "..."}
@@ -34,6 +38,7 @@
 // On any failure prints `FAIL <reason>` (stdout) plus a RESULT-like `ERROR {...}` line,
 // saves <name>-fail.png when a page exists, and exits 1.
 
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -76,6 +81,18 @@ let context;
 let page;
 // Status of the last main-frame navigation (a page the user sees).
 let lastStatus = null;
+const recorded = {};
+
+/** The browser's cookie jar, values left out (a digest tells whether one changed). */
+async function jar() {
+  return (await context.cookies()).map((c) => ({
+    name: c.name,
+    domain: c.domain,
+    path: c.path,
+    size: Buffer.byteLength(c.name) + Buffer.byteLength(c.value),
+    digest: crypto.createHash('sha256').update(c.value).digest('hex').slice(0, 16),
+  }));
+}
 
 async function bodyText() {
   try {
@@ -142,6 +159,7 @@ async function runSteps(steps = []) {
     else if (step.wait_for_url) await page.waitForURL((u) => u.href.includes(step.wait_for_url));
     else if (step.wait_for_text) await page.locator('body').getByText(step.wait_for_text, { exact: false }).first().waitFor();
     else if (step.screenshot) await page.screenshot({ path: shot(step.screenshot), fullPage: true });
+    else if (step.record_cookies) recorded[step.record_cookies] = await jar();
     else throw new Error(`unknown step ${JSON.stringify(step)}`);
   }
 }
@@ -210,17 +228,14 @@ async function loginMode() {
   }
   if (!onStartHost(new URL(page.url()))) throw new Error(`left ${start.host} again (at ${page.url()})`);
   await page.screenshot({ path: shot('2-app'), fullPage: true });
-  const cookies = (await context.cookies()).map((c) => ({
-    name: c.name,
-    domain: c.domain,
-    path: c.path,
-    size: Buffer.byteLength(c.name) + Buffer.byteLength(c.value),
-  }));
+  await runSteps(script.after_steps);
+  const cookies = await jar();
   const result = {
     final_url: page.url(),
     final_status: lastStatus,
     body_excerpt: (await bodyText()).slice(0, script.excerpt_len || 500),
     cookies,
+    recorded,
   };
   console.log(`RESULT ${JSON.stringify(result)}`);
 }
