@@ -525,13 +525,14 @@ provider.on('server_error', (_ctx, err) => console.error('idp server_error:', er
 
 // ---------------------------------------------------------------------------
 // Test controls, under /test/ (loopback only, like everything here):
-//   GET  /test/stats                          {"refresh_grants": n, "refresh_errors": n}
+//   GET  /test/stats                          {"refresh_grants": n, "refresh_errors": n,
+//                                              "refresh_tokens": [every one issued]}
 //   POST /test/accounts/<login>/groups?set=a,b  the account's groups become a, b
 //   POST /test/accounts/<login>/realm_roles?set=a  its Keycloak realm roles become a
 //   POST /test/accounts/<login>/revoke        ends every grant of the account (as an admin
 //                                             revoking the user's sessions at the IdP)
 // ---------------------------------------------------------------------------
-const stats = { refresh_grants: 0, refresh_errors: 0 };
+const stats = { refresh_grants: 0, refresh_errors: 0, refresh_tokens: [] };
 const grantsOf = new Map();
 provider.on('grant.success', (ctx) => {
   if (ctx.oidc.params.grant_type === 'refresh_token') stats.refresh_grants += 1;
@@ -540,6 +541,7 @@ provider.on('grant.error', (ctx) => {
   if (ctx.oidc?.params?.grant_type === 'refresh_token') stats.refresh_errors += 1;
 });
 provider.on('refresh_token.saved', (token) => {
+  stats.refresh_tokens.push(token.jti); // an opaque token's value is its jti
   if (!grantsOf.has(token.accountId)) grantsOf.set(token.accountId, new Set());
   grantsOf.get(token.accountId).add(token.grantId);
 });
