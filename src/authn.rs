@@ -13,7 +13,7 @@ use crate::config::AuthzRules;
 use crate::identity::Identity;
 use crate::refresh::{Job, Outcome};
 use crate::session::{store_key, Session, SessionError, Tokens};
-use crate::workspace::{Stored, Workspace};
+use crate::workspace::{BearerError, Stored, Workspace};
 
 /// What a request presents.
 #[derive(Debug, Clone, Copy)]
@@ -45,7 +45,7 @@ pub enum AuthError {
     Session(#[from] SessionError),
     /// No session cookie, and the bearer token does not verify.
     #[error("bearer token refused: {0}")]
-    Bearer(String),
+    Bearer(#[from] BearerError),
 }
 
 impl Workspace {
@@ -63,7 +63,7 @@ impl Workspace {
         ) {
             (Ok(session), _) => Ok(self.current(session, creds.cookies, now).await?),
             (Err(SessionError::Missing), Some(token)) => Ok(Authenticated {
-                identity: self.verify_bearer(token, now).map_err(AuthError::Bearer)?,
+                identity: self.verify_bearer(token, now)?,
                 tokens: Tokens::default(),
                 cookies: Vec::new(),
             }),

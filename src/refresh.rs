@@ -191,7 +191,7 @@ impl Job {
             .and_then(|login| match login.identity.check_usable() {
                 Ok(()) => Ok(login),
                 Err(e) => Err(RefreshError::Rejected(
-                    crate::provider::ProviderError::Incomplete(e.to_string()),
+                    crate::provider::ProviderError::Incomplete(e.into()),
                 )),
             });
         match answer {

@@ -18,12 +18,12 @@ use openidconnect::CsrfToken;
 use crate::config::{
     AuthMode, Config, ConfigError, ConfigErrors, Env, SessionStoreKind, WorkspaceConfig,
 };
-use crate::identity::Identity;
+use crate::identity::{Identity, UnusableIdentity};
 use crate::metrics::{RedisOp, WorkspaceMetrics};
 use crate::oidc::logout::JTI_MEMORY;
 use crate::oidc::verify::LEEWAY;
 use crate::oidc::{LogoutClaims, LogoutError, VerifyError};
-use crate::provider::{self, BearerIdentity, Login, Provider, ProviderContext};
+use crate::provider::{self, BearerIdentity, Login, Provider, ProviderContext, ProviderError};
 use crate::refresh::Refresher;
 use crate::session::{
     index_key, store_key, IndexKind, Keep, LoginCodec, MasterSecrets, Purpose, RedisStore, Session,
@@ -286,7 +286,7 @@ impl Workspace {
 
     /// The identity a bearer JWT proves, from the verified-token cache or the providers' cached
     /// keys; never does I/O. The error says why the last provider refused it.
-    pub fn verify_bearer(&self, token: &str, now: u64) -> Result<Identity, String> {
+    pub fn verify_bearer(&self, token: &str, now: u64) -> Result<Identity, BearerError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(hit) = self.bearer_cache.get(&key) {
             if now < hit.expires_at + LEEWAY {
@@ -296,7 +296,7 @@ impl Workspace {
             self.bearer_cache.invalidate(&key);
         }
         self.metrics.bearer_cache(false);
-        let mut reason = String::from("no provider of this workspace can verify bearer tokens yet");
+        let mut reason = BearerError::NoVerifier;
         for p in &self.providers {
             match p.verify_bearer(token, now) {
                 Some(Ok(b)) => match b.identity.check_usable() {
@@ -305,9 +305,9 @@ impl Workspace {
                         self.bearer_cache.insert(key, Arc::new(b));
                         return Ok(id);
                     }
-                    Err(e) => reason = format!("the token's identity is unusable: {e}"),
+                    Err(e) => reason = BearerError::Unusable(e),
                 },
-                Some(Err(e)) => reason = e.to_string(),
+                Some(Err(e)) => reason = BearerError::Refused(e),
                 None => {}
             }
         }
@@ -322,6 +322,21 @@ impl Workspace {
             None => None,
         }
     }
+}
+
+/// Why a bearer token does not authenticate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BearerError {
+    /// No provider has its metadata and keys yet, or none issues JWTs.
+    #[error("no provider of this workspace can verify bearer tokens yet")]
+    NoVerifier,
+    /// The token did not verify with the provider that last judged it.
+    #[error(transparent)]
+    Refused(#[from] ProviderError),
+    /// It verified, but names no user, or values that cannot travel in headers.
+    #[error("the token's identity is unusable: {0}")]
+    Unusable(#[source] UnusableIdentity),
 }
 
 /// Why no workspace may judge a request.

@@ -10,9 +10,10 @@ use super::log_budget::{LogBudget, Verdict};
 use super::pages::{self, Page};
 use crate::authz::Denial;
 use crate::forward::HostError;
+use crate::identity::UnusableIdentity;
 use crate::provider::ProviderError;
 use crate::session::{LoginError, SessionError};
-use crate::workspace::TenantError;
+use crate::workspace::{BearerError, TenantError};
 
 /// Everything that can go wrong while answering a request.
 #[derive(Debug, thiserror::Error)]
@@ -36,13 +37,13 @@ pub enum AppError {
     Unauthenticated(#[from] SessionError),
     /// Bearer token refused.
     #[error("bearer token refused: {0}")]
-    Bearer(String),
+    Bearer(#[source] BearerError),
     /// Authenticated but not allowed, at `/oauth2/auth`.
     #[error("forbidden: {0}")]
     Forbidden(Denial),
     /// Authenticated but not allowed, at the end of a login.
     #[error("login denied: {0}")]
-    LoginDenied(String),
+    LoginDenied(#[source] Denial),
     /// The callback has no `state`.
     #[error("callback without state")]
     StateMissing,
@@ -72,9 +73,15 @@ pub enum AppError {
     /// The session store (Redis) cannot be reached at the end of a login.
     #[error("session store unavailable")]
     StoreUnavailable,
-    /// The identity does not fit in a session cookie or a header.
+    /// The identity names no user, or values that cannot travel in headers.
     #[error("identity unusable: {0}")]
-    Identity(String),
+    Identity(#[from] UnusableIdentity),
+    /// The session could not be sealed (the identity does not serialise).
+    #[error("session not issued: {0}")]
+    SessionNotIssued(#[source] SessionError),
+    /// The identity could not be written as JSON.
+    #[error("identity not encoded: {0}")]
+    Encode(#[from] serde_json::Error),
     /// The session is larger than the cookies may carry (`session::MAX_CHUNKS`); the
     /// workspace needs the Redis store.
     #[error("session too large for cookies: the workspace needs session.store = \"redis\"")]
@@ -85,7 +92,7 @@ impl From<crate::authn::AuthError> for AppError {
     fn from(e: crate::authn::AuthError) -> Self {
         match e {
             crate::authn::AuthError::Session(e) => Self::Unauthenticated(e),
-            crate::authn::AuthError::Bearer(why) => Self::Bearer(why),
+            crate::authn::AuthError::Bearer(e) => Self::Bearer(e),
         }
     }
 }
@@ -99,14 +106,14 @@ impl AppError {
             HostRefused(_) | Tenant(_) => StatusCode::FORBIDDEN,
             Forbidden(_) | LoginDenied(_) | ProviderDenied { .. } => StatusCode::FORBIDDEN,
             StateMissing | LoginState(_) | StateReplayed | UnknownProvider(_) | CodeMissing
-            | Identity(_) => StatusCode::BAD_REQUEST,
+            | Identity(_) | SessionNotIssued(_) => StatusCode::BAD_REQUEST,
+            Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
             // The operator's to fix, and a retry fails the same way.
             SessionTooLarge => StatusCode::INTERNAL_SERVER_ERROR,
             ClientBusy(_) => StatusCode::TOO_MANY_REQUESTS,
             Provider(ProviderError::Unavailable(_)) | StoreUnavailable | TooManyLogins(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Provider(ProviderError::Denied(_)) => StatusCode::FORBIDDEN,
             Provider(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -126,10 +133,10 @@ impl AppError {
                 Some(("Try again", "/oauth2/start")),
             ),
             Unauthenticated(_) | Bearer(_) => Page::error("Sign-in required", "Please sign in.", None),
-            // Login flattens its denial to text, hence the prefix test there.
-            Forbidden(Denial::EmailUnverified(_)) => email_unverified(),
-            LoginDenied(r) if r.starts_with(crate::authz::EMAIL_UNVERIFIED) => email_unverified(),
-            Forbidden(_) | LoginDenied(_) | Provider(ProviderError::Denied(_)) => Page::error(
+            Forbidden(Denial::EmailUnverified(_)) | LoginDenied(Denial::EmailUnverified(_)) => {
+                email_unverified()
+            }
+            Forbidden(_) | LoginDenied(_) => Page::error(
                 "Access denied",
                 "You are signed in, but this account is not allowed here. Ask the workspace's owner for access, or sign in with another account.",
                 Some(("Sign out", "/oauth2/sign_out")),
@@ -163,7 +170,7 @@ impl AppError {
                 "Your account carries more information (groups, roles, tokens) than fits in this site's sign-in cookies. Ask the site's operator to keep sessions server-side: session.store = \"redis\" in this workspace's authgate configuration.",
                 None,
             ),
-            Provider(_) | Identity(_) => Page::error(
+            Provider(_) | Identity(_) | SessionNotIssued(_) | Encode(_) => Page::error(
                 "Sign-in failed",
                 "The identity provider's answer could not be accepted.",
                 Some(("Start again", "/oauth2/start")),

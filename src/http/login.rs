@@ -246,13 +246,11 @@ async fn finish_login(
     let done = provider.finish(&callback, &login, state.now()).await?;
     let identity = &done.identity;
     record("user", &identity.user);
-    identity
-        .check_usable()
-        .map_err(|e| AppError::Identity(e.to_string()))?;
+    identity.check_usable()?;
     ws.config
         .authz
         .check(identity)
-        .map_err(|d| AppError::LoginDenied(d.to_string()))?;
+        .map_err(AppError::LoginDenied)?;
     let cookies = ws
         .establish(&done, req.cookie_headers(), state.now())
         .await
@@ -262,7 +260,7 @@ async fn finish_login(
                 tracing::warn!(workspace = ws.name(), user = %identity.user, groups = identity.groups.len(), "session too large for cookies: set session.store = \"redis\" for this workspace");
                 AppError::SessionTooLarge
             }
-            e => AppError::Identity(e.to_string()),
+            e => AppError::SessionNotIssued(e),
         })?;
     let rd = policy(ws).validate(Some(&login.rd));
     tracing::info!(workspace = ws.name(), provider = provider.id(), user = %identity.user, "login completed");

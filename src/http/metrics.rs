@@ -67,10 +67,12 @@ pub(super) fn login_failure(e: &AppError) -> LoginFailure {
         Provider(ProviderError::IssuerMismatch(_)) => LoginFailure::IssuerMismatch,
         Provider(ProviderError::Exchange(_)) => LoginFailure::ExchangeRefused,
         Provider(ProviderError::Token(_)) => LoginFailure::TokenRejected,
-        Provider(ProviderError::Incomplete(_)) | Identity(_) | SessionTooLarge => {
-            LoginFailure::IdentityUnusable
-        }
-        Provider(ProviderError::Denied(_)) | LoginDenied(_) | Forbidden(_) => LoginFailure::Denied,
+        Provider(ProviderError::Incomplete(_))
+        | Identity(_)
+        | SessionNotIssued(_)
+        | Encode(_)
+        | SessionTooLarge => LoginFailure::IdentityUnusable,
+        LoginDenied(_) | Forbidden(_) => LoginFailure::Denied,
         TooManyLogins(_) | ClientBusy(_) => LoginFailure::TooManyLogins,
         StoreUnavailable => LoginFailure::StoreUnavailable,
         HostRefused(_) | Tenant(_) | Unauthenticated(_) | Bearer(_) => LoginFailure::Other,
@@ -98,7 +100,7 @@ mod tests {
                 Decision::Unauthenticated,
             ),
             (
-                Err(AppError::Bearer("expired".into())),
+                Err(AppError::Bearer(crate::workspace::BearerError::NoVerifier)),
                 Decision::Unauthenticated,
             ),
             (Err(AppError::Forbidden(Denial::Group)), Decision::Forbidden),
@@ -136,7 +138,7 @@ mod tests {
                 LoginFailure::ExchangeRefused,
             ),
             (
-                AppError::LoginDenied("user@example.com".into()),
+                AppError::LoginDenied(crate::authz::Denial::Email("user@example.com".into())),
                 LoginFailure::Denied,
             ),
             (AppError::StoreUnavailable, LoginFailure::StoreUnavailable),

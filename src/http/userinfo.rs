@@ -44,8 +44,7 @@ pub(super) async fn userinfo(
     let ws = req.workspace()?;
     let session = ws.session.open_request(req.cookie_headers(), state.now())?;
     let identity = ws.identity_of(session).await?;
-    let body = serde_json::to_vec(&UserInfo::from(&identity))
-        .map_err(|_| AppError::Identity("cannot encode the identity".into()))?;
+    let body = serde_json::to_vec(&UserInfo::from(&identity))?;
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

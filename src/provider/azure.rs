@@ -78,7 +78,7 @@ impl Azure {
             .ok_or_else(|| ProviderError::Incomplete("no graph_url configured".into()))?;
         let mut url = base
             .join("v1.0/me/memberOf")
-            .map_err(|e| ProviderError::Incomplete(e.to_string()))?;
+            .map_err(|e| ProviderError::Incomplete(e.into()))?;
         let mut groups = Vec::new();
         for _ in 0..MAX_GRAPH_PAGES {
             let resp = http
@@ -86,17 +86,16 @@ impl Azure {
                 .bearer_auth(access_token)
                 .send()
                 .await
-                .map_err(|e| ProviderError::Unavailable(format!("Microsoft Graph: {e}")))?;
+                .map_err(|e| ProviderError::Unavailable(format!("Microsoft Graph: {e}").into()))?;
             if !resp.status().is_success() {
-                return Err(ProviderError::Incomplete(format!(
-                    "Microsoft Graph answered {}",
-                    resp.status()
-                )));
+                return Err(ProviderError::Incomplete(
+                    format!("Microsoft Graph answered {}", resp.status()).into(),
+                ));
             }
             let page: Value = resp
                 .json()
                 .await
-                .map_err(|e| ProviderError::Incomplete(format!("Microsoft Graph: {e}")))?;
+                .map_err(|e| ProviderError::Incomplete(format!("Microsoft Graph: {e}").into()))?;
             for item in page
                 .get("value")
                 .and_then(Value::as_array)
@@ -123,9 +122,9 @@ impl Azure {
                 }
             }
         }
-        Err(ProviderError::Incomplete(format!(
-            "more than {MAX_GRAPH_PAGES} pages of groups"
-        )))
+        Err(ProviderError::Incomplete(
+            format!("more than {MAX_GRAPH_PAGES} pages of groups").into(),
+        ))
     }
 }
 

@@ -67,7 +67,7 @@ impl GithubProvider {
             self.config
                 .issuer
                 .join(p)
-                .map_err(|e| ProviderError::Unavailable(e.to_string()))
+                .map_err(|e| ProviderError::Unavailable(e.into()))
         };
         Ok(token_client(
             &self.config.client_id,
@@ -88,7 +88,7 @@ impl GithubProvider {
             .header("x-github-api-version", "2022-11-28")
             .send()
             .await
-            .map_err(|e| ProviderError::Unavailable(format!("GitHub API: {e}")))?;
+            .map_err(|e| ProviderError::Unavailable(format!("GitHub API: {e}").into()))?;
         let status = resp.status();
         let remaining = resp
             .headers()
@@ -103,14 +103,14 @@ impl GithubProvider {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("?")
                 .to_string();
-            return Err(ProviderError::Unavailable(format!(
-                "GitHub API rate limit exceeded (resets at epoch {reset})"
-            )));
+            return Err(ProviderError::Unavailable(
+                format!("GitHub API rate limit exceeded (resets at epoch {reset})").into(),
+            ));
         }
         if !status.is_success() {
-            return Err(ProviderError::Incomplete(format!(
-                "GitHub API answered {status}"
-            )));
+            return Err(ProviderError::Incomplete(
+                format!("GitHub API answered {status}").into(),
+            ));
         }
         Ok(resp)
     }
@@ -119,12 +119,12 @@ impl GithubProvider {
         let url = self
             .api
             .join(path)
-            .map_err(|e| ProviderError::Incomplete(e.to_string()))?;
+            .map_err(|e| ProviderError::Incomplete(e.into()))?;
         self.get(url, token)
             .await?
             .json()
             .await
-            .map_err(|e| ProviderError::Incomplete(format!("GitHub API: {e}")))
+            .map_err(|e| ProviderError::Incomplete(format!("GitHub API: {e}").into()))
     }
 
     /// Every item of a paginated listing.
@@ -132,7 +132,7 @@ impl GithubProvider {
         let mut url = self
             .api
             .join(path)
-            .map_err(|e| ProviderError::Incomplete(e.to_string()))?;
+            .map_err(|e| ProviderError::Incomplete(e.into()))?;
         url.query_pairs_mut().append_pair("per_page", "100");
         let mut items = Vec::new();
         for _ in 0..MAX_PAGES {
@@ -145,7 +145,7 @@ impl GithubProvider {
             let page: Vec<Value> = resp
                 .json()
                 .await
-                .map_err(|e| ProviderError::Incomplete(format!("GitHub API: {e}")))?;
+                .map_err(|e| ProviderError::Incomplete(format!("GitHub API: {e}").into()))?;
             items.extend(page);
             match next.map(|n| Url::parse(&n)) {
                 None => return Ok(items),
@@ -157,9 +157,9 @@ impl GithubProvider {
                 }
             }
         }
-        Err(ProviderError::Incomplete(format!(
-            "more than {MAX_PAGES} pages from {path}"
-        )))
+        Err(ProviderError::Incomplete(
+            format!("more than {MAX_PAGES} pages from {path}").into(),
+        ))
     }
 
     async fn identity(&self, token: &str) -> Result<Identity, ProviderError> {
@@ -176,9 +176,9 @@ impl GithubProvider {
             })
             .and_then(|e| e.get("email").and_then(Value::as_str))
             .ok_or_else(|| {
-                ProviderError::Incomplete(format!(
-                    "GitHub user {login} has no verified primary email"
-                ))
+                ProviderError::Incomplete(
+                    format!("GitHub user {login} has no verified primary email").into(),
+                )
             })?;
         let scopes_allow_orgs = self
             .config

@@ -67,7 +67,7 @@ impl Flavor for Keycloak {
             let access_claims = provider
                 .verify_jwt(discovered, access, None, None, now)
                 .await
-                .map_err(|e| ProviderError::Incomplete(format!("access token: {e}")))?;
+                .map_err(|e| ProviderError::Incomplete(format!("access token: {e}").into()))?;
             if access_claims.get("sub").and_then(Value::as_str)
                 != claims.get("sub").and_then(Value::as_str)
             {

@@ -75,28 +75,29 @@ pub struct BearerIdentity {
     pub expires_at: u64,
 }
 
+/// What went wrong underneath a [`ProviderError`]: the HTTP, JSON or OAuth error itself where
+/// there is one, else a sentence saying what was missing.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a login failed at the provider.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProviderError {
     /// The provider cannot be reached or answers garbage.
     #[error("identity provider unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// RFC 9207: the response names another issuer, or omits one the provider promised.
     #[error("authorization response issuer: {0}")]
     IssuerMismatch(String),
     /// The token endpoint refused the code.
     #[error("code exchange refused: {0}")]
-    Exchange(String),
+    Exchange(#[source] Cause),
     /// The ID token or access token did not verify.
     #[error("token rejected: {0}")]
     Token(#[from] VerifyError),
     /// The provider's answer lacks something required (no email, no ID token…).
     #[error("incomplete identity: {0}")]
-    Incomplete(String),
-    /// The provider-specific rule refused the user (tenant, organisation…).
-    #[error("not allowed: {0}")]
-    Denied(String),
+    Incomplete(#[source] Cause),
 }
 
 /// Why a refresh did not renew a session, sorted by what becomes of the session.
@@ -120,7 +121,7 @@ impl From<ProviderError> for RefreshError {
     /// A provider that cannot be reached keeps the session; any other failure ends it.
     fn from(e: ProviderError) -> Self {
         match e {
-            ProviderError::Unavailable(why) => Self::Unavailable(why),
+            ProviderError::Unavailable(why) => Self::Unavailable(why.to_string()),
             other => Self::Rejected(other),
         }
     }

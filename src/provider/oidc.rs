@@ -121,7 +121,7 @@ impl OidcProvider {
         self.metadata
             .get()
             .await
-            .map_err(|e| ProviderError::Unavailable(e.to_string()))
+            .map_err(|e| ProviderError::Unavailable(e.into()))
     }
 
     /// Our client id at this provider.
@@ -228,7 +228,7 @@ impl OidcProvider {
                 if let Some(err) = err {
                     tracing::warn!(provider = %self.config.id, error = %err, "JWKS refresh failed");
                     if keys.is_empty() {
-                        return Err(ProviderError::Unavailable(err.to_string()));
+                        return Err(ProviderError::Unavailable(err.into()));
                     }
                 }
                 tracing::debug!(provider = %self.config.id, ?kid, "unknown kid: JWKS refreshed");
@@ -312,12 +312,14 @@ pub(crate) async fn exchange_code(
         .request_async(http)
         .await
         .map_err(|e| match e {
-            RequestTokenError::ServerResponse(r) => ProviderError::Exchange(r.error().to_string()),
-            RequestTokenError::Request(e) => ProviderError::Unavailable(e.to_string()),
-            RequestTokenError::Parse(e, _) => {
-                ProviderError::Exchange(format!("unreadable token response: {e}"))
+            RequestTokenError::ServerResponse(r) => {
+                ProviderError::Exchange(r.error().to_string().into())
             }
-            RequestTokenError::Other(e) => ProviderError::Exchange(e),
+            RequestTokenError::Request(e) => ProviderError::Unavailable(e.into()),
+            RequestTokenError::Parse(e, _) => {
+                ProviderError::Exchange(format!("unreadable token response: {e}").into())
+            }
+            RequestTokenError::Other(e) => ProviderError::Exchange(e.into()),
         })
 }
 
