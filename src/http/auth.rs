@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 use std::time::Instant;
 
+use super::error::RefusalContext;
 use super::metrics::{decision, refusal_counters};
 use super::{AppError, Incoming};
 use crate::authn::Credentials;
@@ -55,14 +56,16 @@ pub(super) async fn auth(
         // The route has no trace layer (it is the hot path); a refusal names the request
         // ingress-nginx's log knows it by (or one made up here), the host it was for, the
         // workspace the route names, and the user where one was known.
-        Err(Refusal { error, user }) => tracing::info_span!(
-            "auth",
-            host = req.host(),
-            route_workspace = req.pinned.as_deref().unwrap_or(""),
-            user = user.as_deref().unwrap_or(""),
-            request_id = %RequestId(req.request_id()),
-        )
-        .in_scope(|| error.into_response()),
+        Err(Refusal { error, user }) => {
+            let mut resp = error.into_response();
+            resp.extensions_mut().insert(RefusalContext {
+                host: req.host().to_string(),
+                route_workspace: req.pinned.clone().unwrap_or_default(),
+                user: user.unwrap_or_default(),
+                request_id: RequestId(req.request_id()).to_string(),
+            });
+            resp
+        }
     };
     // Atomic increments on counters made with the registry: no lock, no allocation.
     if let Some(started) = started {

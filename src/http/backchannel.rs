@@ -13,6 +13,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::error::Logged;
 use super::Incoming;
 use crate::oidc::LogoutError;
 use crate::state::AppState;
@@ -61,9 +62,10 @@ impl IntoResponse for Refusal {
             }
             Self::Token(_) | Self::Replayed => "invalid_request",
         };
-        tracing::info!(status = status.as_u16(), reason = %self, "back-channel logout refused");
         let body = serde_json::json!({"error": error, "error_description": self.to_string()});
-        json(status, body.to_string())
+        let mut resp = json(status, body.to_string());
+        resp.extensions_mut().insert(Logged::backchannel(self));
+        resp
     }
 }
 

@@ -3,6 +3,8 @@
 //! Owns the status codes NGINX relies on (401 → sign-in, 403 → denial, never 5xx from
 //! `/oauth2/auth`) and the reason logged for each. Bodies are generic; details go to the log.
 
+use std::sync::Arc;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -203,28 +205,111 @@ const REFUSALS_LOGGED_PER_SECOND: u64 = 50;
 static REFUSAL_LOG: LogBudget = LogBudget::new(REFUSALS_LOGGED_PER_SECOND);
 
 impl IntoResponse for AppError {
+    /// The error's page, with the error attached for [`log_errors`] to log.
     fn into_response(self) -> Response {
-        let status = self.status();
-        match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                match REFUSAL_LOG.charge(now) {
-                    Verdict::Log => {
-                        tracing::info!(status = status.as_u16(), reason = %self, "refused")
-                    }
-                    Verdict::LogAfterSuppressing(n) => tracing::info!(
-                        status = status.as_u16(),
-                        reason = %self,
-                        not_logged = n,
-                        "refused (and {n} more refusals not logged in the last second)"
-                    ),
-                    Verdict::Suppress => {}
-                }
-            }
-            _ => tracing::warn!(status = status.as_u16(), reason = %self, "failed"),
+        let mut resp = self.page_response();
+        resp.extensions_mut().insert(Logged::refusal(self));
+        resp
+    }
+}
+
+/// An error attached to the answer it became, for [`log_errors`]: handlers and `IntoResponse`
+/// never log refusals themselves.
+#[derive(Clone)]
+pub(super) struct Logged {
+    /// The error.
+    error: Arc<dyn std::error::Error + Send + Sync>,
+    /// Which line it makes.
+    kind: LineKind,
+}
+
+/// The log line of an attached error.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LineKind {
+    /// An [`AppError`]: 400, 401 and 403 are "refused" at info, within the rate budget; any
+    /// other status "failed" at warn.
+    App,
+    /// A refused back-channel logout: one info line each (the IdP sends few).
+    Backchannel,
+}
+
+impl Logged {
+    fn refusal(error: AppError) -> Self {
+        Self {
+            error: Arc::new(error),
+            kind: LineKind::App,
         }
-        pages::render(status, &self.page())
+    }
+
+    /// A refused back-channel logout.
+    pub(super) fn backchannel(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            error: Arc::new(error),
+            kind: LineKind::Backchannel,
+        }
+    }
+}
+
+/// Where `/oauth2/auth` refused: that route runs without the request span, so its log line
+/// names the host, the workspace its route names, the user where known and the request id.
+#[derive(Clone, Debug)]
+pub(super) struct RefusalContext {
+    /// The host the client wrote.
+    pub(super) host: String,
+    /// The workspace the route names, or "".
+    pub(super) route_workspace: String,
+    /// The user, where one was known.
+    pub(super) user: String,
+    /// ingress-nginx's `X-Request-ID`, or one made up.
+    pub(super) request_id: String,
+}
+
+/// The one place refusals and failures are logged: after the handler, from the error its answer
+/// carries ([`Logged`]), in the request's span (or the [`RefusalContext`]'s). Refusals (4xx) at
+/// info, at most [`REFUSALS_LOGGED_PER_SECOND`] lines a second; failures at warn.
+pub(super) async fn log_errors(resp: Response) -> Response {
+    if let Some(logged) = resp.extensions().get::<Logged>() {
+        let log = || log_one(resp.status(), logged);
+        match resp.extensions().get::<RefusalContext>() {
+            Some(c) => tracing::info_span!(
+                "auth",
+                host = %c.host,
+                route_workspace = %c.route_workspace,
+                user = %c.user,
+                request_id = %c.request_id,
+            )
+            .in_scope(log),
+            None => log(),
+        }
+    }
+    resp
+}
+
+fn log_one(status: StatusCode, logged: &Logged) {
+    let reason = &logged.error;
+    let code = status.as_u16();
+    if logged.kind == LineKind::Backchannel {
+        tracing::info!(status = code, reason = %reason, "back-channel logout refused");
+        return;
+    }
+    if !matches!(
+        status,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST
+    ) {
+        tracing::warn!(status = code, reason = %reason, "failed");
+        return;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match REFUSAL_LOG.charge(now) {
+        Verdict::Log => tracing::info!(status = code, reason = %reason, "refused"),
+        Verdict::LogAfterSuppressing(n) => tracing::info!(
+            status = code,
+            reason = %reason,
+            not_logged = n,
+            "refused (and {n} more refusals not logged in the last second)"
+        ),
+        Verdict::Suppress => {}
     }
 }

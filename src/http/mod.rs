@@ -44,7 +44,8 @@ pub use serve::{serve, Limits};
 ///
 /// `/oauth2/auth`, `/ping` and `/metrics` run without middleware: NGINX asks `/oauth2/auth` once per
 /// protected request, and the request-id and trace layers cost about as much CPU as the cookie
-/// check itself. Its refusals log ingress-nginx's `X-Request-ID` themselves ([`auth`]). The
+/// check itself. Its refusals carry ingress-nginx's `X-Request-ID` to their log line instead
+/// ([`error::log_errors`], the one place errors are logged). The
 /// login routes, where a request id in every log line helps follow one sign-in, keep the layers.
 pub fn app(state: AppState) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
@@ -92,7 +93,9 @@ pub fn app(state: AppState) -> Router {
                         )
                     }),
                 )
-                .layer(PropagateRequestIdLayer::new(request_id)),
+                .layer(PropagateRequestIdLayer::new(request_id))
+                // Innermost: the refusal is logged in the request's span.
+                .layer(axum::middleware::map_response(error::log_errors)),
         );
     Router::new()
         .route("/oauth2/auth", get(auth::auth))
@@ -103,6 +106,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/ping", get(|| async { "OK" }))
         .route("/metrics", get(metrics::metrics))
+        .route_layer(axum::middleware::map_response(error::log_errors))
         .merge(login)
         .fallback(error_backend)
         .with_state(state)

@@ -81,8 +81,8 @@ fn json_lines(text: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The line whose message is `message`, its own fields and its spans' fields merged.
-fn find(lines: &[Value], message: &str, pred: impl Fn(&Value) -> bool) -> Value {
+/// The lines whose message is `message`, each its own fields and its spans' fields merged.
+fn all(lines: &[Value], message: &str, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
     lines
         .iter()
         .filter(|l| l["fields"]["message"] == message)
@@ -95,7 +95,15 @@ fn find(lines: &[Value], message: &str, pred: impl Fn(&Value) -> bool) -> Value 
             }
             Value::Object(all)
         })
-        .find(|l| pred(l))
+        .filter(|l| pred(l))
+        .collect()
+}
+
+/// The first line whose message is `message` and that matches.
+fn find(lines: &[Value], message: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    all(lines, message, pred)
+        .into_iter()
+        .next()
         .unwrap_or_else(|| panic!("no {message:?} line matching in:\n{lines:#?}"))
 }
 
@@ -157,7 +165,19 @@ async fn json_lines_name_workspace_provider_user_reason_and_request_id_at_the_de
         .await;
     assert_eq!(out.status, 302);
 
+    // A refused callback (no state): one line, in the request's span.
+    let bad = Client::new()
+        .get(
+            &format!("http://{HOST}:{}/oauth2/callback?code=x", ag.port),
+            &[("x-request-id", "req-bad-cb")],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+
     let lines = json_lines(&ag.log_text());
+    let bad_lines = all(&lines, "refused", |l| l["request_id"] == "req-bad-cb");
+    assert_eq!(bad_lines.len(), 1, "{bad_lines:?}");
+    assert_eq!(bad_lines[0]["status"], 400);
     let refused = find(&lines, "refused", |l| l["request_id"] == "req-anon-1");
     assert_eq!(refused["route_workspace"], "mcd");
     assert_eq!(refused["host"], HOST);
