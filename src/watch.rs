@@ -131,7 +131,6 @@ impl Watched {
 fn secret_files(config: &Config) -> Vec<PathBuf> {
     let server = &config.server;
     let mut files: Vec<PathBuf> = std::iter::once(&server.cookie_secrets)
-        .chain(server.redis.as_ref())
         .chain(
             config
                 .workspaces
@@ -139,6 +138,13 @@ fn secret_files(config: &Config) -> Vec<PathBuf> {
                 .flat_map(|w| w.providers.iter().map(|p| &p.client_secret)),
         )
         .filter_map(|s| s.file.clone())
+        .chain(
+            server
+                .redis
+                .iter()
+                .flat_map(|r| r.files())
+                .map(PathBuf::from),
+        )
         .collect();
     files.sort();
     files.dedup();

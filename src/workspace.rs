@@ -395,16 +395,13 @@ impl Registry {
         let mut workspaces = Vec::new();
         let store = match &config.server.redis {
             None => None,
-            Some(src) => match src
-                .read(env)
-                .and_then(|url| ctx.stores.open(&url).map_err(|e| e.to_string()))
-            {
+            Some(redis) => match ctx.stores.open(redis, env, &ctx.metrics) {
                 Ok(s) => Some(s),
-                Err(problem) => {
+                Err(e) => {
                     errors.push(ConfigError {
                         file: crate::config::SERVER_FILE.into(),
-                        field: "redis.url".into(),
-                        problem,
+                        field: format!("redis.{}", e.field),
+                        problem: e.problem,
                     });
                     None
                 }

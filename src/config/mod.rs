@@ -7,6 +7,7 @@
 mod provider;
 mod public;
 mod raw;
+mod redis;
 #[cfg(feature = "schema")]
 pub mod schema;
 pub mod secrets;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use url::Url;
 
+pub use self::redis::{PemFile, RedisConfig, RedisTarget, SentinelAddr};
 pub use secrets::{Env, ProcessEnv, SecretSource};
 pub use validate::{authority as validate_authority, load, parse_host, SERVER_FILE};
 
@@ -59,8 +61,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// Where the master cookie secrets come from.
     pub cookie_secrets: SecretSource,
-    /// Where the Redis URL comes from, when server-side sessions are configured.
-    pub redis: Option<SecretSource>,
+    /// `[redis]`, when server-side sessions are configured.
+    pub redis: Option<RedisConfig>,
 }
 
 /// Whether a workspace asks for a login.

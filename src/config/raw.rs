@@ -38,10 +38,32 @@ pub(crate) struct RawServer {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "schema", schemars(rename = "Redis"))]
 pub(crate) struct RawRedis {
-    /// Environment variable holding the Redis URL.
+    /// Environment variable holding the Redis URL (`redis://` or `rediss://` for TLS).
     pub(crate) url_env: Option<String>,
-    /// File holding the Redis URL.
+    /// File holding the Redis URL (`redis://` or `rediss://` for TLS).
     pub(crate) url_file: Option<String>,
+    /// Sentinels to ask for the master (`host:port` each), instead of a URL.
+    pub(crate) sentinels: Option<Vec<String>>,
+    /// The master's name at the sentinels (`sentinel monitor <name> …`); required with `sentinels`.
+    pub(crate) sentinel_master: Option<String>,
+    /// Environment variable holding the sentinels' own password, if they ask for one.
+    pub(crate) sentinel_password_env: Option<String>,
+    /// File holding the sentinels' own password, if they ask for one.
+    pub(crate) sentinel_password_file: Option<String>,
+    /// With `sentinels`: reach the sentinels and the master over TLS (a URL says `rediss://` instead).
+    pub(crate) tls: Option<bool>,
+    /// PEM file of the CA that signs the Redis server's certificate, the only one trusted (default: the Mozilla roots).
+    pub(crate) ca_file: Option<String>,
+    /// PEM client certificate, for a Redis that asks for one (`tls-auth-clients yes`); with `client_key_file`.
+    pub(crate) client_cert_file: Option<String>,
+    /// PEM private key of `client_cert_file`.
+    pub(crate) client_key_file: Option<String>,
+    /// ACL user (Redis 6+); default: the URL's, else `default`.
+    pub(crate) username: Option<String>,
+    /// Environment variable holding the password (instead of one in the URL).
+    pub(crate) password_env: Option<String>,
+    /// File holding the password (instead of one in the URL).
+    pub(crate) password_file: Option<String>,
 }
 
 /// `[secrets]` of the server file.

@@ -229,18 +229,7 @@ fn validate_server(
         ),
         file: raw.secrets.cookie_secrets_file.map(PathBuf::from),
     };
-    let redis = raw.redis.map(|r| {
-        if r.url_env.is_none() && r.url_file.is_none() {
-            report.error(
-                "redis",
-                "set url_env or url_file (the URL may hold a password, so never inline)",
-            );
-        }
-        SecretSource {
-            env: r.url_env,
-            file: r.url_file.map(PathBuf::from),
-        }
-    });
+    let redis = raw.redis.map(|r| super::redis::validate_redis(r, report));
     (
         ServerConfig {
             listen,

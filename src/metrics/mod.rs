@@ -21,6 +21,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
@@ -193,6 +194,12 @@ struct RedisLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RedisModeLabels {
+    /// `url` or `sentinel`.
+    mode: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FetchLabels {
     document: &'static str,
     result: &'static str,
@@ -253,6 +260,8 @@ pub struct Metrics {
     logins_failed: Family<FailureLabels, Counter>,
     bearer_cache: Family<WorkspaceResultLabels, Counter>,
     redis_errors: Family<RedisLabels, Counter>,
+    /// The session store's state; a series only once a store is opened.
+    redis_connected: Family<RedisModeLabels, Gauge>,
     /// `[ok, refused]`.
     reloads: [Counter; 2],
     /// Decisions about requests no configured workspace can be named for.
@@ -276,6 +285,7 @@ impl Metrics {
         let logins_failed = Family::<FailureLabels, Counter>::default();
         let bearer_cache = Family::<WorkspaceResultLabels, Counter>::default();
         let redis_errors = Family::<RedisLabels, Counter>::default();
+        let redis_connected = Family::<RedisModeLabels, Gauge>::default();
         let reload_family = Family::<ResultLabels, Counter>::default();
         registry.register(
             "authgate_auth_decisions",
@@ -323,6 +333,11 @@ impl Metrics {
             redis_errors.clone(),
         );
         registry.register(
+            "authgate_redis_connected",
+            "Whether the session store (Redis) answered its last check: 1 yes, 0 no",
+            redis_connected.clone(),
+        );
+        registry.register(
             "authgate_build",
             "The running authgate",
             Info::new([("version", env!("CARGO_PKG_VERSION"))]),
@@ -340,9 +355,17 @@ impl Metrics {
             logins_failed,
             bearer_cache,
             redis_errors,
+            redis_connected,
             reloads,
             unknown,
         }
+    }
+
+    /// The gauge of the Redis store's state, `sentinel` or by URL; the series appears now.
+    pub fn redis_connected(&self, sentinel: bool) -> Gauge {
+        let mode = if sentinel { "sentinel" } else { "url" };
+        self.redis_connected
+            .get_or_create_owned(&RedisModeLabels { mode })
     }
 
     /// The counters of workspace `name` and its providers (ids in config order), created now if

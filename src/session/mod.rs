@@ -8,6 +8,7 @@
 mod chunks;
 mod cookie_jar;
 mod keys;
+mod link;
 mod login;
 mod seal;
 mod store;
@@ -22,6 +23,7 @@ use crate::identity::Identity;
 pub use chunks::{MAX_CHUNKS, MAX_JOINED_LEN};
 pub use cookie_jar::cookies_named;
 pub use keys::{KeyError, MasterSecrets, Purpose, MIN_SECRET_BYTES};
+pub use link::OpenError as StoreOpenError;
 pub use login::{
     LoginCodec, LoginError, LoginState, LOGIN_LIFETIME, MAX_COOKIE_BYTES, MAX_PARALLEL_LOGINS,
 };

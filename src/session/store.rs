@@ -9,23 +9,25 @@
 //! an IdP session and a user have (TTL: the session lifetime, renewed by each login), and
 //! `authgate:jti:<workspace>:<sha256 of issuer, NUL, jti>` marks a logout token as used.
 //!
-//! A request never waits for a connection to be made. A background task connects (each attempt
-//! bounded by [`COMMAND_TIMEOUT`], retried with [`backoff`]); until it has, every command fails
-//! at once with [`StoreError::Unavailable`], so `/oauth2/auth` fails closed instead of queueing.
-//! Once made, the connection manager re-establishes a lost connection by itself, and a command
-//! on it waits at most [`COMMAND_TIMEOUT`].
+//! A request never waits for a connection to be made. A background task (`link`) connects
+//! (each attempt bounded by [`COMMAND_TIMEOUT`], retried with [`backoff`]) and then watches the
+//! connection; until it has one, every command fails at once with [`StoreError::Unavailable`],
+//! so `/oauth2/auth` fails closed instead of queueing. A command waits at most
+//! [`COMMAND_TIMEOUT`]. Where the server is (a URL or Sentinel), TLS and credentials: `link`.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use sha2::{Digest, Sha256};
 
-use crate::secret::Secret;
+use super::link::{self, OpenError, Shared};
+use crate::config::{Env, RedisConfig};
+use crate::metrics::Metrics;
 
 /// How long one Redis command, or one connection attempt, may take.
-const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+pub(super) const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The first wait between connection attempts; doubled after each failure.
 const FIRST_RETRY: Duration = Duration::from_millis(100);
@@ -38,9 +40,6 @@ const MAX_RETRY: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The URL is not a Redis URL.
-    #[error("invalid Redis URL: {0}")]
-    Url(#[source] redis::RedisError),
     /// Not connected (yet, or not since start-up); the background task keeps trying.
     #[error("not connected to Redis")]
     Unavailable,
@@ -61,14 +60,6 @@ pub struct RedisStore {
     connector: OnceLock<AbortOnDrop>,
 }
 
-/// The part of the store the connecting task holds.
-struct Shared {
-    /// Client built from the URL.
-    client: redis::Client,
-    /// Set once by the connecting task; the manager reconnects by itself from then on.
-    conn: OnceLock<ConnectionManager>,
-}
-
 /// Aborts a task when dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -80,7 +71,7 @@ impl Drop for AbortOnDrop {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RedisStore(<url redacted>)")
+        f.write_str("RedisStore(<redacted>)")
     }
 }
 
@@ -129,19 +120,27 @@ pub(super) fn backoff(attempt: u32) -> Duration {
 // === impl RedisStore ===
 
 impl RedisStore {
-    /// A store for `url` (`redis://[:password@]host:port[/db]`). Starts connecting in the
-    /// background when called inside a Tokio runtime; never waits for Redis.
-    pub fn new(url: &Secret) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url.expose()).map_err(StoreError::Url)?;
+    /// A store for `config`, its secrets read from `env` or their files. Starts connecting
+    /// in the background when called inside a Tokio runtime; never waits for Redis.
+    pub fn new(config: &RedisConfig, env: &dyn Env) -> Result<Self, OpenError> {
+        let (shared, _) = link::open(config, env, &Metrics::default())?;
+        Ok(Self::from_shared(shared))
+    }
+
+    fn from_shared(shared: Shared) -> Self {
         let store = Self {
-            shared: Arc::new(Shared {
-                client,
-                conn: OnceLock::new(),
-            }),
+            shared: Arc::new(shared),
             connector: OnceLock::new(),
         };
         store.start_connecting();
-        Ok(store)
+        store
+    }
+
+    /// Whether the store can reach Redis now, as its last check (at most
+    /// [`link::HEALTH_INTERVAL`] ago, or the last failed command) found.
+    pub fn is_connected(&self) -> bool {
+        self.start_connecting();
+        self.shared.is_connected()
     }
 
     /// Starts the connecting task unless it runs already or no runtime is there to run it.
@@ -153,44 +152,47 @@ impl RedisStore {
             return;
         };
         self.connector
-            .get_or_init(|| AbortOnDrop(runtime.spawn(connect(self.shared.clone()))));
+            .get_or_init(|| AbortOnDrop(runtime.spawn(link::run(self.shared.clone()))));
     }
 
     /// The connection if one is made; never waits for one.
     fn conn(&self) -> Result<ConnectionManager, StoreError> {
         self.start_connecting();
-        self.shared
-            .conn
-            .get()
-            .cloned()
-            .ok_or(StoreError::Unavailable)
+        self.shared.current().ok_or(StoreError::Unavailable)
     }
 
+    /// Runs `fut` for at most [`COMMAND_TIMEOUT`]; a failure has the connection checked now.
     async fn timed<T>(
+        &self,
         fut: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(COMMAND_TIMEOUT, fut)
-            .await
-            .map_err(|_| StoreError::Timeout)?
-            .map_err(StoreError::Redis)
+        let result = match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
+            Err(_) => Err(StoreError::Timeout),
+            Ok(r) => r.map_err(StoreError::Redis),
+        };
+        if result.is_err() {
+            self.shared.command_failed();
+        }
+        result
     }
 
     /// Stores `value` under `key` for `ttl`.
     pub async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
         let mut c = self.conn()?;
-        Self::timed(c.set_ex::<_, _, ()>(key, value, ttl.as_secs().max(1))).await
+        self.timed(c.set_ex::<_, _, ()>(key, value, ttl.as_secs().max(1)))
+            .await
     }
 
     /// The value under `key`, if it has not expired or been deleted.
     pub async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
         let mut c = self.conn()?;
-        Self::timed(c.get::<_, Option<String>>(key)).await
+        self.timed(c.get::<_, Option<String>>(key)).await
     }
 
     /// Deletes `key` (sign-out).
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let mut c = self.conn()?;
-        Self::timed(c.del::<_, ()>(key)).await
+        self.timed(c.del::<_, ()>(key)).await
     }
 
     /// Stores `value` under `key` for `ttl` and adds `key` to each set of `indexes`, whose TTL
@@ -212,14 +214,14 @@ impl RedisStore {
                 .expire(index, i64::try_from(secs).unwrap_or(i64::MAX))
                 .ignore();
         }
-        Self::timed(pipe.query_async::<()>(&mut c)).await
+        self.timed(pipe.query_async::<()>(&mut c)).await
     }
 
     /// Deletes every key the set `index` holds, and the set: the sessions a back-channel
     /// logout ends. Returns how many of them still existed.
     pub async fn delete_indexed(&self, index: &str) -> Result<usize, StoreError> {
         let mut c = self.conn()?;
-        let members: Vec<String> = Self::timed(c.smembers(index)).await?;
+        let members: Vec<String> = self.timed(c.smembers(index)).await?;
         let mut pipe = redis::pipe();
         pipe.atomic();
         if !members.is_empty() {
@@ -227,10 +229,10 @@ impl RedisStore {
         }
         pipe.del(index).ignore();
         if members.is_empty() {
-            Self::timed(pipe.query_async::<()>(&mut c)).await?;
+            self.timed(pipe.query_async::<()>(&mut c)).await?;
             return Ok(0);
         }
-        let (deleted,): (usize,) = Self::timed(pipe.query_async(&mut c)).await?;
+        let (deleted,): (usize,) = self.timed(pipe.query_async(&mut c)).await?;
         Ok(deleted)
     }
 
@@ -238,84 +240,50 @@ impl RedisStore {
     /// false when the key has expired or been deleted meanwhile (a refresh then writes nothing).
     pub async fn replace(&self, key: &str, value: &str) -> Result<bool, StoreError> {
         let mut c = self.conn()?;
-        let set: Option<String> = Self::timed(
-            redis::cmd("SET")
-                .arg(key)
-                .arg(value)
-                .arg("XX")
-                .arg("KEEPTTL")
-                .query_async(&mut c),
-        )
-        .await?;
+        let set: Option<String> = self
+            .timed(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("XX")
+                    .arg("KEEPTTL")
+                    .query_async(&mut c),
+            )
+            .await?;
         Ok(set.is_some())
     }
 
     /// Whether `key` exists.
     pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
         let mut c = self.conn()?;
-        Self::timed(c.exists::<_, bool>(key)).await
+        self.timed(c.exists::<_, bool>(key)).await
     }
 
     /// Sets `key` for `ttl` unless it exists (`SET NX`): true the first time, false after.
     pub async fn put_once(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         let mut c = self.conn()?;
-        let set: Option<String> = Self::timed(
-            redis::cmd("SET")
-                .arg(key)
-                .arg(1)
-                .arg("NX")
-                .arg("EX")
-                .arg(ttl.as_secs().max(1))
-                .query_async(&mut c),
-        )
-        .await?;
+        let set: Option<String> = self
+            .timed(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(ttl.as_secs().max(1))
+                    .query_async(&mut c),
+            )
+            .await?;
         Ok(set.is_some())
     }
 }
 
-/// Connects until it succeeds, each attempt bounded by [`COMMAND_TIMEOUT`], then hands the
-/// manager to the store and ends: from then on the manager reconnects by itself.
-async fn connect(shared: Arc<Shared>) {
-    // The manager's own retries serve its reconnections; the bound and the loop here serve
-    // the first connection.
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(COMMAND_TIMEOUT)
-        .set_response_timeout(COMMAND_TIMEOUT)
-        .set_number_of_retries(1);
-    let mut attempt: u32 = 0;
-    loop {
-        let made = tokio::time::timeout(
-            COMMAND_TIMEOUT,
-            ConnectionManager::new_with_config(shared.client.clone(), config.clone()),
-        )
-        .await;
-        let problem = match made {
-            Ok(Ok(conn)) => {
-                // Only this task sets it, once.
-                let _ = shared.conn.set(conn);
-                tracing::info!(attempts = attempt.saturating_add(1), "connected to Redis");
-                return;
-            }
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no answer within {COMMAND_TIMEOUT:?}"),
-        };
-        let retry_in = backoff(attempt);
-        if attempt == 0 {
-            tracing::warn!(%problem, ?retry_in, "cannot connect to Redis; sessions kept there fail until it answers");
-        } else {
-            tracing::debug!(%problem, attempt, ?retry_in, "cannot connect to Redis yet");
-        }
-        tokio::time::sleep(retry_in).await;
-        attempt = attempt.saturating_add(1);
-    }
-}
-
-/// The Redis store a config names, shared across reloads: a reload whose Redis URL is
-/// unchanged keeps the connected store instead of opening a new one (which would fail closed
-/// until it connects). Keyed by a digest of the URL, so the URL itself is not kept here.
+/// The Redis store a config names, shared across reloads: a reload that changes nothing the
+/// connection is made from (URL or sentinels, TLS files, user, passwords) keeps the connected
+/// store instead of opening a new one (which would fail closed until it connects). Keyed by a
+/// digest of those, so no secret is kept here.
 #[derive(Default)]
 pub struct StoreCache {
-    /// The last store opened, by URL digest; weak, so a store no registry uses is dropped.
+    /// The last store opened, by digest; weak, so a store no registry uses is dropped.
     last: std::sync::Mutex<Option<([u8; 32], std::sync::Weak<RedisStore>)>>,
 }
 
@@ -326,9 +294,14 @@ impl std::fmt::Debug for StoreCache {
 }
 
 impl StoreCache {
-    /// The live store for `url`, or a new one.
-    pub fn open(&self, url: &Secret) -> Result<Arc<RedisStore>, StoreError> {
-        let digest: [u8; 32] = Sha256::digest(url.expose().as_bytes()).into();
+    /// The live store for `config`, or a new one reporting its state into `metrics`.
+    pub fn open(
+        &self,
+        config: &RedisConfig,
+        env: &dyn Env,
+        metrics: &Metrics,
+    ) -> Result<Arc<RedisStore>, OpenError> {
+        let (shared, digest) = link::open(config, env, metrics)?;
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((d, weak)) = last.as_ref() {
             if *d == digest {
@@ -337,7 +310,7 @@ impl StoreCache {
                 }
             }
         }
-        let store = Arc::new(RedisStore::new(url)?);
+        let store = Arc::new(RedisStore::from_shared(shared));
         *last = Some((digest, Arc::downgrade(&store)));
         Ok(store)
     }
