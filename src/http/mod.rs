@@ -145,22 +145,59 @@ async fn error_backend(headers: axum::http::HeaderMap) -> axum::response::Respon
 }
 
 /// Readiness: the config is loaded and the process is not stopping. Never waits on an
-/// identity provider.
-async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
-    let n = state.registry().workspaces.len();
+/// identity provider or on Redis.
+///
+/// When workspaces keep their sessions in Redis, the answer says whether the store is
+/// connected (its last check, at most a second old) and which workspaces fail closed while it
+/// is not. That alone answers 200: every replica shares the one Redis, so a 503 for its outage
+/// would take every replica out of the Service and turn 401s for the Redis workspaces into
+/// 500s for all workspaces. `GET /ready?store=required` answers 503 while the store is not
+/// connected, for a probe that prefers that (every workspace on Redis, or a replica cut off
+/// from a Redis its peers reach).
+async fn ready(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> impl IntoResponse {
+    let registry = state.registry();
+    let n = registry.workspaces.len();
     if state.is_draining() {
-        (
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             "draining: finishing in-flight requests before exit".to_string(),
-        )
-    } else if n == 0 {
-        (
+        );
+    }
+    if n == 0 {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             "no workspaces loaded".to_string(),
-        )
-    } else {
-        (StatusCode::OK, format!("ready: {n} workspaces"))
+        );
     }
+    let on_redis: Vec<&str> = registry
+        .workspaces
+        .iter()
+        .filter(|ws| ws.store.is_some())
+        .map(|ws| ws.name())
+        .collect();
+    let Some(store) = registry.workspaces.iter().find_map(|ws| ws.store.as_ref()) else {
+        return (StatusCode::OK, format!("ready: {n} workspaces"));
+    };
+    if store.is_connected() {
+        return (
+            StatusCode::OK,
+            format!("ready: {n} workspaces; redis: connected"),
+        );
+    }
+    let (status, verdict) = match query.as_deref() {
+        Some("store=required") => (StatusCode::SERVICE_UNAVAILABLE, "not ready"),
+        _ => (StatusCode::OK, "ready"),
+    };
+    (
+        status,
+        format!(
+            "{verdict}: {n} workspaces; redis: not connected, sessions of {} fail closed until it is",
+            on_redis.join(", ")
+        ),
+    )
 }
 
 /// Adds a `Set-Cookie` header for each cookie, in order.
