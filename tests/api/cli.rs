@@ -251,6 +251,36 @@ fn redis_store_needs_a_redis_table() {
     );
 }
 
+/// `authgate check` reads the `[redis]` files that are not secrets and names each bad key.
+#[test]
+fn check_names_each_bad_redis_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.txt");
+    std::fs::write(&not_pem, "not a certificate\n").unwrap();
+    let config = ConfigDir::new(&format!(
+        "[redis]\nsentinels = [\"10.0.0.5:26379\", \"nope\"]\ntls = true\nca_file = \"{}\"\n",
+        not_pem.display()
+    ))
+    .workspace(
+        "mcd",
+        "hosts = [\"mcd.example.com\"]\nauth = \"none\"\n[session]\nstore = \"redis\"\n",
+    );
+    let out = authgate(&["check", config.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    for want in [
+        "authgate.toml: redis.sentinel_master: required with sentinels",
+        "authgate.toml: redis.sentinels[1]: `nope` is not host:port",
+        &format!(
+            "authgate.toml: redis.ca_file: {} holds no PEM certificate",
+            not_pem.display()
+        ),
+    ] {
+        assert!(err.contains(want), "{want}\n{err}");
+    }
+    assert_eq!(err.lines().count(), 3, "{err}");
+}
+
 /// `--workers N` sets the number of threads serving requests: two more workers are two more
 /// threads in the process (a login-free workspace and no config polling, whose file reads run
 /// on the blocking pool, so nothing else starts a thread).

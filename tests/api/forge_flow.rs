@@ -916,6 +916,7 @@ async fn spawn_redis_app(
 async fn setup_redis(redis: &crate::helpers::redis::Redis) -> Env {
     let forge = spawn_forge().await;
     let app = spawn_redis_app(&forge.issuer, redis).await;
+    crate::helpers::redis::until_store_connected(app.port).await;
     Env {
         forge,
         app,

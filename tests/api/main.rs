@@ -27,6 +27,7 @@ mod nginx_flow;
 mod nginx_tenant;
 mod providers;
 mod public_routes;
+mod redis_setups;
 mod redis_store;
 mod refresh;
 mod reload_watch;

@@ -8,12 +8,12 @@ use jsonwebtoken::Algorithm;
 use serde_json::json;
 
 use crate::helpers::forge::{spawn_forge, tokens, Forge};
-use crate::helpers::redis::{spawn_redis, spawn_redis_at};
+use crate::helpers::redis::{spawn_redis, spawn_redis_at, until_store_connected};
 use crate::helpers::{env_with, spawn_in_process, Client, ConfigDir, InProcess, Resp};
 
-const HOST: &str = "mcd.test";
+pub(crate) const HOST: &str = "mcd.test";
 const CLIENT_ID: &str = "authgate-mcd";
-const COOKIE: &str = "authgate-mcd";
+pub(crate) const COOKIE: &str = "authgate-mcd";
 
 /// How long an answer may take and still count as "at once": the store must not wait for a
 /// connection (an attempt may take 500 ms, and the old code queued requests behind it).
@@ -21,6 +21,18 @@ const AT_ONCE: Duration = Duration::from_millis(600);
 
 /// authgate with one workspace, `mcd`, keeping its sessions in Redis at `redis_url`.
 async fn spawn_app(issuer: &str, redis_url: &str) -> (InProcess, ConfigDir) {
+    let config = config_with(issuer, "[redis]\nurl_env = \"REDIS_URL\"\n");
+    let app = spawn_in_process(
+        &config,
+        env_with(&[("MCD_SECRET", "s3cret"), ("REDIS_URL", redis_url)]),
+    )
+    .await;
+    (app, config)
+}
+
+/// A config directory: the server file `server_toml`, and workspace `mcd` keeping its sessions
+/// in Redis, its client secret in `$MCD_SECRET`.
+pub(crate) fn config_with(issuer: &str, server_toml: &str) -> ConfigDir {
     let ws = format!(
         r#"hosts = ["{HOST}"]
 auth = "oidc"
@@ -37,18 +49,12 @@ store = "redis"
 user = "preferred_username"
 "#
     );
-    let config = ConfigDir::new("[redis]\nurl_env = \"REDIS_URL\"\n").workspace("mcd", &ws);
-    let app = spawn_in_process(
-        &config,
-        env_with(&[("MCD_SECRET", "s3cret"), ("REDIS_URL", redis_url)]),
-    )
-    .await;
-    (app, config)
+    ConfigDir::new(server_toml).workspace("mcd", &ws)
 }
 
 /// A whole login through `/oauth2/start?rd=<rd>` with the forge answering a valid ID token;
 /// returns the callback's answer, the session cookie landing in `browser`.
-async fn login(forge: &Forge, app: &InProcess, browser: &mut Client, rd: &str) -> Resp {
+pub(crate) async fn login(forge: &Forge, app: &InProcess, browser: &mut Client, rd: &str) -> Resp {
     let q = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("rd", rd)
         .finish();
@@ -85,7 +91,7 @@ async fn login(forge: &Forge, app: &InProcess, browser: &mut Client, rd: &str) -
 }
 
 /// `/oauth2/auth` as NGINX asks it for `cookie`: the status and how long the answer took.
-async fn auth(port: u16, cookie: &str) -> (u16, Option<String>, Duration) {
+pub(crate) async fn auth(port: u16, cookie: &str) -> (u16, Option<String>, Duration) {
     let started = Instant::now();
     let r = Client::new()
         .get(
@@ -126,6 +132,7 @@ async fn unreachable_redis_fails_auth_at_once_and_sessions_return_when_it_answer
     let mut redis = spawn_redis();
     let port = redis.port;
     let (first, _first_config) = spawn_app(&forge.issuer, &redis.url()).await;
+    until_store_connected(first.port).await;
     let mut browser = Client::new();
     let r = login(&forge, &first, &mut browser, "/app").await;
     assert_eq!(r.status, 302, "{}", r.body);
@@ -187,6 +194,7 @@ async fn a_return_target_too_long_for_the_login_cookie_ends_the_login_at_slash()
     let forge = spawn_forge().await;
     let redis = spawn_redis();
     let (app, _config) = spawn_app(&forge.issuer, &redis.url()).await;
+    until_store_connected(app.port).await;
     let mut browser = Client::new();
     // A valid path, short enough for the redirect policy, too long for the login cookie.
     let rd = format!("/app/{}", "a".repeat(3500));
