@@ -7,11 +7,10 @@
 //!
 //! The watch: every [`HEALTH_INTERVAL`], or at once when a command fails, the task asks the
 //! server `PING` (one server) or `ROLE` (Sentinel). The answer is the state `/ready` reports.
-//! One server: a failed check leaves reconnecting to the connection manager, which tries again
-//! on the next command. Sentinel: the connection manager of redis 0.32 reconnects only to the
-//! address it was made for, so a failed check, or a `ROLE` other than master (the old master
-//! came back as a replica after a failover), makes the task ask the sentinels again and swap
-//! in a connection to the master they name.
+//! A failed check, or a `ROLE` other than master (the old master came back as a replica after
+//! a failover), makes the task connect anew, swapping in the new connection once made (the old
+//! one serves until then). With Sentinel that means asking the sentinels again: the connection
+//! manager of redis 0.32 reconnects only to the address it was made for.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -368,10 +367,9 @@ enum Check {
 }
 
 /// Connects until it succeeds (each attempt bounded, retried with [`backoff`]), then checks
-/// the connection every [`HEALTH_INTERVAL`] or when a command failed; with Sentinel, a failed
-/// check or a master turned replica means connecting again through the sentinels.
+/// the connection every [`HEALTH_INTERVAL`] or when a command failed; a failed check, or a
+/// master turned replica, means connecting again (with Sentinel, through the sentinels).
 pub(super) async fn run(shared: Arc<Shared>) {
-    let sentinel = matches!(shared.endpoint, Endpoint::Sentinel(_));
     loop {
         let mut attempt: u32 = 0;
         let conn = loop {
@@ -400,10 +398,8 @@ pub(super) async fn run(shared: Arc<Shared>) {
             tokio::time::sleep(CHECK_GAP).await;
             match shared.check(&conn).await {
                 Check::Up => shared.set_connected(true),
-                Check::Down if !sentinel => shared.set_connected(false),
                 Check::Down => {
                     shared.set_connected(false);
-                    tracing::warn!("the Redis master does not answer; asking the sentinels");
                     break;
                 }
                 Check::NotMaster => {
