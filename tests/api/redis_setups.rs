@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::helpers::forge::{spawn_forge, Forge};
 use crate::helpers::redis::{
     connect, eventually, fixture, spawn_redis, spawn_redis_at, spawn_redis_tls, spawn_redis_with,
-    spawn_sentinel, until_store_connected, Redis,
+    spawn_sentinel, spawn_sentinel_with, until_store_connected, Redis,
 };
 use crate::helpers::{
     env_with, free_port, spawn_authgate, spawn_in_process, AuthgateProcess, Client, ConfigDir,
@@ -312,6 +312,38 @@ async fn sessions_go_to_the_master_the_sentinels_name_and_survive_a_failover() {
     }
     let (status, body) = ready(app.port, "?store=required").await;
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_sentinel_the_password_goes_to_the_master_and_the_sentinel_password_to_sentinels() {
+    let forge = spawn_forge().await;
+    let master = spawn_redis_with(free_port(), &["--requirepass", "master-pw"]);
+    let sentinel = spawn_sentinel_with(
+        "mymaster",
+        master.port,
+        "sentinel auth-pass mymaster master-pw\nrequirepass sentinel-pw",
+    );
+    let secrets = tempfile::tempdir().unwrap();
+    let (password, sentinel_password) = (
+        secrets.path().join("password"),
+        secrets.path().join("sentinel-password"),
+    );
+    std::fs::write(&password, "master-pw\n").unwrap();
+    std::fs::write(&sentinel_password, "sentinel-pw\n").unwrap();
+    let table = format!(
+        "sentinels = [\"127.0.0.1:{}\"]\nsentinel_master = \"mymaster\"\n\
+         password_file = \"{}\"\nsentinel_password_file = \"{}\"\n",
+        sentinel.port,
+        toml_path(&password),
+        toml_path(&sentinel_password)
+    );
+    let (app, _app_config) = spawn_app(&forge, &table, "").await;
+    until_store_connected(app.port).await;
+    let cookie = signed_in(&forge, &app).await;
+    let (status, user, _) = auth(app.port, &cookie).await;
+    assert_eq!((status, user.as_deref()), (202, Some("alice")));
+    let mut on_master = connect(master.port, Some("master-pw")).await;
+    assert_eq!(session_keys(&mut on_master).await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

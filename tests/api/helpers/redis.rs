@@ -92,8 +92,13 @@ pub fn spawn_redis_tls(client_certs: bool) -> Redis {
 }
 
 /// Starts a sentinel watching the master `master` at `127.0.0.1:<master_port>` (quorum 1,
-/// down after 1 s), and waits until it answers for that master.
+/// down after 1 s), and waits for it to listen.
 pub fn spawn_sentinel(master: &str, master_port: u16) -> Redis {
+    spawn_sentinel_with(master, master_port, "")
+}
+
+/// Same, with more lines of sentinel config (`requirepass`, `sentinel auth-pass …`).
+pub fn spawn_sentinel_with(master: &str, master_port: u16, more: &str) -> Redis {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("sentinel.conf");
@@ -103,7 +108,7 @@ pub fn spawn_sentinel(master: &str, master_port: u16) -> Redis {
             "port {port}\nbind 127.0.0.1\ndir {}\n\
              sentinel monitor {master} 127.0.0.1 {master_port} 1\n\
              sentinel down-after-milliseconds {master} 1000\n\
-             sentinel failover-timeout {master} 10000\n",
+             sentinel failover-timeout {master} 10000\n{more}\n",
             dir.path().display()
         ),
     )
