@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::helpers::forge::{spawn_forge, Forge};
 use crate::helpers::redis::{
     connect, eventually, fixture, spawn_redis, spawn_redis_at, spawn_redis_tls, spawn_redis_with,
-    spawn_sentinel, spawn_sentinel_with, until_store_connected, Redis,
+    spawn_sentinel, spawn_sentinel_tls, spawn_sentinel_with, until_store_connected, Redis,
 };
 use crate::helpers::{
     env_with, free_port, spawn_authgate, spawn_in_process, AuthgateProcess, Client, ConfigDir,
@@ -344,6 +344,37 @@ async fn with_sentinel_the_password_goes_to_the_master_and_the_sentinel_password
     assert_eq!((status, user.as_deref()), (202, Some("alice")));
     let mut on_master = connect(master.port, Some("master-pw")).await;
     assert_eq!(session_keys(&mut on_master).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_sentinel_and_tls_sentinels_and_master_are_verified_against_the_ca_file() {
+    let forge = spawn_forge().await;
+    let master = spawn_redis_tls(false);
+    let sentinel = spawn_sentinel_tls("mymaster", master.port);
+    let table = |ca: &str| {
+        format!(
+            "sentinels = [\"127.0.0.1:{}\"]\nsentinel_master = \"mymaster\"\ntls = true\n\
+             ca_file = \"{}\"\n",
+            sentinel.port,
+            toml_path(&fixture(ca))
+        )
+    };
+    let (app, _app_config) = spawn_app(&forge, &table("redis-ca.pem"), "").await;
+    until_store_connected(app.port).await;
+    let cookie = signed_in(&forge, &app).await;
+    let (status, user, _) = auth(app.port, &cookie).await;
+    assert_eq!((status, user.as_deref()), (202, Some("alice")));
+
+    let (wrong, _wrong_config) = spawn_binary(
+        &forge,
+        &table("redis-other-ca.pem"),
+        "",
+        "redis-sentinel-wrong-ca",
+    );
+    let line = refusal_line(&wrong).await;
+    assert!(line.contains("certificate"), "{line}");
+    let (status, _, _) = auth(wrong.port, &cookie).await;
+    assert_eq!(status, 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

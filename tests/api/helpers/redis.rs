@@ -99,7 +99,32 @@ pub fn spawn_sentinel(master: &str, master_port: u16) -> Redis {
 
 /// Same, with more lines of sentinel config (`requirepass`, `sentinel auth-pass …`).
 pub fn spawn_sentinel_with(master: &str, master_port: u16, more: &str) -> Redis {
+    sentinel(master, master_port, false, |_| more.to_string())
+}
+
+/// A TLS-only sentinel (the fixture certificate, no client certificates asked) watching a TLS
+/// master.
+pub fn spawn_sentinel_tls(master: &str, master_port: u16) -> Redis {
+    let (cert, key, ca) = (
+        fixture("redis-server.pem"),
+        fixture("redis-server-key.pem"),
+        fixture("redis-ca.pem"),
+    );
+    sentinel(master, master_port, true, |port| {
+        format!(
+            "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\n\
+             tls-ca-cert-file {}\ntls-auth-clients no\ntls-replication yes",
+            cert.display(),
+            key.display(),
+            ca.display()
+        )
+    })
+}
+
+/// A sentinel on a free port, `more(port)` appended to its config.
+fn sentinel(master: &str, master_port: u16, tls: bool, more: impl FnOnce(u16) -> String) -> Redis {
     let port = free_port();
+    let more = more(port);
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("sentinel.conf");
     std::fs::write(
@@ -121,7 +146,7 @@ pub fn spawn_sentinel_with(master: &str, master_port: u16, more: &str) -> Redis 
         .unwrap_or_else(|e| panic!("cannot start redis-server --sentinel: {e}"));
     let r = Redis {
         port,
-        tls: false,
+        tls,
         child,
         _dir: Some(dir),
     };
