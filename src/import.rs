@@ -64,6 +64,16 @@ const DROPPED: &[(&str, &str)] = &[
     ("htpasswd_file", "no local password logins"),
     ("session_store_type", "set [session] store = \"redis\" and authgate.toml's [redis] by hand"),
     ("redis_connection_url", "the Redis URL belongs in authgate.toml's [redis] (url_env or url_file)"),
+    ("redis_password", "the Redis password belongs in authgate.toml's [redis] (password_env or password_file)"),
+    ("redis_username", "set authgate.toml's [redis] username"),
+    ("redis_ca_path", "set authgate.toml's [redis] ca_file (with a rediss:// URL)"),
+    ("redis_insecure_skip_tls_verify", "authgate always verifies Redis's certificate: give its CA in [redis] ca_file"),
+    ("redis_use_sentinel", "set authgate.toml's [redis] sentinels and sentinel_master instead of a URL"),
+    ("redis_sentinel_master_name", "set authgate.toml's [redis] sentinel_master"),
+    ("redis_sentinel_connection_urls", "list the sentinels as host:port in authgate.toml's [redis] sentinels"),
+    ("redis_sentinel_password", "the sentinels' password belongs in authgate.toml's [redis] (sentinel_password_env or sentinel_password_file)"),
+    ("redis_use_cluster", "Redis Cluster is not supported: one server or Sentinel"),
+    ("redis_cluster_connection_urls", "Redis Cluster is not supported: one server or Sentinel"),
 ];
 
 /// Converts the text of an oauth2-proxy config file. `host` names the workspace's host when
