@@ -23,7 +23,7 @@ use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType}
 use redis::{ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, TlsCertificates, TlsMode};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Env, RedisConfig, RedisTarget};
+use crate::config::{Env, RedisConfig, RedisTarget, SentinelAddr};
 use crate::metrics::Metrics;
 
 use super::store::{backoff, COMMAND_TIMEOUT};
@@ -88,15 +88,7 @@ pub(super) fn open(
         digest.update((part.len() as u64).to_be_bytes());
         digest.update(part);
     };
-    let password = match &config.password {
-        Some(src) => Some(
-            src.read(env)
-                .map_err(|p| OpenError::new("password", p))?
-                .expose()
-                .to_string(),
-        ),
-        None => None,
-    };
+    let password = read(config.password.as_ref(), env, "password")?;
     let certs = tls_certificates(config, env)?;
     if let Some(c) = &config.ca {
         note(&c.pem);
@@ -130,52 +122,17 @@ pub(super) fn open(
                 note(s.host.as_bytes());
                 note(&s.port.to_be_bytes());
             }
-            let addrs = sentinels.iter().map(|s| {
-                if *tls {
-                    ConnectionAddr::TcpTls {
-                        host: s.host.clone(),
-                        port: s.port,
-                        insecure: false,
-                        tls_params: None,
-                    }
-                } else {
-                    ConnectionAddr::Tcp(s.host.clone(), s.port)
-                }
-            });
-            let sentinel_password = match &config.sentinel_password {
-                Some(src) => Some(
-                    src.read(env)
-                        .map_err(|p| OpenError::new("sentinel_password", p))?
-                        .expose()
-                        .to_string(),
-                ),
-                None => None,
-            };
+            let sentinel_password =
+                read(config.sentinel_password.as_ref(), env, "sentinel_password")?;
             note(sentinel_password.as_deref().unwrap_or("").as_bytes());
-            let bad = |e: redis::RedisError| OpenError::new("sentinels", e.to_string());
-            let mut b =
-                SentinelClientBuilder::new(addrs, master.clone(), SentinelServerType::Master)
-                    .map_err(bad)?;
-            if *tls {
-                b = b
-                    .set_client_to_redis_tls_mode(TlsMode::Secure)
-                    .set_client_to_sentinel_tls_mode(TlsMode::Secure);
-                if let Some(certs) = certs {
-                    b = b
-                        .set_client_to_redis_certificates(certs.clone())
-                        .set_client_to_sentinel_certificates(certs);
-                }
-            }
-            if let Some(u) = &config.username {
-                b = b.set_client_to_redis_username(u.clone());
-            }
-            if let Some(p) = password {
-                b = b.set_client_to_redis_password(p);
-            }
-            if let Some(p) = sentinel_password {
-                b = b.set_client_to_sentinel_password(p);
-            }
-            Endpoint::Sentinel(tokio::sync::Mutex::new(b.build().map_err(bad)?))
+            let client = sentinel_client(
+                config,
+                (sentinels, master, *tls),
+                password,
+                sentinel_password,
+                certs,
+            )?;
+            Endpoint::Sentinel(tokio::sync::Mutex::new(client))
         }
     };
     let gauge = metrics.redis_connected(matches!(endpoint, Endpoint::Sentinel(_)));
@@ -189,6 +146,66 @@ pub(super) fn open(
         },
         digest.finalize().into(),
     ))
+}
+
+/// A secret `[redis]` names, if it names one; a failure to read it is reported at `field`.
+fn read(
+    src: Option<&crate::config::SecretSource>,
+    env: &dyn Env,
+    field: &'static str,
+) -> Result<Option<String>, OpenError> {
+    src.map(|src| {
+        src.read(env)
+            .map(|s| s.expose().to_string())
+            .map_err(|p| OpenError::new(field, p))
+    })
+    .transpose()
+}
+
+/// The client that asks `sentinels` for `master`, reaching both with the configured TLS and
+/// credentials (the password to the master, `sentinel_password` to the sentinels).
+fn sentinel_client(
+    config: &RedisConfig,
+    (sentinels, master, tls): (&[SentinelAddr], &str, bool),
+    password: Option<String>,
+    sentinel_password: Option<String>,
+    certs: Option<TlsCertificates>,
+) -> Result<SentinelClient, OpenError> {
+    let addrs = sentinels.iter().map(|s| {
+        if tls {
+            ConnectionAddr::TcpTls {
+                host: s.host.clone(),
+                port: s.port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(s.host.clone(), s.port)
+        }
+    });
+    let bad = |e: redis::RedisError| OpenError::new("sentinels", e.to_string());
+    let mut b = SentinelClientBuilder::new(addrs, master.to_string(), SentinelServerType::Master)
+        .map_err(bad)?;
+    if tls {
+        b = b
+            .set_client_to_redis_tls_mode(TlsMode::Secure)
+            .set_client_to_sentinel_tls_mode(TlsMode::Secure);
+        if let Some(certs) = certs {
+            b = b
+                .set_client_to_redis_certificates(certs.clone())
+                .set_client_to_sentinel_certificates(certs);
+        }
+    }
+    if let Some(u) = &config.username {
+        b = b.set_client_to_redis_username(u.clone());
+    }
+    if let Some(p) = password {
+        b = b.set_client_to_redis_password(p);
+    }
+    if let Some(p) = sentinel_password {
+        b = b.set_client_to_sentinel_password(p);
+    }
+    b.build().map_err(bad)
 }
 
 /// The CA and client certificate of `config`, the client key read from its file.
