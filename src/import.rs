@@ -47,16 +47,12 @@ const SILENT: &[&str] = &[
 const DROPPED: &[(&str, &str)] = &[
     ("cookie_secret", "the master secret belongs in authgate.toml's [secrets] (cookie_secrets_env or cookie_secrets_file; `authgate secret` makes one); existing oauth2-proxy sessions do not carry over"),
     ("cookie_secret_file", "the master secret belongs in authgate.toml's [secrets] cookie_secrets_file; existing oauth2-proxy sessions do not carry over"),
-    ("pass_access_token", "authgate never passes the IdP's tokens to apps; apps get X-Auth-Request-* only"),
-    ("pass_authorization_header", "authgate never passes the IdP's tokens to apps"),
-    ("set_authorization_header", "authgate never passes the IdP's tokens to apps"),
     ("pass_user_headers", "authgate is not a proxy: NGINX copies X-Auth-Request-* (auth-response-headers)"),
     ("cookie_domains", "session cookies are host-only (`__Host-`), one workspace per host list"),
     ("cookie_domain", "session cookies are host-only (`__Host-`), one workspace per host list"),
     ("cookie_secure", "cookies are Secure unless the workspace sets insecure_http = true"),
     ("cookie_samesite", "cookies are SameSite=Lax"),
     ("cookie_httponly", "cookies are always HttpOnly"),
-    ("cookie_refresh", "sessions are not refreshed: they last session.lifetime"),
     ("insecure_oidc_allow_unverified_email", "never an unverified email; the closest is trust_email_without_email_verified (an absent claim only)"),
     ("github_repo", "GitHub access is by organisation or team only"),
     ("github_user", "GitHub access is by organisation or team only; list the users' emails in [authz] emails"),
@@ -204,11 +200,33 @@ pub fn oauth2_proxy(
             _ => notes.push(format!("cookie_expire: `{expire}` is not a duration between 1m and 30d; the default 12h applies")),
         }
     }
+    if let Some(refresh) = str_of(take("cookie_refresh")) {
+        match humantime::parse_duration(&refresh) {
+            Ok(d) if d.is_zero() => {}
+            Ok(_) => {
+                let _ = writeln!(session, "refresh_interval = {}", quote(&refresh));
+            }
+            Err(_) => notes.push(format!(
+                "cookie_refresh: `{refresh}` is not a duration; sessions are not refreshed"
+            )),
+        }
+    }
     if !session.is_empty() {
         let _ = write!(out, "\n[session]\n{session}");
     }
 
     let mut headers = String::new();
+    if is_true(take("pass_access_token")) {
+        let _ = writeln!(headers, "pass_access_token = true");
+    }
+    let id_as_bearer = ["set_authorization_header", "pass_authorization_header"]
+        .into_iter()
+        .filter(|k| is_true(take(k)))
+        .collect::<Vec<_>>();
+    if let Some(first) = id_as_bearer.first() {
+        let _ = writeln!(headers, "pass_id_token = true");
+        notes.push(format!("{first}: oauth2-proxy sends the ID token as `Authorization: Bearer`; authgate sends it as X-Auth-Request-Id-Token (pass_id_token, carried over), and its pass_authorization_header is the access token: list X-Auth-Request-Id-Token in auth-response-headers and read it in the app"));
+    }
     if let Some(c) = str_of(take("oidc_email_claim")) {
         let _ = writeln!(headers, "email = {}", quote(&c));
     }
@@ -329,6 +347,11 @@ fn public_rule(route: &str) -> Option<String> {
 
 fn need(v: Option<String>, why: &str) -> Result<String, ImportError> {
     v.ok_or_else(|| ImportError::Unusable(why.into()))
+}
+
+/// Whether an option is set to `true`.
+fn is_true(v: Option<Value>) -> bool {
+    matches!(v, Some(Value::Boolean(true)))
 }
 
 fn str_of(v: Option<Value>) -> Option<String> {

@@ -60,6 +60,8 @@ allowed_groups = ["8e9f2b1c-0000-4a5b-9c8d-0123456789ab"]
 scope = "openid email profile"
 set_xauthrequest = true
 pass_access_token = true
+set_authorization_header = true
+cookie_refresh = "1h0m0s"
 upstreams = ["static://202"]
 reverse_proxy = true
 "#,
@@ -84,8 +86,15 @@ reverse_proxy = true
         has_note(&notes, "cookie_secret", "authgate.toml"),
         "{notes}"
     );
+    assert!(ws.contains("refresh_interval = \"1h0m0s\""), "{ws}");
+    assert!(ws.contains("pass_access_token = true"), "{ws}");
+    assert!(ws.contains("pass_id_token = true"), "{ws}");
     assert!(
-        has_note(&notes, "pass_access_token", "never passes"),
+        has_note(
+            &notes,
+            "set_authorization_header",
+            "X-Auth-Request-Id-Token"
+        ),
         "{notes}"
     );
     assert!(
