@@ -11,7 +11,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -60,8 +62,8 @@ struct Fetches {
 /// One JWKS URL's keys.
 #[derive(Default)]
 struct Entry {
-    /// The last good keys.
-    keys: RwLock<Arc<KeySet>>,
+    /// The last good keys, read without a lock.
+    keys: ArcSwap<KeySet>,
     /// Held while fetching, so fetches of one URL never overlap.
     fetch: tokio::sync::Mutex<Fetches>,
     /// Set while a background refetch task for this URL exists: there is at most one.
@@ -132,9 +134,7 @@ impl JwksCache {
 
     /// The keys known now, without any I/O (empty before the first fetch).
     pub fn keys(&self, url: &Url) -> Arc<KeySet> {
-        let entry = self.entry(url);
-        let keys = entry.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
-        keys
+        self.entry(url).keys.load_full()
     }
 
     /// Refetches for an unknown `kid`, unless such a refetch started less than `min_refresh`
@@ -220,7 +220,7 @@ impl JwksCache {
         let fetched = self.fetch(url).await;
         self.fetches.jwks(fetched.is_ok());
         match fetched {
-            Ok(set) => *entry.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set),
+            Ok(set) => entry.keys.store(Arc::new(set)),
             Err(e) => error = Some(e),
         }
         drop(fetches);

@@ -7,7 +7,9 @@
 //! to its cell and is aborted when its [`RefreshTask`] guard drops, so a provider replaced by a
 //! reload leaves no task behind.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -60,8 +62,8 @@ pub struct MetadataCell {
     http: reqwest::Client,
     /// The shared key cache; its `max_age` paces the refresh.
     jwks: Arc<JwksCache>,
-    /// The last good metadata. A std lock: held only to clone or swap the `Arc`.
-    current: RwLock<Option<Arc<Discovered>>>,
+    /// The last good metadata, read without a lock.
+    current: ArcSwapOption<Discovered>,
     /// Serialises discovery; holds when the last attempt failed.
     discovery: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -73,21 +75,18 @@ impl MetadataCell {
             source,
             http,
             jwks,
-            current: RwLock::new(None),
+            current: ArcSwapOption::empty(),
             discovery: tokio::sync::Mutex::new(None),
         }
     }
 
     /// The metadata known now, without any I/O.
     pub fn current(&self) -> Option<Arc<Discovered>> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.current.load_full()
     }
 
     fn set(&self, d: Arc<Discovered>) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(d);
+        self.current.store(Some(d));
     }
 
     /// The metadata, discovering it if needed (at most one attempt per backoff interval).
