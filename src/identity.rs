@@ -97,6 +97,15 @@ pub enum UnusableIdentity {
 }
 
 impl Identity {
+    /// Adds groups (roles, Graph's groups) after those of the ID token, each once, in order.
+    pub fn add_groups(&mut self, more: impl IntoIterator<Item = String>) {
+        for g in more {
+            if !self.groups.contains(&g) {
+                self.groups.push(g);
+            }
+        }
+    }
+
     /// Whether this identity may be sent to apps at all: a user, and values that travel in
     /// headers unchanged. The same check holds for logins and for bearer tokens.
     pub fn check_usable(&self) -> Result<(), UnusableIdentity> {

@@ -154,11 +154,7 @@ impl Flavor for Azure {
                     groups = graph.len(),
                     "group overage resolved through Microsoft Graph"
                 );
-                for g in graph {
-                    if !id.groups.contains(&g) {
-                        id.groups.push(g);
-                    }
-                }
+                id.add_groups(graph);
             }
             Ok(id)
         })

@@ -37,14 +37,6 @@ pub(super) fn roles(claims: &Claims, client_id: &str) -> Vec<String> {
     out
 }
 
-fn merge(id: &mut Identity, more: Vec<String>) {
-    for g in more {
-        if !id.groups.contains(&g) {
-            id.groups.push(g);
-        }
-    }
-}
-
 impl Flavor for Keycloak {
     fn identity<'a>(
         &'a self,
@@ -75,8 +67,8 @@ impl Flavor for Keycloak {
                     "access token and ID token name different users".into(),
                 ));
             }
-            merge(&mut id, roles(&access_claims, provider.client_id()));
-            merge(&mut id, string_list(access_claims.get("groups")));
+            id.add_groups(roles(&access_claims, provider.client_id()));
+            id.add_groups(string_list(access_claims.get("groups")));
             Ok(id)
         })
     }
@@ -94,7 +86,7 @@ impl Flavor for Keycloak {
             provider.id_str(),
             self.email_rule(),
         );
-        merge(&mut id, roles(claims, provider.client_id()));
+        id.add_groups(roles(claims, provider.client_id()));
         id
     }
 }
