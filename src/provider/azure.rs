@@ -13,7 +13,9 @@ use serde_json::Value;
 use url::Url;
 
 use super::claims::{identity_from_claims, EmailRule};
-use super::oidc::{Discovered, Flavor, OidcProvider, TokenResponse};
+use super::generic::Flavor;
+use super::oauth::TokenResponse;
+use super::oidc::{Discovered, OidcProvider};
 use super::{BoxFuture, ProviderError};
 use crate::identity::Identity;
 use crate::oidc::Claims;

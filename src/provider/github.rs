@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use url::Url;
 
 use super::claims::{identity_from_claims, EmailRule};
-use super::oidc::{exchange_code, refresh_grant, token_client, TokenClient};
+use super::oauth::{exchange_code, refresh_grant, token_client, TokenClient};
 use super::{
     AuthorizationRequest, BoxFuture, Callback, Login, Provider, ProviderError, RefreshError,
 };

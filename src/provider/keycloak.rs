@@ -11,7 +11,9 @@
 use serde_json::Value;
 
 use super::claims::{identity_from_claims, string_list, EmailRule};
-use super::oidc::{Discovered, Flavor, OidcProvider, TokenResponse};
+use super::generic::Flavor;
+use super::oauth::TokenResponse;
+use super::oidc::{Discovered, OidcProvider};
 use super::{BoxFuture, ProviderError};
 use crate::identity::Identity;
 use crate::oidc::Claims;

@@ -6,8 +6,10 @@
 
 mod azure;
 mod claims;
+mod generic;
 mod github;
 mod keycloak;
+mod oauth;
 mod oidc;
 
 use std::future::Future;
@@ -25,9 +27,10 @@ use crate::session::{LoginState, Tokens};
 
 pub use azure::Azure;
 pub use claims::{identity_from_claims, EmailRule};
+pub use generic::{Flavor, Generic};
 pub use github::GithubProvider;
 pub use keycloak::Keycloak;
-pub use oidc::{Discovered, Flavor, Generic, OidcProvider};
+pub use oidc::{Discovered, OidcProvider};
 
 /// A boxed future, so the trait stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -1,4 +1,5 @@
-//! Generic OpenID Connect provider: any certified OP (Google, Okta, Authentik, Dex, …).
+//! The OpenID Connect provider every OIDC kind shares (generic, Entra, Keycloak), each kind's
+//! differences in its [`Flavor`].
 //!
 //! Owns the authorization-code flow with PKCE S256 and nonce (OIDC Core §3.1), the RFC 9207
 //! issuer check on the response, the code exchange, and ID-token validation against the cached
@@ -8,20 +9,12 @@
 
 use std::sync::{Arc, OnceLock};
 
-use oauth2::basic::{
-    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
-    BasicTokenIntrospectionResponse, BasicTokenType,
-};
-use oauth2::{
-    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    ExtraTokenFields, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope,
-    StandardRevocableToken, StandardTokenResponse, TokenUrl,
-};
-use serde::{Deserialize, Serialize};
+use oauth2::{CsrfToken, RedirectUrl, Scope};
 use serde_json::Value;
 use url::Url;
 
-use super::claims::{identity_from_claims, EmailRule};
+use super::generic::Flavor;
+use super::oauth::{exchange_code, refresh_grant, token_client, TokenClient, TokenResponse};
 use super::{
     AuthorizationRequest, BearerIdentity, BoxFuture, Callback, Login, Provider, ProviderContext,
     ProviderError, RefreshError,
@@ -39,32 +32,6 @@ use crate::session::{LoginState, Tokens};
 
 /// ID tokens from the code flow must be this fresh (seconds).
 const ID_TOKEN_MAX_AGE: u64 = 600;
-
-/// The token response's OIDC field, kept as the raw compact JWT for our own verification.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OidcTokenFields {
-    /// `id_token`.
-    #[serde(default)]
-    pub id_token: Option<String>,
-}
-
-impl ExtraTokenFields for OidcTokenFields {}
-
-/// Token endpoint answer.
-pub(crate) type TokenResponse = StandardTokenResponse<OidcTokenFields, BasicTokenType>;
-
-pub(crate) type TokenClient = oauth2::Client<
-    BasicErrorResponse,
-    TokenResponse,
-    BasicTokenIntrospectionResponse,
-    StandardRevocableToken,
-    BasicRevocationErrorResponse,
-    EndpointSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointSet,
->;
 
 pub use crate::oidc::Discovered;
 
@@ -284,75 +251,6 @@ impl OidcProvider {
     }
 }
 
-/// The OAuth 2.0 client for one provider's authorization and token endpoints; the code flow
-/// sets its redirect URI, a refresh needs none.
-pub(crate) fn token_client(
-    client_id: &str,
-    secret: &Secret,
-    authorization_endpoint: &Url,
-    token_endpoint: &Url,
-) -> TokenClient {
-    oauth2::Client::new(ClientId::new(client_id.to_string()))
-        .set_client_secret(ClientSecret::new(secret.expose().to_string()))
-        .set_auth_uri(AuthUrl::from_url(authorization_endpoint.clone()))
-        .set_token_uri(TokenUrl::from_url(token_endpoint.clone()))
-}
-
-/// The code exchange (RFC 6749 §4.1.3) with the PKCE verifier (RFC 7636 §4.5), its failures
-/// sorted into "provider down" and "provider refused".
-pub(crate) async fn exchange_code(
-    client: &TokenClient,
-    http: &reqwest::Client,
-    code: &Secret,
-    pkce_verifier: &str,
-) -> Result<TokenResponse, ProviderError> {
-    client
-        .exchange_code(AuthorizationCode::new(code.expose().to_string()))
-        .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()))
-        .request_async(http)
-        .await
-        .map_err(|e| match e {
-            RequestTokenError::ServerResponse(r) => {
-                ProviderError::Exchange(r.error().to_string().into())
-            }
-            RequestTokenError::Request(e) => ProviderError::Unavailable(e.into()),
-            RequestTokenError::Parse(e, _) => {
-                ProviderError::Exchange(format!("unreadable token response: {e}").into())
-            }
-            RequestTokenError::Other(e) => ProviderError::Exchange(e.into()),
-        })
-}
-
-/// The refresh grant (RFC 6749 §6), its failures sorted into "the session ends"
-/// (`invalid_grant`, §5.2: the refresh token is invalid, expired or revoked) and "the session
-/// is kept" (anything else: the provider down, failing or misconfigured).
-pub(crate) async fn refresh_grant(
-    client: &TokenClient,
-    http: &reqwest::Client,
-    refresh_token: &Secret,
-) -> Result<TokenResponse, RefreshError> {
-    let token = RefreshToken::new(refresh_token.expose().to_string());
-    client
-        .exchange_refresh_token(&token)
-        .request_async(http)
-        .await
-        .map_err(|e| match e {
-            RequestTokenError::ServerResponse(r)
-                if *r.error() == BasicErrorResponseType::InvalidGrant =>
-            {
-                RefreshError::Refused(r.error().to_string())
-            }
-            RequestTokenError::ServerResponse(r) => {
-                RefreshError::Unavailable(format!("the token endpoint answered {}", r.error()))
-            }
-            RequestTokenError::Request(e) => RefreshError::Unavailable(e.to_string()),
-            RequestTokenError::Parse(e, _) => {
-                RefreshError::Unavailable(format!("unreadable token response: {e}"))
-            }
-            RequestTokenError::Other(e) => RefreshError::Unavailable(e),
-        })
-}
-
 impl OidcProvider {
     /// Renews a login (OIDC Core §12): the refresh grant, then the new ID token verified as at
     /// the login but for the nonce, which a refreshed ID token does not carry; it must name the
@@ -524,58 +422,5 @@ impl Provider for OidcProvider {
                 .append_pair("post_logout_redirect_uri", post_logout.as_str());
         }
         Some(url)
-    }
-}
-
-/// What distinguishes one OIDC provider kind from another: how a verified login becomes an
-/// [`Identity`]. Generic OIDC reads the ID token through the header mapping; Entra and Keycloak
-/// add their own claims and calls (`azure.rs`, `keycloak.rs`).
-pub trait Flavor: Send + Sync {
-    /// The identity of a completed login: ID-token claims already verified, tokens at hand.
-    fn identity<'a>(
-        &'a self,
-        provider: &'a OidcProvider,
-        tokens: &'a TokenResponse,
-        discovered: &'a Discovered,
-        claims: Claims,
-        now: u64,
-    ) -> BoxFuture<'a, Result<Identity, ProviderError>>;
-
-    /// When this kind's email claim counts.
-    fn email_rule(&self) -> EmailRule;
-
-    /// The identity a verified bearer JWT carries.
-    fn bearer_identity(&self, provider: &OidcProvider, claims: &Claims) -> Identity {
-        identity_from_claims(
-            claims,
-            &provider.mapping,
-            &provider.config.id,
-            self.email_rule(),
-        )
-    }
-}
-
-/// Any certified OpenID Provider: the ID token says it all.
-pub struct Generic {
-    /// `trust_email_without_email_verified` of the provider.
-    pub trust_email_without_email_verified: bool,
-}
-
-impl Flavor for Generic {
-    fn identity<'a>(
-        &'a self,
-        provider: &'a OidcProvider,
-        _tokens: &'a TokenResponse,
-        _discovered: &'a Discovered,
-        claims: Claims,
-        _now: u64,
-    ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
-        Box::pin(async move { Ok(self.bearer_identity(provider, &claims)) })
-    }
-
-    fn email_rule(&self) -> EmailRule {
-        EmailRule::EmailVerified {
-            trust_absent: self.trust_email_without_email_verified,
-        }
     }
 }
