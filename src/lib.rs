@@ -25,6 +25,7 @@
 
 pub mod authn;
 pub mod authz;
+pub mod callback;
 pub mod config;
 pub mod forward;
 pub mod http;

@@ -24,6 +24,7 @@ use crate::oidc::logout::JTI_MEMORY;
 use crate::oidc::verify::LEEWAY;
 use crate::oidc::{LogoutClaims, LogoutError, VerifyError};
 use crate::provider::{self, BearerIdentity, Login, Provider, ProviderContext, ProviderError};
+use crate::redirect::RedirectPolicy;
 use crate::refresh::Refresher;
 use crate::session::{
     index_key, store_key, IndexKind, Keep, LoginCodec, MasterSecrets, Purpose, RedisStore, Session,
@@ -89,6 +90,15 @@ impl Workspace {
     /// Name.
     pub fn name(&self) -> &str {
         &self.config.name
+    }
+
+    /// Where this workspace lets `rd` send a browser.
+    pub fn redirect_policy(&self) -> RedirectPolicy<'_> {
+        RedirectPolicy {
+            hosts: &self.config.hosts,
+            allowed_hosts: &self.config.allowed_redirect_hosts,
+            allow_http: self.config.insecure_http,
+        }
     }
 
     /// Whether a login is required.

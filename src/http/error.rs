@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::log_budget::{LogBudget, Verdict};
 use super::pages::{self, Page};
 use crate::authz::Denial;
+use crate::callback::CallbackError;
 use crate::forward::HostError;
 use crate::identity::UnusableIdentity;
 use crate::provider::ProviderError;
@@ -88,6 +89,27 @@ pub enum AppError {
     /// workspace needs the Redis store.
     #[error("session too large for cookies: the workspace needs session.store = \"redis\"")]
     SessionTooLarge,
+}
+
+impl From<CallbackError> for AppError {
+    fn from(e: CallbackError) -> Self {
+        match e {
+            CallbackError::State(e) => Self::LoginState(e),
+            CallbackError::Replayed => Self::StateReplayed,
+            CallbackError::TooManyLogins(n) => Self::TooManyLogins(n),
+            CallbackError::ProviderDenied { error, description } => {
+                Self::ProviderDenied { error, description }
+            }
+            CallbackError::CodeMissing => Self::CodeMissing,
+            CallbackError::UnknownProvider(p) => Self::UnknownProvider(p),
+            CallbackError::Provider(e) => Self::Provider(e),
+            CallbackError::Unusable(e) => Self::Identity(e),
+            CallbackError::Denied(d) => Self::LoginDenied(d),
+            CallbackError::StoreUnavailable => Self::StoreUnavailable,
+            CallbackError::TooLarge => Self::SessionTooLarge,
+            CallbackError::NotIssued(e) => Self::SessionNotIssued(e),
+        }
+    }
 }
 
 impl From<crate::authn::AuthError> for AppError {

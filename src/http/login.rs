@@ -13,12 +13,10 @@ use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge};
 use super::metrics::login_failure;
 use super::pages::{self, Page};
 use super::{AppError, Incoming};
+use crate::callback::CallbackParams;
 use crate::metrics::LoginFailure;
-use crate::provider::{AuthorizationRequest, Callback};
-use crate::redirect::RedirectPolicy;
-use crate::secret::Secret;
-use crate::session::{LoginState, SessionError};
-use crate::spent::Spend;
+use crate::provider::AuthorizationRequest;
+use crate::session::LoginState;
 use crate::state::AppState;
 use crate::workspace::Workspace;
 
@@ -57,14 +55,6 @@ fn record(field: &str, value: &str) {
     tracing::Span::current().record(field, value);
 }
 
-fn policy(ws: &Workspace) -> RedirectPolicy<'_> {
-    RedirectPolicy {
-        hosts: &ws.config.hosts,
-        allowed_hosts: &ws.config.allowed_redirect_hosts,
-        allow_http: ws.config.insecure_http,
-    }
-}
-
 /// A 302 to `location` setting `cookies`.
 fn redirect(location: &str, cookies: impl IntoIterator<Item = Cookie<'static>>) -> Response {
     let mut resp = StatusCode::FOUND.into_response();
@@ -91,7 +81,9 @@ pub(super) async fn start(
     let _slot = _state
         .enter_login(req.client())
         .map_err(AppError::ClientBusy)?;
-    let rd = policy(ws).validate(req.query_param("rd").as_deref());
+    let rd = ws
+        .redirect_policy()
+        .validate(req.query_param("rd").as_deref());
     if !ws.requires_login() {
         return Ok(redirect(&rd, []));
     }
@@ -188,11 +180,28 @@ pub(super) async fn callback(
     // From here on the login cookie is spent, whatever the outcome.
     let clear = ws.login.clear(&returned_state);
     let logins = ws.metrics.login(Some(&login.provider));
-    let result = finish_login(&state, ws, &req, login, &returned_state).await;
+    let params = CallbackParams {
+        code: req.query_param("code"),
+        iss: req.query_param("iss"),
+        error: req.query_param("error"),
+        error_description: req.query_param("error_description"),
+    };
+    let cookies: Vec<&str> = req.cookie_headers().collect();
+    let result = state
+        .complete_login(
+            ws,
+            login,
+            &returned_state,
+            params,
+            redirect_uri(ws, req.host()),
+            &cookies,
+        )
+        .await
+        .map_err(AppError::from);
     let mut resp = match result {
-        Ok(resp) => {
+        Ok(done) => {
             logins.completed();
-            resp
+            redirect(&done.rd, done.cookies)
         }
         Err(e) => {
             logins.failed(login_failure(&e));
@@ -201,70 +210,6 @@ pub(super) async fn callback(
     };
     append_cookies(&mut resp, [clear]);
     Ok(resp)
-}
-
-async fn finish_login(
-    state: &AppState,
-    ws: &Workspace,
-    req: &Incoming,
-    login: LoginState,
-    returned_state: &str,
-) -> Result<Response, AppError> {
-    if login.workspace != ws.name() {
-        return Err(AppError::LoginState(
-            crate::session::LoginError::StateMismatch,
-        ));
-    }
-    match state.spend_state(ws.name(), returned_state) {
-        Spend::Fresh => {}
-        Spend::Replayed => return Err(AppError::StateReplayed),
-        Spend::Full => {
-            return Err(AppError::TooManyLogins(
-                state.login_room().err().unwrap_or(0),
-            ))
-        }
-    }
-    if let Some(error) = req.query_param("error") {
-        return Err(AppError::ProviderDenied {
-            error,
-            description: req.query_param("error_description"),
-        });
-    }
-    let code = req
-        .query_param("code")
-        .filter(|c| !c.is_empty())
-        .ok_or(AppError::CodeMissing)?;
-    record("provider", &login.provider);
-    let provider = ws
-        .provider(Some(&login.provider))
-        .ok_or_else(|| AppError::UnknownProvider(login.provider.clone()))?;
-    let callback = Callback {
-        code: Secret::new(code),
-        iss: req.query_param("iss"),
-        redirect_uri: redirect_uri(ws, req.host()),
-    };
-    let done = provider.finish(&callback, &login, state.now()).await?;
-    let identity = &done.identity;
-    record("user", &identity.user);
-    identity.check_usable()?;
-    ws.config
-        .authz
-        .check(identity)
-        .map_err(AppError::LoginDenied)?;
-    let cookies = ws
-        .establish(&done, req.cookie_headers(), state.now())
-        .await
-        .map_err(|e| match e {
-            SessionError::StoreUnavailable => AppError::StoreUnavailable,
-            SessionError::TooLarge => {
-                tracing::warn!(workspace = ws.name(), user = %identity.user, groups = identity.groups.len(), "session too large for cookies: set session.store = \"redis\" for this workspace");
-                AppError::SessionTooLarge
-            }
-            e => AppError::SessionNotIssued(e),
-        })?;
-    let rd = policy(ws).validate(Some(&login.rd));
-    tracing::info!(workspace = ws.name(), provider = provider.id(), user = %identity.user, "login completed");
-    Ok(redirect(&rd, cookies))
 }
 
 /// `GET|POST /oauth2/sign_out?rd=…`: clears the session (every cookie of it, and its
@@ -280,7 +225,7 @@ pub(super) async fn sign_out(
     let ws = req.workspace()?;
     record("workspace", ws.name());
     let asked = req.query_param("rd");
-    let rd = policy(ws).validate(asked.as_deref());
+    let rd = ws.redirect_policy().validate(asked.as_deref());
     let session = ws
         .session
         .open_request(req.cookie_headers(), state.now())
@@ -300,7 +245,7 @@ pub(super) async fn sign_out(
     let mut home = redirect_uri(ws, req.host());
     home.set_path("/");
     home.set_query(None);
-    let post_logout = policy(ws).logout_return(asked.as_deref(), &home);
+    let post_logout = ws.redirect_policy().logout_return(asked.as_deref(), &home);
     let idp_logout = provider
         .and_then(|id| ws.provider(Some(&id)).cloned())
         .and_then(|p| p.logout_url(&post_logout, id_token.as_deref()));
