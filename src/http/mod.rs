@@ -213,6 +213,9 @@ pub(super) fn append_set_cookies(
 }
 
 #[cfg(test)]
+mod handler_tests;
+
+#[cfg(test)]
 mod tests {
     use super::is_redirect_route;
 
