@@ -500,7 +500,7 @@ fn claim_headers(raw: BTreeMap<String, String>, report: &mut Report<'_>) -> Vec<
     for (header, claim) in raw {
         let field = format!("headers.claims.\"{header}\"");
         let lower = header.to_ascii_lowercase();
-        if axum::http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
+        if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
             report.error(field, format!("`{header}` is not an HTTP header name"));
         } else if !lower.starts_with("x-auth-request-") || lower.len() == "x-auth-request-".len() {
             report.error(

@@ -3,10 +3,6 @@
 
 use std::sync::atomic::AtomicUsize;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
 use serde_json::Value;
 
 use super::*;
@@ -24,28 +20,50 @@ struct Served {
     gate: tokio::sync::RwLock<()>,
 }
 
-async fn serve_jwks(State(s): State<Arc<Served>>) -> (StatusCode, String) {
+async fn serve_jwks(s: &Served) -> (u16, String) {
     s.hits.fetch_add(1, Ordering::SeqCst);
     let _open = s.gate.read().await;
     match s.jwks.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-        Some(v) => (StatusCode::OK, v.to_string()),
-        None => (StatusCode::SERVICE_UNAVAILABLE, String::new()),
+        Some(v) => (200, v.to_string()),
+        None => (503, String::new()),
     }
+}
+
+/// One connection of the JWKS server: `/a/jwks` and `/b/jwks`, else 404.
+async fn connection(stream: tokio::net::TcpStream, served: Arc<Served>) {
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let served = served.clone();
+        async move {
+            let (status, body) = match req.uri().path() {
+                "/a/jwks" | "/b/jwks" => serve_jwks(&served).await,
+                _ => (404, String::new()),
+            };
+            hyper::Response::builder()
+                .status(status)
+                .body(http_body_util::Full::new(std::io::Cursor::new(
+                    body.into_bytes(),
+                )))
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await;
 }
 
 /// A server publishing [`tokens::jwks`] at two URLs (two issuers, for per-URL checks).
 async fn spawn_server() -> (Arc<Served>, Url, Url) {
     let served = Arc::new(Served::default());
     *served.jwks.lock().unwrap_or_else(|e| e.into_inner()) = Some(tokens::jwks());
-    let app = Router::new()
-        .route("/a/jwks", get(serve_jwks))
-        .route("/b/jwks", get(serve_jwks))
-        .with_state(served.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("bind: {e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let shared = served.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(connection(stream, shared.clone()));
+        }
+    });
     let url = |p: &str| {
         Url::parse(&format!("http://127.0.0.1:{port}{p}")).unwrap_or_else(|e| panic!("{e}"))
     };
