@@ -11,6 +11,7 @@ use cookie::Cookie;
 use crate::authz::Denial;
 use crate::config::AuthzRules;
 use crate::identity::Identity;
+use crate::metrics::RefreshResult;
 use crate::refresh::{Job, Outcome};
 use crate::session::{store_key, Session, SessionError, Tokens};
 use crate::workspace::{BearerError, Stored, Workspace};
@@ -113,7 +114,13 @@ impl Workspace {
             last,
             keep: self.keeps(),
         };
-        match refresher.run(job, now).await {
+        let outcome = refresher.run(job, now).await;
+        self.metrics.refresh(match outcome {
+            Outcome::Renewed(_) => RefreshResult::Renewed,
+            Outcome::Ended => RefreshResult::Ended,
+            Outcome::Kept { .. } => RefreshResult::Kept,
+        });
+        match outcome {
             Outcome::Kept { .. } => Ok(as_is(stored)),
             Outcome::Ended => {
                 if let Some(t) = &ticket {

@@ -137,6 +137,31 @@ impl LoginFailure {
     }
 }
 
+/// What became of a session due for refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshResult {
+    /// Renewed at the provider (or by another request's, or replica's, refresh).
+    Renewed,
+    /// Ended: the provider refused it.
+    Ended,
+    /// Kept as it was: the provider could not be reached.
+    Kept,
+}
+
+impl RefreshResult {
+    /// Every result, in label order.
+    pub const ALL: [RefreshResult; 3] = [Self::Renewed, Self::Ended, Self::Kept];
+
+    /// The `result` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Renewed => "renewed",
+            Self::Ended => "ended",
+            Self::Kept => "kept",
+        }
+    }
+}
+
 /// Which Redis call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedisOp {
@@ -259,6 +284,7 @@ pub struct Metrics {
     logins_completed: Family<ProviderLabels, Counter>,
     logins_failed: Family<FailureLabels, Counter>,
     bearer_cache: Family<WorkspaceResultLabels, Counter>,
+    refreshes: Family<WorkspaceResultLabels, Counter>,
     redis_errors: Family<RedisLabels, Counter>,
     /// The session store's state; a series only once a store is opened.
     redis_connected: Family<RedisModeLabels, Gauge>,
@@ -284,6 +310,7 @@ impl Metrics {
         let logins_completed = Family::<ProviderLabels, Counter>::default();
         let logins_failed = Family::<FailureLabels, Counter>::default();
         let bearer_cache = Family::<WorkspaceResultLabels, Counter>::default();
+        let refreshes = Family::<WorkspaceResultLabels, Counter>::default();
         let redis_errors = Family::<RedisLabels, Counter>::default();
         let redis_connected = Family::<RedisModeLabels, Gauge>::default();
         let reload_family = Family::<ResultLabels, Counter>::default();
@@ -316,6 +343,11 @@ impl Metrics {
             "authgate_idp_fetches",
             "Fetches of identity providers' discovery and JWKS documents",
             fetches.family.clone(),
+        );
+        registry.register(
+            "authgate_session_refreshes",
+            "Sessions due for refresh, by what became of them: renewed, ended (refused by the provider), kept (the provider unreachable)",
+            refreshes.clone(),
         );
         registry.register(
             "authgate_bearer_cache_lookups",
@@ -354,6 +386,7 @@ impl Metrics {
             logins_completed,
             logins_failed,
             bearer_cache,
+            refreshes,
             redis_errors,
             redis_connected,
             reloads,
@@ -401,6 +434,12 @@ impl Metrics {
             decisions: DecisionCounters::new(&self.decisions, name),
             bearer_hit: cache("hit"),
             bearer_miss: cache("miss"),
+            refreshes: RefreshResult::ALL.map(|r| {
+                self.refreshes.get_or_create_owned(&WorkspaceResultLabels {
+                    workspace: ws(),
+                    result: r.as_str(),
+                })
+            }),
             redis: RedisOp::ALL.map(|op| {
                 self.redis_errors.get_or_create_owned(&RedisLabels {
                     workspace: ws(),
@@ -499,6 +538,7 @@ pub struct WorkspaceMetrics {
     pub decisions: DecisionCounters,
     bearer_hit: Counter,
     bearer_miss: Counter,
+    refreshes: [Counter; RefreshResult::ALL.len()],
     redis: [Counter; RedisOp::ALL.len()],
     /// Per provider, in config order.
     logins: Vec<ProviderLogins>,
@@ -515,6 +555,11 @@ impl WorkspaceMetrics {
             &self.bearer_miss
         }
         .inc();
+    }
+
+    /// Counts what became of a session due for refresh (each request that found it due).
+    pub fn refresh(&self, result: RefreshResult) {
+        self.refreshes[result as usize].inc();
     }
 
     /// Counts a failed Redis call.

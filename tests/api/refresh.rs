@@ -266,6 +266,22 @@ impl Refreshing {
         tokens
     }
 
+    /// `authgate_session_refreshes_total` for `result`, from `/metrics`.
+    async fn refreshes(&self, result: &str) -> u64 {
+        let text = Client::new()
+            .get(&format!("http://127.0.0.1:{}/metrics", self.app.port), &[])
+            .await
+            .body;
+        let series =
+            format!("authgate_session_refreshes_total{{workspace=\"ws\",result=\"{result}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     fn idp_url(&self, path: &str) -> String {
         let u = url::Url::parse(&self.idp.issuer).unwrap();
         format!("http://127.0.0.1:{}{path}", u.port().unwrap())
@@ -410,6 +426,7 @@ async fn an_unreachable_idp_keeps_the_session_until_it_ends() {
         "{}",
         log.text()
     );
+    assert_eq!(p.refreshes("kept").await, 1);
     // Kept until its end (12 h after the login), not past it.
     p.clock.advance(12 * 3600);
     assert_eq!(p.auth(&cookie).await.status, 401);
