@@ -334,6 +334,15 @@ async fn ending_the_idp_session_ends_the_authgate_session() {
         port,
     )
     .await;
+    // A second replica sharing the same redis-server; the IdP knows only the first.
+    let replica = crate::helpers::spawn_in_process(
+        &config,
+        env_with(&[
+            ("CLIENT_SECRET", "client-secret"),
+            ("REDIS_URL", &redis.url()),
+        ]),
+    )
+    .await;
     let mut browser = Client::new();
     browser
         .follow(&format!("http://{host}/oauth2/start?rd=%2F"), "alice")
@@ -342,7 +351,7 @@ async fn ending_the_idp_session_ends_the_authgate_session() {
         "ag={}",
         browser.cookie("ws.localhost", "ag").expect("a session")
     );
-    let auth = |cookie: String| {
+    let auth_at = |port: u16, cookie: String| {
         let url = format!("http://authgate.svc:{port}/oauth2/auth");
         let original = format!("http://{host}/app");
         async move {
@@ -352,7 +361,16 @@ async fn ending_the_idp_session_ends_the_authgate_session() {
                 .status
         }
     };
+    let auth = |cookie: String| auth_at(port, cookie);
     assert_eq!(auth(cookie.clone()).await, 202);
+    // The replica reads the session from Redis once it has connected.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while auth_at(replica.port, cookie.clone()).await != 202 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never read the session"
+        );
+    }
     assert_eq!(session_records(&redis).await, 1);
 
     // RP-initiated logout at the IdP, confirming "sign me out" of the IdP session.
@@ -373,11 +391,21 @@ async fn ending_the_idp_session_ends_the_authgate_session() {
     assert!((300..400).contains(&done.status), "{}", done.body);
     // The IdP waits for the back-channel answers before it redirects.
     assert_eq!(
-        auth(cookie).await,
+        auth(cookie.clone()).await,
         401,
         "the IdP's logout token ended the session"
     );
     assert_eq!(session_records(&redis).await, 0, "the record is gone");
+    // The replica the IdP never spoke to: ended too, once its ticket cache (5 s) lets go.
+    let ended = std::time::Instant::now();
+    while auth_at(replica.port, cookie.clone()).await != 401 {
+        assert!(
+            ended.elapsed()
+                < authgate::workspace::TICKET_CACHE_TTL + std::time::Duration::from_secs(5),
+            "the replica still passes the ended session"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// How many session records the Redis holds.
