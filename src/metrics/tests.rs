@@ -83,6 +83,7 @@ fn every_label_value_comes_from_the_config_or_a_fixed_list() {
     }
     ws.bearer_cache(true);
     ws.redis_error(RedisOp::Write);
+    ws.refresh(RefreshResult::Kept);
     m.reloaded(false);
     m.observe_auth(Duration::from_micros(30));
     let fixed: Vec<&str> = Decision::ALL
@@ -90,6 +91,7 @@ fn every_label_value_comes_from_the_config_or_a_fixed_list() {
         .map(|d| d.as_str())
         .chain(LoginFailure::ALL.iter().map(|r| r.as_str()))
         .chain(RedisOp::ALL.iter().map(|o| o.as_str()))
+        .chain(RefreshResult::ALL.iter().map(|r| r.as_str()))
         .chain([
             "mcd", "entra", UNKNOWN, "hit", "miss", "ok", "error", "refused",
         ])
