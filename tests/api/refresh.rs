@@ -107,7 +107,6 @@ enum Shape {
 
 async fn platform_with(shape: Shape, idp_config: Value, redis: bool) -> Refreshing {
     let nginx_port = free_port();
-    let authgate_port = free_port();
     let callback = format!("http://{HOST}:{nginx_port}/oauth2/callback");
     let name = match shape {
         Shape::Generic => "generic",
@@ -173,7 +172,8 @@ pass_access_token = true
     let clock = Arc::new(MovedClock::default());
     let app = Application::build(
         config.path(),
-        Some(([127, 0, 0, 1], authgate_port).into()),
+        // Any free port: NGINX is told which once it is bound.
+        Some(([127, 0, 0, 1], 0).into()),
         Arc::new(env),
     )
     .await
