@@ -4,6 +4,7 @@
 //! it holds no runtime state and depends on nothing above it. Secrets are named here (where
 //! they come from) and read only by [`secrets`].
 
+mod parsed;
 mod provider;
 mod public;
 mod raw;
@@ -65,17 +66,24 @@ pub struct ServerConfig {
     pub redis: Option<RedisConfig>,
 }
 
-/// Whether a workspace asks for a login.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether a workspace asks for a login (`auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(inline))]
 pub enum AuthMode {
-    /// Everyone passes; no identity headers.
+    /// `none`: everyone passes; no identity headers.
+    #[serde(rename = "none")]
     None,
-    /// A session from one of the workspace's providers is required.
+    /// `oidc`: a session from one of the workspace's providers is required.
+    #[serde(rename = "oidc", alias = "login")]
     Login,
 }
 
-/// Which kind of identity provider a `[[provider]]` is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which kind of identity provider a `[[provider]]` is (`kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(inline))]
+#[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// Any certified OpenID Provider.
     Oidc,
@@ -207,8 +215,11 @@ pub struct SessionConfig {
     pub refresh_interval: Option<Duration>,
 }
 
-/// Where a workspace's sessions live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a workspace's sessions live (`session.store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(inline))]
+#[serde(rename_all = "lowercase")]
 pub enum SessionStoreKind {
     /// In the sealed cookie itself (stateless; sign-out cannot revoke copies).
     Cookie,

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use jsonwebtoken::Algorithm;
 use url::Url;
 
-use super::raw::RawProvider;
+use super::parsed::Parsed;
+use super::raw::{JwsAlgorithm, RawProvider};
 use super::validate::Report;
 use super::{ProviderConfig, ProviderExtra, ProviderKind, SecretSource};
 
@@ -30,19 +31,10 @@ pub(super) fn validate_provider(
     report: &mut Report<'_>,
 ) -> Option<ProviderConfig> {
     let start = report.errors.len();
-    let kind = match raw.kind.as_deref().unwrap_or("oidc") {
-        "oidc" => ProviderKind::Oidc,
-        "azure" => ProviderKind::Azure,
-        "keycloak" => ProviderKind::Keycloak,
-        "github" => ProviderKind::Github,
-        other => {
-            report.error(
-                format!("{field}.kind"),
-                format!("`{other}` is not one of oidc, azure, keycloak, github"),
-            );
-            ProviderKind::Oidc
-        }
-    };
+    let kind = raw
+        .kind
+        .and_then(|k| report.parsed(format!("{field}.kind"), k))
+        .unwrap_or(ProviderKind::Oidc);
     let id = raw.id.unwrap_or_else(|| kind.as_str().to_string());
     if id.is_empty()
         || !id
@@ -136,22 +128,7 @@ pub(super) fn validate_provider(
             "an OpenID Connect login needs the `openid` scope",
         );
     }
-    let mut algorithms = Vec::new();
-    for (i, a) in raw.algorithms.unwrap_or_default().iter().enumerate() {
-        match a.as_str() {
-            "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384" | "EdDSA" => {
-                algorithms.push(a.parse::<Algorithm>().ok()?)
-            }
-            "none" | "HS256" | "HS384" | "HS512" => report.error(
-                format!("{field}.algorithms[{i}]"),
-                format!("`{a}` is never accepted: ID tokens must be signed with the provider's private key"),
-            ),
-            _ => report.error(format!("{field}.algorithms[{i}]"), format!("`{a}` is not a JWS algorithm")),
-        }
-    }
-    if algorithms.is_empty() {
-        algorithms = DEFAULT_ALGORITHMS.to_vec();
-    }
+    let algorithms = algorithms(field, raw.algorithms.unwrap_or_default(), report);
     let extra = validate_extra(field, kind, raw.extra, report);
     let logout_at_idp = raw.logout_at_idp.unwrap_or(false);
     if logout_at_idp && kind == ProviderKind::Github {
@@ -177,6 +154,52 @@ pub(super) fn validate_provider(
         algorithms,
         extra,
     })
+}
+
+/// The signature algorithms accepted for ID tokens: asymmetric ones only (a shared secret
+/// would let the client forge tokens, `none` anyone), the defaults when none are named.
+fn algorithms(
+    field: &str,
+    raw: Vec<Parsed<JwsAlgorithm>>,
+    report: &mut Report<'_>,
+) -> Vec<Algorithm> {
+    let mut out = Vec::new();
+    for (i, a) in raw.into_iter().enumerate() {
+        let field = format!("{field}.algorithms[{i}]");
+        let accepted = match report.parsed(&field, a) {
+            Some(JwsAlgorithm::RS256) => Algorithm::RS256,
+            Some(JwsAlgorithm::RS384) => Algorithm::RS384,
+            Some(JwsAlgorithm::RS512) => Algorithm::RS512,
+            Some(JwsAlgorithm::PS256) => Algorithm::PS256,
+            Some(JwsAlgorithm::PS384) => Algorithm::PS384,
+            Some(JwsAlgorithm::PS512) => Algorithm::PS512,
+            Some(JwsAlgorithm::ES256) => Algorithm::ES256,
+            Some(JwsAlgorithm::ES384) => Algorithm::ES384,
+            Some(JwsAlgorithm::EdDSA) => Algorithm::EdDSA,
+            Some(
+                symmetric @ (JwsAlgorithm::HS256
+                | JwsAlgorithm::HS384
+                | JwsAlgorithm::HS512
+                | JwsAlgorithm::None),
+            ) => {
+                let name = match symmetric {
+                    JwsAlgorithm::None => "none".to_string(),
+                    alg => format!("{alg:?}"),
+                };
+                report.error(
+                    field,
+                    format!("`{name}` is never accepted: ID tokens must be signed with the provider's private key"),
+                );
+                continue;
+            }
+            None => continue,
+        };
+        out.push(accepted);
+    }
+    if out.is_empty() {
+        out = DEFAULT_ALGORITHMS.to_vec();
+    }
+    out
 }
 
 fn default_display_name(kind: ProviderKind, id: &str) -> String {

@@ -116,6 +116,7 @@ mod tests {
         let mut errors = Vec::new();
         let mut report = super::Report {
             file: "workspaces/x.toml".into(),
+            source: &text,
             errors: &mut errors,
         };
         let rules = super::validate(raw.public, &mut report);

@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::parsed::Parsed;
+use super::{AuthMode, ProviderKind, SessionStoreKind};
+
 /// `authgate.toml`, the server file.
 #[derive(Debug, Default, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -87,7 +90,8 @@ pub(crate) struct RawWorkspace {
     /// Hosts this workspace serves (`mcd.{domain}`, `host:port`).
     pub(crate) hosts: Vec<String>,
     /// `oidc` (login required) or `none` (202 without identity).
-    pub(crate) auth: String,
+    #[cfg_attr(feature = "schema", schemars(with = "AuthMode"))]
+    pub(crate) auth: Parsed<AuthMode>,
     /// Plain-http development: no `Secure`, no `__Host-`, `http://` redirects allowed.
     #[serde(default)]
     pub(crate) insecure_http: bool,
@@ -139,7 +143,8 @@ pub(crate) struct RawProvider {
     /// Id for `/oauth2/start?provider=<id>`.
     pub(crate) id: Option<String>,
     /// `oidc` (default), `azure`, `keycloak` or `github`.
-    pub(crate) kind: Option<String>,
+    #[cfg_attr(feature = "schema", schemars(with = "Option<ProviderKind>"))]
+    pub(crate) kind: Option<Parsed<ProviderKind>>,
     /// Label on the sign-in page.
     pub(crate) display_name: Option<String>,
     /// The issuer URL (GitHub: `https://github.com` or the Enterprise host).
@@ -156,7 +161,8 @@ pub(crate) struct RawProvider {
     /// Scopes requested (default `openid email profile`; GitHub `read:user user:email read:org`).
     pub(crate) scopes: Option<Vec<String>>,
     /// ID-token signature algorithms accepted (default `RS256 ES256 PS256`).
-    pub(crate) algorithms: Option<Vec<String>>,
+    #[cfg_attr(feature = "schema", schemars(with = "Option<Vec<JwsAlgorithm>>"))]
+    pub(crate) algorithms: Option<Vec<Parsed<JwsAlgorithm>>>,
     /// Whether `/oauth2/sign_out` also ends the session at the IdP (OIDC RP-Initiated Logout
     /// 1.0): to its `end_session_endpoint` with `id_token_hint`, `client_id` and, as
     /// `post_logout_redirect_uri`, the root of the validated `rd`'s origin (the host's root for
@@ -169,6 +175,28 @@ pub(crate) struct RawProvider {
     pub(crate) extra: BTreeMap<String, toml::Value>,
 }
 
+/// A JWS `alg` name (RFC 7518 §3.1) as written in `algorithms`. Every name is read, so that
+/// `validate` can say why the symmetric ones and `none` are never accepted for ID tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(inline))]
+pub(crate) enum JwsAlgorithm {
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+    HS256,
+    HS384,
+    HS512,
+    #[serde(rename = "none")]
+    None,
+}
+
 /// `[session]`.
 #[derive(Debug, Default, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -178,7 +206,8 @@ pub(crate) struct RawSession {
     /// Session cookie name (default `__Host-authgate`).
     pub(crate) cookie_name: Option<String>,
     /// `cookie` (default) or `redis`.
-    pub(crate) store: Option<String>,
+    #[cfg_attr(feature = "schema", schemars(with = "Option<SessionStoreKind>"))]
+    pub(crate) store: Option<Parsed<SessionStoreKind>>,
     /// How long a session lasts (default `12h`).
     #[serde(default, with = "humantime_serde")]
     #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]

@@ -281,6 +281,7 @@ mod tests {
             raw,
             &mut Report {
                 file: PathBuf::from("authgate.toml"),
+                source: text,
                 errors: &mut errors,
             },
         );

@@ -11,6 +11,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use url::Url;
 
+use super::parsed::{line_of, Parsed};
 use super::provider::validate_provider;
 use super::raw::{RawServer, RawWorkspace};
 use super::{
@@ -27,6 +28,8 @@ const DEFAULT_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// Collects errors for one file.
 pub(super) struct Report<'a> {
     pub(super) file: PathBuf,
+    /// The file's text, for the line of a value serde refused.
+    pub(super) source: &'a str,
     pub(super) errors: &'a mut Vec<ConfigError>,
 }
 
@@ -38,6 +41,23 @@ impl Report<'_> {
             problem: problem.into(),
         });
     }
+
+    /// Reports a problem with the line holding byte `offset` of the file, as a syntax error is.
+    pub(super) fn error_at(&mut self, field: impl Into<String>, problem: &str, offset: usize) {
+        let line = line_of(self.source, offset);
+        self.error(field, format!("{problem} (line {line})"));
+    }
+
+    /// The value serde read for `field`, or `None` with serde's refusal reported at its line.
+    pub(super) fn parsed<T>(&mut self, field: impl Into<String>, p: Parsed<T>) -> Option<T> {
+        match p.value {
+            Ok(v) => Some(v),
+            Err(problem) => {
+                self.error_at(field, &problem, p.span.start);
+                None
+            }
+        }
+    }
 }
 
 /// Loads and validates `dir/authgate.toml` and `dir/workspaces/*.toml`.
@@ -47,10 +67,10 @@ impl Report<'_> {
 pub fn load(dir: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let server_path = dir.join(SERVER_FILE);
-    let raw_server = if server_path.exists() {
+    let (raw_server, server_text) = if server_path.exists() {
         parse_file::<RawServer>(dir, &server_path, &mut errors).unwrap_or_default()
     } else if dir.is_dir() {
-        RawServer::default()
+        Default::default()
     } else {
         return Err(ConfigErrors(vec![ConfigError {
             file: dir.to_path_buf(),
@@ -64,6 +84,7 @@ pub fn load(dir: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
         env,
         &mut Report {
             file: PathBuf::from(SERVER_FILE),
+            source: &server_text,
             errors: &mut errors,
         },
     );
@@ -77,12 +98,13 @@ pub fn load(dir: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
         }),
         Ok(files) => {
             for path in files {
-                let Some(raw) = parse_file::<RawWorkspace>(dir, &path, &mut errors) else {
+                let Some((raw, text)) = parse_file::<RawWorkspace>(dir, &path, &mut errors) else {
                     continue;
                 };
                 let rel = Config::relative(dir, &path).to_path_buf();
                 let mut report = Report {
                     file: rel,
+                    source: &text,
                     errors: &mut errors,
                 };
                 let has_redis = server.0.redis.is_some();
@@ -120,12 +142,13 @@ fn read_workspace_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Parses one TOML file; a syntax or type error is reported with its line and the key there.
+/// Parses one TOML file, returned with its text; a syntax or type error is reported with its
+/// line and the key there.
 fn parse_file<T: serde::de::DeserializeOwned>(
     dir: &Path,
     path: &Path,
     errors: &mut Vec<ConfigError>,
-) -> Option<T> {
+) -> Option<(T, String)> {
     let file = Config::relative(dir, path).to_path_buf();
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -139,7 +162,7 @@ fn parse_file<T: serde::de::DeserializeOwned>(
         }
     };
     match toml::from_str::<T>(&text) {
-        Ok(v) => Some(v),
+        Ok(v) => Some((v, text)),
         Err(e) => {
             let (field, line) = e.span().map(|s| key_at(&text, s.start)).unwrap_or_default();
             let problem = match line {
@@ -269,17 +292,7 @@ fn validate_workspace(
     if raw.hosts.is_empty() {
         report.error("hosts", "a workspace serves at least one host");
     }
-    let auth = match raw.auth.as_str() {
-        "none" => AuthMode::None,
-        "oidc" | "login" => AuthMode::Login,
-        other => {
-            report.error(
-                "auth",
-                format!("`{other}` is not one of \"oidc\", \"none\""),
-            );
-            AuthMode::None
-        }
-    };
+    let auth = report.parsed("auth", raw.auth).unwrap_or(AuthMode::None);
     let insecure_http = raw.insecure_http;
     let scheme = if insecure_http { "http" } else { "https" };
     let callback_url = match raw.callback_url {
@@ -367,20 +380,13 @@ fn validate_workspace(
             "browsers accept `__Host-` cookies only over https: drop the prefix or insecure_http",
         );
     }
-    let store = match raw.session.store.as_deref() {
-        None | Some("cookie") => SessionStoreKind::Cookie,
-        Some("redis") if has_redis => SessionStoreKind::Redis,
-        Some("redis") => {
+    let store = match raw.session.store.map(|p| report.parsed("session.store", p)) {
+        None | Some(None) | Some(Some(SessionStoreKind::Cookie)) => SessionStoreKind::Cookie,
+        Some(Some(SessionStoreKind::Redis)) if has_redis => SessionStoreKind::Redis,
+        Some(Some(SessionStoreKind::Redis)) => {
             report.error(
                 "session.store",
                 "\"redis\" needs a [redis] table in authgate.toml",
-            );
-            SessionStoreKind::Cookie
-        }
-        Some(other) => {
-            report.error(
-                "session.store",
-                format!("`{other}` is not one of \"cookie\", \"redis\""),
             );
             SessionStoreKind::Cookie
         }
@@ -641,6 +647,7 @@ mod tests {
         let mut errors = Vec::new();
         let mut report = Report {
             file: PathBuf::from("workspaces/x.toml"),
+            source: toml_text,
             errors: &mut errors,
         };
         validate_workspace(Path::new("x.toml"), raw, "", false, &mut report);
@@ -825,6 +832,7 @@ mod tests {
         let mut errors = Vec::new();
         let mut report = Report {
             file: PathBuf::from("workspaces/x.toml"),
+            source: "",
             errors: &mut errors,
         };
         let ws = validate_workspace(Path::new("x.toml"), raw, "", true, &mut report);
@@ -847,6 +855,7 @@ mod tests {
         let mut errs = Vec::new();
         let mut report = Report {
             file: PathBuf::from("x.toml"),
+            source: "",
             errors: &mut errs,
         };
         let mut is_multi = |p: &str| {
