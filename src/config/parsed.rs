@@ -7,6 +7,7 @@
 use std::ops::Range;
 
 use serde::de::DeserializeOwned;
+use serde::de::Visitor;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
@@ -19,13 +20,71 @@ pub(crate) struct Parsed<T> {
     pub(crate) span: Range<usize>,
 }
 
-impl<'de, T: DeserializeOwned> Deserialize<'de> for Parsed<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let written = Spanned::<toml::Value>::deserialize(d)?;
+impl<T: DeserializeOwned> Parsed<T> {
+    /// Reads `T` from a value kept with its span.
+    pub(crate) fn from_spanned(written: Spanned<toml::Value>) -> Self {
         let span = written.span();
         let value = T::deserialize(written.into_inner()).map_err(|e| e.message().to_string());
-        Ok(Self { value, span })
+        Self { value, span }
     }
+
+    /// Reads a list of `T`, each at the place of the whole list (toml keeps no place for the
+    /// items of a value it has already read). A value that is no list is refused as one.
+    pub(crate) fn list(written: Spanned<toml::Value>) -> Vec<Self> {
+        let span = written.span();
+        match written.into_inner() {
+            toml::Value::Array(items) => items
+                .into_iter()
+                .map(|item| Self {
+                    value: T::deserialize(item).map_err(|e| e.message().to_string()),
+                    span: span.clone(),
+                })
+                .collect(),
+            other => vec![Self {
+                value: Err(format!(
+                    "invalid type: {}, expected a list",
+                    other.type_str()
+                )),
+                span,
+            }],
+        }
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Parsed<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Spanned::<toml::Value>::deserialize(d).map(Self::from_spanned)
+    }
+}
+
+/// The keys serde's derive reads for the struct `T`: the list it hands the deserializer, asked
+/// of one that records it and reads nothing. Empty for anything but a struct.
+pub(crate) fn keys_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    struct Probe(&'static [&'static str]);
+    struct Asked<'a>(&'a mut Probe);
+    impl<'de> Deserializer<'de> for Asked<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("only asked for its keys"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 .0 = fields;
+            Err(serde::de::Error::custom("only asked for its keys"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    let mut probe = Probe(&[]);
+    let _ = T::deserialize(Asked(&mut probe));
+    probe.0
 }
 
 /// The line (from 1) holding byte `offset` of `text`.
@@ -50,6 +109,20 @@ mod tests {
     #[derive(Debug, Deserialize)]
     struct File {
         colour: Parsed<Colour>,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Keys {
+        a: bool,
+        #[serde(rename = "b-b")]
+        b: Option<String>,
+    }
+
+    #[test]
+    fn the_keys_of_a_struct_are_the_ones_serde_reads() {
+        assert_eq!(keys_of::<Keys>(), ["a", "b-b"]);
+        assert!(keys_of::<String>().is_empty());
     }
 
     #[test]

@@ -3,14 +3,13 @@
 //!
 //! Part of `validate`; reports through its `Report`, never panics, never touches the network.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use jsonwebtoken::Algorithm;
 use url::Url;
 
 use super::parsed::Parsed;
-use super::raw::{JwsAlgorithm, RawProvider};
+use super::raw::{JwsAlgorithm, KindKeys, RawProvider};
 use super::validate::Report;
 use super::{ProviderConfig, ProviderExtra, ProviderKind, SecretSource};
 
@@ -25,6 +24,8 @@ pub(super) fn is_loopback(url: &Url) -> bool {
     }
 }
 
+/// Validates one `[[provider]]` as `field` (`provider[0]`): every key serde refused, then each
+/// value's own check. `None` when anything is wrong (all of it reported).
 pub(super) fn validate_provider(
     field: &str,
     raw: RawProvider,
@@ -35,102 +36,24 @@ pub(super) fn validate_provider(
         .kind
         .and_then(|k| report.parsed(format!("{field}.kind"), k))
         .unwrap_or(ProviderKind::Oidc);
-    let id = raw.id.unwrap_or_else(|| kind.as_str().to_string());
-    if id.is_empty()
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        report.error(
-            format!("{field}.id"),
-            "use letters, digits, '-' and '_' only",
-        );
+    for r in raw.refused {
+        report.error_at(format!("{field}.{}", r.path), &r.problem, r.span.start);
     }
-    // Entra may be written as a tenant (and a sovereign cloud's authority host) instead of an issuer.
-    let azure_issuer = (kind == ProviderKind::Azure).then(|| {
-        let tenant = raw.extra.get("tenant").and_then(|v| v.as_str())?;
-        let authority = raw
-            .extra
-            .get("authority")
-            .and_then(|v| v.as_str())
-            .unwrap_or("login.microsoftonline.com");
-        Some(format!("https://{authority}/{tenant}/v2.0"))
-    });
-    let issuer_text = raw
-        .issuer
-        .clone()
-        .or(azure_issuer.flatten())
-        .or_else(|| (kind == ProviderKind::Github).then(|| "https://github.com".into()));
-    let issuer = match issuer_text {
-        None => {
-            report.error(
-                format!("{field}.issuer"),
-                "missing: the provider's issuer URL",
-            );
-            None
-        }
-        Some(text) => match Url::parse(&text) {
-            Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u)) => {
-                if u.query().is_some() || u.fragment().is_some() {
-                    report.error(
-                        format!("{field}.issuer"),
-                        "an issuer has no query or fragment",
-                    );
-                }
-                Some(u)
-            }
-            Ok(_) => {
-                report.error(
-                    format!("{field}.issuer"),
-                    format!("`{text}` is not an https URL"),
-                );
-                None
-            }
-            Err(e) => {
-                report.error(
-                    format!("{field}.issuer"),
-                    format!("`{text}` is not a URL: {e}"),
-                );
-                None
-            }
-        },
-    };
-    let client_id = raw.client_id.unwrap_or_default();
-    if client_id.trim().is_empty() {
-        report.error(
-            format!("{field}.client_id"),
-            "missing: the client (application) id registered at the provider",
-        );
-    }
-    if raw.client_secret.is_some() {
-        report.error(
-            format!("{field}.client_secret"),
-            "secrets do not belong in config files: use client_secret_env or client_secret_file",
-        );
-    }
-    if raw.client_secret_env.is_none() && raw.client_secret_file.is_none() {
-        report.error(
-            format!("{field}.client_secret_env"),
-            "set client_secret_env or client_secret_file",
-        );
-    }
-    let client_secret = SecretSource {
-        env: raw.client_secret_env,
-        file: raw.client_secret_file.map(PathBuf::from),
-    };
-    let scopes = raw.scopes.unwrap_or_else(|| match kind {
-        ProviderKind::Github => vec!["read:user".into(), "user:email".into(), "read:org".into()],
-        _ => vec!["openid".into(), "email".into(), "profile".into()],
-    });
-    if kind != ProviderKind::Github && !scopes.iter().any(|s| s == "openid") {
-        report.error(
-            format!("{field}.scopes"),
-            "an OpenID Connect login needs the `openid` scope",
-        );
-    }
+    let common = raw.common?;
+    let id = provider_id(field, kind, common.id, report);
+    let issuer = issuer(field, kind, common.issuer, raw.keys.as_ref(), report);
+    let client_id = client_id(field, common.client_id, report);
+    let client_secret = client_secret(
+        field,
+        common.client_secret.is_some(),
+        common.client_secret_env,
+        common.client_secret_file,
+        report,
+    );
+    let scopes = scopes(field, kind, common.scopes, report);
     let algorithms = algorithms(field, raw.algorithms.unwrap_or_default(), report);
-    let extra = validate_extra(field, kind, raw.extra, report);
-    let logout_at_idp = raw.logout_at_idp.unwrap_or(false);
+    let extra = raw.keys.map(|keys| kind_settings(field, keys, report));
+    let logout_at_idp = common.logout_at_idp.unwrap_or(false);
     if logout_at_idp && kind == ProviderKind::Github {
         report.error(
             format!("{field}.logout_at_idp"),
@@ -142,7 +65,7 @@ pub(super) fn validate_provider(
     }
     Some(ProviderConfig {
         logout_at_idp,
-        display_name: raw
+        display_name: common
             .display_name
             .unwrap_or_else(|| default_display_name(kind, &id)),
         id,
@@ -152,8 +75,131 @@ pub(super) fn validate_provider(
         client_secret,
         scopes,
         algorithms,
-        extra,
+        extra: extra?,
     })
+}
+
+/// `id`: the kind's name when absent; letters, digits, `-` and `_`, as it goes into a URL.
+fn provider_id(
+    field: &str,
+    kind: ProviderKind,
+    written: Option<String>,
+    report: &mut Report<'_>,
+) -> String {
+    let id = written.unwrap_or_else(|| kind.as_str().to_string());
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        report.error(
+            format!("{field}.id"),
+            "use letters, digits, '-' and '_' only",
+        );
+    }
+    id
+}
+
+/// `issuer`: as written, else Entra's from its tenant (and a sovereign cloud's authority
+/// host), else GitHub's web base. https, or http on a loopback host; no query or fragment.
+fn issuer(
+    field: &str,
+    kind: ProviderKind,
+    written: Option<String>,
+    keys: Option<&KindKeys>,
+    report: &mut Report<'_>,
+) -> Option<Url> {
+    let azure_issuer = match keys {
+        Some(KindKeys::Azure(k)) => k.tenant.as_ref().map(|tenant| {
+            let authority = k
+                .authority
+                .as_deref()
+                .unwrap_or("login.microsoftonline.com");
+            format!("https://{authority}/{tenant}/v2.0")
+        }),
+        _ => None,
+    };
+    let text = written
+        .or(azure_issuer)
+        .or_else(|| (kind == ProviderKind::Github).then(|| "https://github.com".into()));
+    let field = format!("{field}.issuer");
+    let Some(text) = text else {
+        report.error(field, "missing: the provider's issuer URL");
+        return None;
+    };
+    match Url::parse(&text) {
+        Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u)) => {
+            if u.query().is_some() || u.fragment().is_some() {
+                report.error(field, "an issuer has no query or fragment");
+            }
+            Some(u)
+        }
+        Ok(_) => {
+            report.error(field, format!("`{text}` is not an https URL"));
+            None
+        }
+        Err(e) => {
+            report.error(field, format!("`{text}` is not a URL: {e}"));
+            None
+        }
+    }
+}
+
+fn client_id(field: &str, written: Option<String>, report: &mut Report<'_>) -> String {
+    let client_id = written.unwrap_or_default();
+    if client_id.trim().is_empty() {
+        report.error(
+            format!("{field}.client_id"),
+            "missing: the client (application) id registered at the provider",
+        );
+    }
+    client_id
+}
+
+/// Where the client secret comes from: an environment variable or a file, never the config.
+fn client_secret(
+    field: &str,
+    inline: bool,
+    env: Option<String>,
+    file: Option<String>,
+    report: &mut Report<'_>,
+) -> SecretSource {
+    if inline {
+        report.error(
+            format!("{field}.client_secret"),
+            "secrets do not belong in config files: use client_secret_env or client_secret_file",
+        );
+    }
+    if env.is_none() && file.is_none() {
+        report.error(
+            format!("{field}.client_secret_env"),
+            "set client_secret_env or client_secret_file",
+        );
+    }
+    SecretSource {
+        env,
+        file: file.map(PathBuf::from),
+    }
+}
+
+/// `scopes`: the kind's defaults when absent; an OpenID Connect login asks for `openid`.
+fn scopes(
+    field: &str,
+    kind: ProviderKind,
+    written: Option<Vec<String>>,
+    report: &mut Report<'_>,
+) -> Vec<String> {
+    let scopes = written.unwrap_or_else(|| match kind {
+        ProviderKind::Github => vec!["read:user".into(), "user:email".into(), "read:org".into()],
+        _ => vec!["openid".into(), "email".into(), "profile".into()],
+    });
+    if kind != ProviderKind::Github && !scopes.iter().any(|s| s == "openid") {
+        report.error(
+            format!("{field}.scopes"),
+            "an OpenID Connect login needs the `openid` scope",
+        );
+    }
+    scopes
 }
 
 /// The signature algorithms accepted for ID tokens: asymmetric ones only (a shared secret
@@ -211,86 +257,44 @@ fn default_display_name(kind: ProviderKind, id: &str) -> String {
     }
 }
 
-fn validate_extra(
-    field: &str,
-    kind: ProviderKind,
-    extra: BTreeMap<String, toml::Value>,
-    report: &mut Report<'_>,
-) -> ProviderExtra {
-    let known: &[&str] = match kind {
-        ProviderKind::Azure => &[
-            "tenant",
-            "authority",
-            "allowed_tenants",
-            "resolve_group_overage",
-            "graph_url",
-        ],
-        ProviderKind::Github => &["api_url"],
-        ProviderKind::Oidc | ProviderKind::Keycloak => &["trust_email_without_email_verified"],
-    };
-    let mut out = ProviderExtra::default();
-    let mut values: HashMap<String, toml::Value> = HashMap::new();
-    for (k, v) in extra {
-        if known.contains(&k.as_str()) {
-            values.insert(k, v);
-        } else {
-            let hint = if known.is_empty() {
-                String::new()
-            } else {
-                format!(" (known: {})", known.join(", "))
-            };
-            report.error(
-                format!("{field}.{k}"),
-                format!("unknown field for kind = \"{}\"{hint}", kind.as_str()),
-            );
-        }
-    }
-    if kind == ProviderKind::Azure {
-        out.graph_url = Url::parse("https://graph.microsoft.com/").ok();
-    }
-    for key in ["tenant", "authority"] {
-        if values.remove(key).is_some_and(|v| !v.is_str()) {
-            report.error(format!("{field}.{key}"), "must be a string");
-        }
-    }
-    if let Some(v) = values.remove("allowed_tenants") {
-        match v.as_array().map(|a| {
-            a.iter()
-                .map(|x| x.as_str().map(str::to_string))
-                .collect::<Option<Vec<_>>>()
-        }) {
-            Some(Some(list)) => out.allowed_tenants = list,
-            _ => report.error(
-                format!("{field}.allowed_tenants"),
-                "must be a list of tenant ids",
+/// The settings of the provider's kind, from the keys serde read for it.
+fn kind_settings(field: &str, keys: KindKeys, report: &mut Report<'_>) -> ProviderExtra {
+    match keys {
+        KindKeys::Oidc(k) | KindKeys::Keycloak(k) => ProviderExtra {
+            trust_email_without_email_verified: k
+                .trust_email_without_email_verified
+                .unwrap_or(false),
+            ..ProviderExtra::default()
+        },
+        KindKeys::Azure(k) => ProviderExtra {
+            allowed_tenants: k.allowed_tenants.unwrap_or_default(),
+            resolve_group_overage: k.resolve_group_overage.unwrap_or(false),
+            graph_url: https_url(
+                &format!("{field}.graph_url"),
+                k.graph_url.as_deref().unwrap_or(DEFAULT_GRAPH_URL),
+                report,
             ),
+            ..ProviderExtra::default()
+        },
+        KindKeys::Github(k) => ProviderExtra {
+            api_url: k
+                .api_url
+                .and_then(|u| https_url(&format!("{field}.api_url"), &u, report)),
+            ..ProviderExtra::default()
+        },
+    }
+}
+
+/// Microsoft Graph in Microsoft's global cloud.
+const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/";
+
+/// An API base the provider calls with its tokens: https, or http on a loopback host.
+fn https_url(field: &str, text: &str, report: &mut Report<'_>) -> Option<Url> {
+    match Url::parse(text) {
+        Ok(u) if u.scheme() == "https" || is_loopback(&u) => Some(u),
+        _ => {
+            report.error(field, "must be an https URL");
+            None
         }
     }
-    for key in [
-        "resolve_group_overage",
-        "trust_email_without_email_verified",
-    ] {
-        if let Some(v) = values.remove(key) {
-            match v.as_bool() {
-                Some(b) if key == "resolve_group_overage" => out.resolve_group_overage = b,
-                Some(b) => out.trust_email_without_email_verified = b,
-                None => report.error(format!("{field}.{key}"), "must be true or false"),
-            }
-        }
-    }
-    for key in ["graph_url", "api_url"] {
-        if let Some(v) = values.remove(key) {
-            match v.as_str().map(Url::parse) {
-                Some(Ok(u)) if u.scheme() == "https" || is_loopback(&u) => {
-                    if key == "graph_url" {
-                        out.graph_url = Some(u)
-                    } else {
-                        out.api_url = Some(u)
-                    }
-                }
-                _ => report.error(format!("{field}.{key}"), "must be an https URL"),
-            }
-        }
-    }
-    out
 }

@@ -8,10 +8,13 @@
 //! written for someone editing a config file.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
 
-use super::parsed::Parsed;
+use super::parsed::{keys_of, Parsed};
 use super::{AuthMode, ProviderKind, SessionStoreKind};
 
 /// `authgate.toml`, the server file.
@@ -102,6 +105,7 @@ pub(crate) struct RawWorkspace {
     pub(crate) allowed_redirect_hosts: Vec<String>,
     /// Identity providers; several give a sign-in page.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<ProviderSchema>"))]
     pub(crate) provider: Vec<RawProvider>,
     /// The session cookie.
     #[serde(default)]
@@ -134,17 +138,32 @@ pub(crate) struct RawPublic {
     pub(crate) cors_preflight: bool,
 }
 
-/// One `[[provider]]` table. Keys a kind does not know are reported by `validate`
-/// (serde cannot deny unknown fields next to a flattened map).
-#[derive(Debug, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[cfg_attr(feature = "schema", schemars(rename = "Provider", deny_unknown_fields))]
+/// One `[[provider]]` table: its `kind`, the keys every kind has, and the keys of its kind,
+/// each kind its own struct that denies keys it does not know. Read by hand only to choose
+/// the kind's struct by `kind` (which may come after the keys it decides, or be absent for
+/// `oidc`); serde reads every value. A key refused (unknown to the kind, or of the wrong
+/// type) is kept with its place, so the file's other problems are reported with it.
+#[derive(Debug)]
 pub(crate) struct RawProvider {
+    /// `kind`, absent for `oidc`.
+    pub(crate) kind: Option<Parsed<ProviderKind>>,
+    /// `algorithms`, each at the place of the list.
+    pub(crate) algorithms: Option<Vec<Parsed<JwsAlgorithm>>>,
+    /// The keys every kind has; `None` when one of them was refused.
+    pub(crate) common: Option<RawProviderCommon>,
+    /// The keys of the kind; `None` when the kind or one of its keys was refused.
+    pub(crate) keys: Option<KindKeys>,
+    /// Every key refused, in the order found.
+    pub(crate) refused: Vec<RefusedKey>,
+}
+
+/// The keys of a `[[provider]]` every kind has.
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProviderCommon {
     /// Id for `/oauth2/start?provider=<id>`.
     pub(crate) id: Option<String>,
-    /// `oidc` (default), `azure`, `keycloak` or `github`.
-    #[cfg_attr(feature = "schema", schemars(with = "Option<ProviderKind>"))]
-    pub(crate) kind: Option<Parsed<ProviderKind>>,
     /// Label on the sign-in page.
     pub(crate) display_name: Option<String>,
     /// The issuer URL (GitHub: `https://github.com` or the Enterprise host).
@@ -160,19 +179,190 @@ pub(crate) struct RawProvider {
     pub(crate) client_secret_file: Option<String>,
     /// Scopes requested (default `openid email profile`; GitHub `read:user user:email read:org`).
     pub(crate) scopes: Option<Vec<String>>,
-    /// ID-token signature algorithms accepted (default `RS256 ES256 PS256`).
-    #[cfg_attr(feature = "schema", schemars(with = "Option<Vec<JwsAlgorithm>>"))]
-    pub(crate) algorithms: Option<Vec<Parsed<JwsAlgorithm>>>,
     /// Whether `/oauth2/sign_out` also ends the session at the IdP (OIDC RP-Initiated Logout
     /// 1.0): to its `end_session_endpoint` with `id_token_hint`, `client_id` and, as
     /// `post_logout_redirect_uri`, the root of the validated `rd`'s origin (the host's root for
     /// a path or a refused `rd`); register each such root at the IdP. OIDC kinds only; off by
     /// default.
     pub(crate) logout_at_idp: Option<bool>,
-    /// Anything a specific provider kind adds (tenants, API base, realm client…).
+}
+
+/// The keys only one kind of provider has, by kind.
+#[derive(Debug)]
+pub(crate) enum KindKeys {
+    /// `kind = "oidc"`.
+    Oidc(OidcKeys),
+    /// `kind = "azure"`.
+    Azure(AzureKeys),
+    /// `kind = "keycloak"`: the same keys as generic OIDC.
+    Keycloak(OidcKeys),
+    /// `kind = "github"`.
+    Github(GithubKeys),
+}
+
+/// The keys of `kind = "oidc"` and `kind = "keycloak"`.
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OidcKeys {
+    /// oidc, keycloak: an email counts when the IdP sends no `email_verified` at all.
+    pub(crate) trust_email_without_email_verified: Option<bool>,
+}
+
+/// The keys of `kind = "azure"` (Microsoft Entra ID).
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AzureKeys {
+    /// azure: the tenant (id, domain, `organizations`, `common`); fills the issuer.
+    pub(crate) tenant: Option<String>,
+    /// azure: the authority host of a sovereign cloud (default `login.microsoftonline.com`).
+    pub(crate) authority: Option<String>,
+    /// azure: tenants a multi-tenant (`organizations`) workspace accepts.
+    pub(crate) allowed_tenants: Option<Vec<String>>,
+    /// azure: look groups up in Microsoft Graph when a user has too many for the token.
+    pub(crate) resolve_group_overage: Option<bool>,
+    /// azure: the Microsoft Graph base URL.
+    pub(crate) graph_url: Option<String>,
+}
+
+/// The keys of `kind = "github"`.
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GithubKeys {
+    /// github: the REST API base (`https://ghe.example.com/api/v3`).
+    pub(crate) api_url: Option<String>,
+}
+
+/// A key of a `[[provider]]` serde refused, and where it is written.
+#[derive(Debug, Clone)]
+pub(crate) struct RefusedKey {
+    /// The key's path inside the table (`allowed_tenants[1]`).
+    pub(crate) path: String,
+    /// Why.
+    pub(crate) problem: String,
+    /// Where the key's value is written, in bytes of the file.
+    pub(crate) span: Range<usize>,
+}
+
+impl<'de> Deserialize<'de> for RawProvider {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut table = BTreeMap::<String, Spanned<toml::Value>>::deserialize(d)?;
+        let kind = table.remove("kind").map(Parsed::from_spanned);
+        let algorithms = table.remove("algorithms").map(Parsed::list);
+        let common_keys = keys_of::<RawProviderCommon>();
+        let (common, own): (BTreeMap<_, _>, BTreeMap<_, _>) = table
+            .into_iter()
+            .partition(|(k, _)| common_keys.contains(&k.as_str()));
+        let mut refused = Vec::new();
+        let common = read_keys(common, &mut refused);
+        let keys = match kind.as_ref().map(|k| &k.value) {
+            None => Some(ProviderKind::Oidc),
+            Some(Ok(k)) => Some(*k),
+            Some(Err(_)) => None,
+        }
+        .and_then(|kind| KindKeys::read(kind, own, &mut refused));
+        Ok(Self {
+            kind,
+            algorithms,
+            common,
+            keys,
+            refused,
+        })
+    }
+}
+
+impl KindKeys {
+    /// Reads the keys of `kind` from `own` (the table without `kind` and the common keys).
+    fn read(
+        kind: ProviderKind,
+        own: BTreeMap<String, Spanned<toml::Value>>,
+        refused: &mut Vec<RefusedKey>,
+    ) -> Option<Self> {
+        Some(match kind {
+            ProviderKind::Oidc => Self::Oidc(read_kind_keys(kind, own, refused)?),
+            ProviderKind::Azure => Self::Azure(read_kind_keys(kind, own, refused)?),
+            ProviderKind::Keycloak => Self::Keycloak(read_kind_keys(kind, own, refused)?),
+            ProviderKind::Github => Self::Github(read_kind_keys(kind, own, refused)?),
+        })
+    }
+}
+
+/// Reads `T` (one kind's keys) from `own`, refusing each key `T` does not have with the keys
+/// it does.
+fn read_kind_keys<T: DeserializeOwned>(
+    kind: ProviderKind,
+    own: BTreeMap<String, Spanned<toml::Value>>,
+    refused: &mut Vec<RefusedKey>,
+) -> Option<T> {
+    let known = keys_of::<T>();
+    let before = refused.len();
+    for (key, value) in &own {
+        if !known.contains(&key.as_str()) {
+            let hint = match known {
+                [] => String::new(),
+                k => format!(" (known: {})", k.join(", ")),
+            };
+            refused.push(RefusedKey {
+                path: key.clone(),
+                problem: format!("unknown field for kind = \"{}\"{hint}", kind.as_str()),
+                span: value.span(),
+            });
+        }
+    }
+    if refused.len() > before {
+        return None;
+    }
+    read_keys(own, refused)
+}
+
+/// Reads `T` from table entries, each value kept with its span: serde's refusal is recorded
+/// at the key it names.
+fn read_keys<T: DeserializeOwned>(
+    entries: BTreeMap<String, Spanned<toml::Value>>,
+    refused: &mut Vec<RefusedKey>,
+) -> Option<T> {
+    let spans: BTreeMap<String, Range<usize>> =
+        entries.iter().map(|(k, v)| (k.clone(), v.span())).collect();
+    let table: toml::Table = entries
+        .into_iter()
+        .map(|(k, v)| (k, v.into_inner()))
+        .collect();
+    serde_path_to_error::deserialize(toml::Value::Table(table))
+        .map_err(|e| {
+            let key = match e.path().iter().next() {
+                Some(serde_path_to_error::Segment::Map { key }) => key.clone(),
+                _ => String::new(),
+            };
+            refused.push(RefusedKey {
+                path: e.path().to_string(),
+                problem: e.inner().message().to_string(),
+                span: spans.get(&key).cloned().unwrap_or_default(),
+            });
+        })
+        .ok()
+}
+
+/// One `[[provider]]` table. A key only some kinds have (its description names them) is
+/// refused on a provider of another kind.
+#[cfg(feature = "schema")]
+#[derive(schemars::JsonSchema)]
+#[schemars(rename = "Provider", deny_unknown_fields)]
+#[allow(dead_code)]
+struct ProviderSchema {
+    /// `oidc` (default), `azure`, `keycloak` or `github`.
+    kind: Option<ProviderKind>,
+    /// ID-token signature algorithms accepted (default `RS256 ES256 PS256`).
+    algorithms: Option<Vec<JwsAlgorithm>>,
     #[serde(flatten)]
-    #[cfg_attr(feature = "schema", schemars(with = "ProviderKindKeys"))]
-    pub(crate) extra: BTreeMap<String, toml::Value>,
+    common: RawProviderCommon,
+    #[serde(flatten)]
+    azure: AzureKeys,
+    #[serde(flatten)]
+    github: GithubKeys,
+    #[serde(flatten)]
+    oidc: OidcKeys,
 }
 
 /// A JWS `alg` name (RFC 7518 §3.1) as written in `algorithms`. Every name is read, so that
@@ -274,26 +464,4 @@ pub(crate) struct RawAuthz {
     /// Every account of the providers may pass (required when a provider admits anyone and there are no rules).
     #[serde(default)]
     pub(crate) allow_any_account: bool,
-}
-
-/// The keys only some provider kinds know, as the schema shows them (`validate` reads them
-/// from [`RawProvider::extra`] and refuses each where its kind does not know it).
-#[cfg(feature = "schema")]
-#[derive(schemars::JsonSchema)]
-#[allow(dead_code)]
-struct ProviderKindKeys {
-    /// azure: the tenant (id, domain, `organizations`, `common`); fills the issuer.
-    tenant: Option<String>,
-    /// azure: the authority host of a sovereign cloud (default `login.microsoftonline.com`).
-    authority: Option<String>,
-    /// azure: tenants a multi-tenant (`organizations`) workspace accepts.
-    allowed_tenants: Option<Vec<String>>,
-    /// azure: look groups up in Microsoft Graph when a user has too many for the token.
-    resolve_group_overage: Option<bool>,
-    /// azure: the Microsoft Graph base URL.
-    graph_url: Option<String>,
-    /// github: the REST API base (`https://ghe.example.com/api/v3`).
-    api_url: Option<String>,
-    /// oidc, keycloak: an email counts when the IdP sends no `email_verified` at all.
-    trust_email_without_email_verified: Option<bool>,
 }

@@ -882,14 +882,14 @@ mod tests {
             let p = format!("kind = \"{kind}\"\nissuer = \"https://idp.example.com\"\ntrust_email_without_email_verified = \"yes\"");
             assert_eq!(
                 errors(&workspace(&p, "")),
-                vec!["provider[0].trust_email_without_email_verified: must be true or false"]
+                vec!["provider[0].trust_email_without_email_verified: invalid type: string \"yes\", expected a boolean (line 8)"]
             );
             let p = format!(
                 "kind = \"{kind}\"\nissuer = \"https://idp.example.com\"\ntrust_emial = true"
             );
             assert_eq!(
                 errors(&workspace(&p, "")),
-                vec![format!("provider[0].trust_emial: unknown field for kind = \"{kind}\" (known: trust_email_without_email_verified)")]
+                vec![format!("provider[0].trust_emial: unknown field for kind = \"{kind}\" (known: trust_email_without_email_verified) (line 8)")]
             );
         }
         let p = entra(
