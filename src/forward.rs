@@ -6,14 +6,16 @@
 //! Every one of these values is written by the client (ingress-nginx builds `X-Original-URL`
 //! from the client's own `Host`), so the host found here never *chooses* a workspace: the
 //! workspace is named by the route the operator wrote (`/oauth2/auth/<workspace>`), and this
-//! host must merely belong to it. Hosts are parsed strictly and refused, never normalised
-//! into another host: userinfo, an empty host, or anything but a plain DNS name or IP
-//! literal with an optional port is an error. Pure: takes the peer address and header
+//! host must merely belong to it. Hosts are parsed strictly ([`Host::parse`]) and refused,
+//! never normalised into another host: userinfo, an empty host, or anything but a plain DNS
+//! name or IP literal with an optional port is an error. Pure: takes the peer address and header
 //! strings, never a framework request.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
+
+use crate::host::Host;
 
 /// The forwarding-related headers of a request, as sent.
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,8 +31,8 @@ pub struct ForwardingHeaders<'a> {
 /// The request as the user made it, as far as authgate can tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// `host` or `host:port`, lower-case, as [`parse_authority`] returns it.
-    pub host: String,
+    /// `host` or `host:port`, parsed strictly ([`Host::parse`]).
+    pub host: Host,
     /// Whether forwarding headers were believed.
     pub trusted: bool,
 }
@@ -99,7 +101,7 @@ pub fn resolve(
             ("Host", host, host)
         }
     };
-    let host = parse_authority(host).map_err(|p| malformed(header, value, p))?;
+    let host = Host::parse(host).map_err(|p| malformed(header, value, p))?;
     Ok(Target {
         host,
         trusted: trust,
@@ -135,87 +137,6 @@ pub fn parse_forwarded_uri(text: &str) -> Result<&str, &'static str> {
         return Err("only visible ASCII without '\\' makes a request target");
     }
     Ok(text)
-}
-
-/// Parses `host` or `host:port` strictly into its canonical lower-case form: a DNS name
-/// (letters, digits, `-`, dots; one trailing dot dropped, as NGINX drops it) or an IP literal
-/// (`192.0.2.1`, `[2001:db8::1]`), and a decimal port. Everything else is refused with the
-/// reason: userinfo (`a:1@b`), an empty host, percent-encoding, backslashes, spaces, commas
-/// (a list of hosts), Unicode, or a name that a URL parser would read as another host.
-pub fn parse_authority(text: &str) -> Result<String, &'static str> {
-    if text.is_empty() {
-        return Err("empty host");
-    }
-    if text.contains('@') {
-        return Err("userinfo is never part of a host");
-    }
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (v6, after) = rest.split_once(']').ok_or("unclosed IPv6 literal")?;
-        v6.parse::<Ipv6Addr>().map_err(|_| "not an IPv6 address")?;
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':').ok_or("junk after the IPv6 literal")?),
-        };
-        (&text[..v6.len() + 2], port)
-    } else {
-        match text.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (text, None),
-        }
-    };
-    if let Some(p) = port {
-        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return Err("the port is not a number");
-        }
-        // `:080` is port 80 to a URL parser (and then no port at all for http): taking it as
-        // written would name another authority than the one the request reaches.
-        if p.starts_with('0') && p.len() > 1 {
-            return Err("the port has a leading zero");
-        }
-        if p.parse::<u32>().map_or(true, |n| n == 0 || n > 65_535) {
-            return Err("the port is out of range");
-        }
-    }
-    let host = if host.starts_with('[') {
-        host.to_ascii_lowercase()
-    } else {
-        dns_name_or_ipv4(host)?
-    };
-    Ok(match port {
-        Some(p) => format!("{host}:{p}"),
-        None => host,
-    })
-}
-
-fn dns_name_or_ipv4(host: &str) -> Result<String, &'static str> {
-    let name = host.strip_suffix('.').unwrap_or(host);
-    if name.is_empty() {
-        return Err("empty host");
-    }
-    if name.len() > 253 {
-        return Err("longer than a DNS name can be");
-    }
-    for label in name.split('.') {
-        if label.is_empty() || label.len() > 63 {
-            return Err("an empty or overlong DNS label");
-        }
-        if !label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return Err("only letters, digits, '-' and '.' make a host name");
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return Err("a DNS label starts or ends with '-'");
-        }
-    }
-    // A name whose last label starts with a digit is an IPv4 address or nothing: URL parsers
-    // read `0x7f.1` or `2130706433` as 127.0.0.1, so only the dotted-quad form is taken.
-    let last = name.rsplit('.').next().unwrap_or(name);
-    if last.starts_with(|c: char| c.is_ascii_digit()) && name.parse::<Ipv4Addr>().is_err() {
-        return Err("neither a DNS name nor a dotted-quad IPv4 address");
-    }
-    Ok(name.to_ascii_lowercase())
 }
 
 #[cfg(test)]

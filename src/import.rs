@@ -136,7 +136,7 @@ pub fn oauth2_proxy(
     let redirect_url = redirect.as_deref().and_then(|r| url::Url::parse(r).ok());
     let host = match (&redirect_url, host) {
         (_, Some(h)) => h.to_string(),
-        (Some(u), None) if u.host_str().is_some() => crate::config::validate_authority(u),
+        (Some(u), None) if u.host_str().is_some() => crate::host::url_authority(u),
         _ => {
             return Err(ImportError::Unusable(
                 "no host: redirect_url is missing or relative; name the host with --host".into(),

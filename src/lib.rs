@@ -12,6 +12,7 @@
 //! - [`public`]: public routes inside a protected workspace, matched on the original request.
 //! - [`redirect`]: validation of `rd` redirect targets.
 //! - [`forward`]: which host a request is for, and which forwarding headers to believe.
+//! - [`host`]: the one strict parser of hosts, into the canonical [`host::Host`].
 //! - [`import`]: an oauth2-proxy config file turned into a workspace file.
 //! - [`identity`]: the user as every provider reports it.
 //! - [`http`]: routes, the request extractor, pages and the one error type.
@@ -28,6 +29,7 @@ pub mod authz;
 pub mod callback;
 pub mod config;
 pub mod forward;
+pub mod host;
 pub mod http;
 pub mod identity;
 pub mod import;

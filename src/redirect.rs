@@ -6,15 +6,15 @@
 
 use url::Url;
 
-use crate::config::validate_authority;
+use crate::host::{url_authority, Host};
 
 /// Where redirects may go for one workspace.
 #[derive(Debug, Clone)]
 pub struct RedirectPolicy<'a> {
     /// The workspace's own hosts (`host` or `host:port`).
-    pub hosts: &'a [String],
+    pub hosts: &'a [Host],
     /// Further hosts allowed by the workspace's config.
-    pub allowed_hosts: &'a [String],
+    pub allowed_hosts: &'a [Host],
     /// Whether `http://` targets are allowed (plain-http development only).
     pub allow_http: bool,
 }
@@ -86,15 +86,22 @@ impl RedirectPolicy<'_> {
         if !written.starts_with("://") {
             return false;
         }
-        let authority = validate_authority(&url);
+        let authority = url_authority(&url);
         let written_authority = written[3..].split(['/', '?', '#']).next().unwrap_or("");
         if !written_authority.eq_ignore_ascii_case(&authority) {
             return false;
         }
-        self.hosts
-            .iter()
-            .chain(self.allowed_hosts)
-            .any(|h| *h == authority)
+        // Compared in the parser's canonical form, and only when the URL's authority already is
+        // that form: one the host parser would rewrite (a trailing dot) is not a configured host.
+        let Ok(host) = Host::parse(&authority) else {
+            return false;
+        };
+        host.as_str() == authority
+            && self
+                .hosts
+                .iter()
+                .chain(self.allowed_hosts)
+                .any(|h| *h == host)
     }
 }
 
@@ -102,10 +109,10 @@ impl RedirectPolicy<'_> {
 mod tests {
     use super::*;
 
-    fn policy(allow_http: bool) -> (Vec<String>, Vec<String>, bool) {
+    fn policy(allow_http: bool) -> (Vec<Host>, Vec<Host>, bool) {
         (
-            vec!["mcd.devlabai.work".into()],
-            vec!["docs.devlabai.work".into()],
+            vec![Host::parse("mcd.devlabai.work").unwrap()],
+            vec![Host::parse("docs.devlabai.work").unwrap()],
             allow_http,
         )
     }

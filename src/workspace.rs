@@ -18,6 +18,7 @@ use openidconnect::CsrfToken;
 use crate::config::{
     AuthMode, Config, ConfigError, ConfigErrors, Env, SessionStoreKind, WorkspaceConfig,
 };
+use crate::host::Host;
 use crate::identity::{Identity, UnusableIdentity};
 use crate::metrics::{RedisOp, WorkspaceMetrics};
 use crate::oidc::logout::JTI_MEMORY;
@@ -378,8 +379,8 @@ pub enum TenantError {
 pub struct Registry {
     /// Workspaces in name order.
     pub workspaces: Vec<Arc<Workspace>>,
-    /// Lookup by `host` or `host:port`, lower-case.
-    by_host: HashMap<String, Arc<Workspace>>,
+    /// Lookup by host.
+    by_host: HashMap<Host, Arc<Workspace>>,
     /// Peers whose forwarding headers are believed.
     pub trusted_proxies: Vec<IpNet>,
 }
@@ -484,7 +485,7 @@ impl Registry {
     pub fn workspace_for(
         &self,
         pinned: Option<&str>,
-        host: &str,
+        host: &Host,
     ) -> Result<&Arc<Workspace>, TenantError> {
         let ws = match (pinned, self.workspaces.as_slice()) {
             (Some(name), _) => self
@@ -497,7 +498,7 @@ impl Registry {
                 })
             }
         };
-        match self.lookup(host) {
+        match self.find(host) {
             Some(owner) if Arc::ptr_eq(owner, ws) => Ok(ws),
             owner => Err(TenantError::ForeignHost {
                 host: host.to_string(),
@@ -507,20 +508,16 @@ impl Registry {
         }
     }
 
-    /// The workspace serving `host` (`name` or `name:port`): an exact match first, then the
-    /// name without its port.
+    /// The workspace serving `host`: an exact match first, then the name without its port.
+    pub fn find(&self, host: &Host) -> Option<&Arc<Workspace>> {
+        self.by_host
+            .get(host)
+            .or_else(|| self.by_host.get(host.name()))
+    }
+
+    /// The workspace serving the host written `host` (`name` or `name:port`), parsed as a
+    /// request's host is ([`Host::parse`]); `None` for a host that parser refuses.
     pub fn lookup(&self, host: &str) -> Option<&Arc<Workspace>> {
-        let host = host.trim().trim_end_matches('.');
-        if let Some(ws) = self.by_host.get(host) {
-            return Some(ws);
-        }
-        let lower = host.to_ascii_lowercase();
-        if let Some(ws) = self.by_host.get(&lower) {
-            return Some(ws);
-        }
-        let (bare, _) = lower
-            .rsplit_once(':')
-            .filter(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()))?;
-        self.by_host.get(bare)
+        self.find(&Host::parse(host).ok()?)
     }
 }

@@ -1,13 +1,14 @@
 //! `rd` validation (`/oauth2/start?rd=…` and sign-out): a same-host path, an absolute URL on an
 //! allowed host, and a hostile absolute URL that must fall back to `/`.
 
+use authgate::host::Host;
 use authgate::redirect::{RedirectPolicy, FALLBACK};
 
 use crate::runner::Runner;
 
 pub(crate) fn bench(r: &mut Runner) {
-    let hosts = vec!["mcd.devlabai.work".to_string()];
-    let allowed = vec!["docs.devlabai.work".to_string()];
+    let hosts = vec![Host::parse("mcd.devlabai.work").expect("host")];
+    let allowed = vec![Host::parse("docs.devlabai.work").expect("host")];
     let policy = RedirectPolicy {
         hosts: &hosts,
         allowed_hosts: &allowed,

@@ -1,4 +1,4 @@
-//! The original-URL and host parser: `forward::resolve` and `forward::parse_authority`.
+//! The original-URL and host parser: `forward::resolve` and `host::Host::parse`.
 //!
 //! The first byte picks the header the value arrives in (`X-Original-URL`, `X-Forwarded-Host`,
 //! `Host`) and whether the peer is a trusted proxy. Property: an accepted host is lower-case,
@@ -8,7 +8,8 @@
 
 use std::net::IpAddr;
 
-use authgate::forward::{parse_authority, resolve, ForwardingHeaders};
+use authgate::forward::{resolve, ForwardingHeaders};
+use authgate::host::Host;
 use std::sync::OnceLock;
 
 use ipnet::IpNet;
@@ -37,7 +38,7 @@ fn check_host(host: &str) {
         "{host:?} is not lower-case"
     );
     assert_eq!(
-        parse_authority(host).as_deref(),
+        Host::parse(host).as_ref().map(Host::as_str),
         Ok(host),
         "{host:?} does not re-parse to itself"
     );
@@ -68,8 +69,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(value) = std::str::from_utf8(rest) else {
         return;
     };
-    if let Ok(host) = parse_authority(value) {
-        check_host(&host);
+    if let Ok(host) = Host::parse(value) {
+        check_host(host.as_str());
     }
     let peer: IpAddr = if mode & 4 == 0 {
         "10.1.2.3".parse().expect("peer")
@@ -94,6 +95,6 @@ fuzz_target!(|data: &[u8]| {
         },
     };
     if let Ok(target) = resolve(peer, trusted(), h) {
-        check_host(&target.host);
+        check_host(target.host.as_str());
     }
 });

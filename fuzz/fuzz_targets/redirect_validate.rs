@@ -5,6 +5,7 @@
 //! written, is one of the workspace's hosts; and a URL parser reads that same authority.
 #![no_main]
 
+use authgate::host::Host;
 use authgate::redirect::{RedirectPolicy, FALLBACK};
 use libfuzzer_sys::fuzz_target;
 use url::Url;
@@ -16,11 +17,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(rd) = std::str::from_utf8(rest) else {
         return;
     };
-    let hosts = vec!["mcd.devlabai.work".to_string()];
+    let host = |h: &str| Host::parse(h).expect("host");
+    let hosts = vec![host("mcd.devlabai.work")];
     let allowed = vec![
-        "docs.devlabai.work".to_string(),
-        "mcd.localhost:8080".to_string(),
-        "[2001:db8::1]".to_string(),
+        host("docs.devlabai.work"),
+        host("mcd.localhost:8080"),
+        host("[2001:db8::1]"),
     ];
     let allow_http = flags & 1 == 1;
     let policy = RedirectPolicy {
@@ -54,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
         hosts
             .iter()
             .chain(&allowed)
-            .any(|h| h.eq_ignore_ascii_case(written)),
+            .any(|h| h.as_str().eq_ignore_ascii_case(written)),
         "{out:?}: authority {written:?} not allowed"
     );
     let url = Url::parse(&out).expect("an accepted URL parses");

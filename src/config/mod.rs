@@ -22,9 +22,11 @@ use std::time::Duration;
 use ipnet::IpNet;
 use url::Url;
 
+use crate::host::Host;
+
 pub use self::redis::{PemFile, RedisConfig, RedisTarget, SentinelAddr};
 pub use secrets::{Env, ProcessEnv, SecretSource};
-pub use validate::{authority as validate_authority, load, parse_host, SERVER_FILE};
+pub use validate::{load, SERVER_FILE};
 
 /// Default listen address: oauth2-proxy's port, so Services migrate unchanged.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:4180";
@@ -270,8 +272,8 @@ pub struct WorkspaceConfig {
     pub name: String,
     /// The file it came from, for messages.
     pub file: PathBuf,
-    /// Hosts served, lower-case, `{domain}` expanded; may carry a port.
-    pub hosts: Vec<String>,
+    /// Hosts served, `{domain}` expanded; may carry a port.
+    pub hosts: Vec<Host>,
     /// Login or not.
     pub auth: AuthMode,
     /// Plain-http development: no `Secure`, no `__Host-`, http redirect targets allowed.
@@ -279,7 +281,7 @@ pub struct WorkspaceConfig {
     /// The redirect URI registered at the IdP.
     pub callback_url: Url,
     /// Other hosts `rd` may point at.
-    pub allowed_redirect_hosts: Vec<String>,
+    pub allowed_redirect_hosts: Vec<Host>,
     /// Providers, in sign-in page order.
     pub providers: Vec<ProviderConfig>,
     /// Session cookie settings.

@@ -19,6 +19,7 @@ use super::{
     ProviderKind, SecretSource, ServerConfig, SessionConfig, SessionStoreKind, WorkspaceConfig,
     DEFAULT_LISTEN, DEFAULT_TRUSTED_PROXIES,
 };
+use crate::host::{url_authority, Host};
 
 /// The server file's name inside the config directory.
 pub const SERVER_FILE: &str = "authgate.toml";
@@ -222,7 +223,7 @@ fn validate_server(
         .or(raw.domain)
         .unwrap_or_default()
         .to_ascii_lowercase();
-    if !domain.is_empty() && parse_host(&domain).is_none() {
+    if !domain.is_empty() && Host::parse(&domain).is_err() {
         report.error("domain", format!("`{domain}` is not a DNS name"));
     }
     let proxies = raw.trusted_proxies.unwrap_or_else(|| {
@@ -304,12 +305,12 @@ fn validate_workspace(
                 );
                 None
             }
-            Ok(u) if !hosts.contains(&authority(&u)) => {
+            Ok(u) if !Host::parse(&url_authority(&u)).is_ok_and(|h| hosts.contains(&h)) => {
                 report.error(
                     "callback_url",
                     format!(
                         "host `{}` is not one of this workspace's hosts",
-                        authority(&u)
+                        url_authority(&u)
                     ),
                 );
                 None
@@ -451,7 +452,7 @@ fn validate_workspace(
         }
     }
     for (i, d) in authz.email_domains.iter().enumerate() {
-        if parse_host(d).is_none() {
+        if Host::parse(d).is_err() {
             report.error(
                 format!("authz.email_domains[{i}]"),
                 format!("`{d}` is not a domain"),
@@ -564,12 +565,7 @@ fn check_open_providers(providers: &[ProviderConfig], authz: &AuthzRules, report
     }
 }
 
-fn validate_hosts(
-    field: &str,
-    raw: &[String],
-    domain: &str,
-    report: &mut Report<'_>,
-) -> Vec<String> {
+fn validate_hosts(field: &str, raw: &[String], domain: &str, report: &mut Report<'_>) -> Vec<Host> {
     let mut out = Vec::new();
     for (i, h) in raw.iter().enumerate() {
         if h.contains("{domain}") && domain.is_empty() {
@@ -579,10 +575,10 @@ fn validate_hosts(
             );
             continue;
         }
-        let expanded = h.replace("{domain}", domain).to_ascii_lowercase();
-        match parse_host(&expanded) {
-            Some(host) => out.push(host),
-            None => report.error(
+        let expanded = h.replace("{domain}", domain);
+        match Host::parse(&expanded) {
+            Ok(host) => out.push(host),
+            Err(_) => report.error(
                 format!("{field}[{i}]"),
                 format!("`{h}` is not a host name (write `app.example.com` or `app.example.com:8443`, no scheme or path)"),
             ),
@@ -591,33 +587,8 @@ fn validate_hosts(
     out
 }
 
-/// Parses `name` or `name:port` into its canonical lower-case form.
-pub fn parse_host(text: &str) -> Option<String> {
-    if text.is_empty()
-        || text.contains(['/', '@', '*', '?', '#', '\\'])
-        || text.contains(char::is_whitespace)
-    {
-        return None;
-    }
-    let url = Url::parse(&format!("http://{text}/")).ok()?;
-    url.host_str()?;
-    let canon = authority(&url);
-    // The default http port would vanish in parsing; keep what was written.
-    (canon == text.to_ascii_lowercase() || text.ends_with(":80"))
-        .then_some(text.to_ascii_lowercase())
-}
-
-/// `host` or `host:port` of a URL, lower-case, as compared against workspace hosts.
-pub fn authority(url: &Url) -> String {
-    match (url.host_str(), url.port()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        (Some(h), None) => h.to_string(),
-        _ => String::new(),
-    }
-}
-
 fn check_unique_hosts(dir: &Path, workspaces: &[WorkspaceConfig], errors: &mut Vec<ConfigError>) {
-    let mut owner: HashMap<&str, &WorkspaceConfig> = HashMap::new();
+    let mut owner: HashMap<&Host, &WorkspaceConfig> = HashMap::new();
     for ws in workspaces {
         for (i, h) in ws.hosts.iter().enumerate() {
             if let Some(first) = owner.insert(h, ws) {

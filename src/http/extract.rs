@@ -14,6 +14,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Uri};
 
 use crate::forward::{self, ForwardingHeaders, HostError, Target};
+use crate::host::Host;
 use crate::state::AppState;
 use crate::workspace::{Registry, Workspace};
 
@@ -106,7 +107,12 @@ impl Incoming {
 
     /// The host, or empty.
     pub fn host(&self) -> &str {
-        self.target.as_ref().map_or("", |t| t.host.as_str())
+        self.target_host().map_or("", Host::as_str)
+    }
+
+    /// The host the request is for, when one could be taken from it.
+    pub fn target_host(&self) -> Option<&Host> {
+        self.target.as_ref().ok().map(|t| &t.host)
     }
 
     /// Every `name=value` pair of every `Cookie` header, as text. A pair that is not UTF-8

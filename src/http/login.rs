@@ -14,6 +14,7 @@ use super::metrics::login_failure;
 use super::pages::{self, Page};
 use super::{AppError, Incoming};
 use crate::callback::CallbackParams;
+use crate::host::Host;
 use crate::metrics::LoginFailure;
 use crate::provider::AuthorizationRequest;
 use crate::session::LoginState;
@@ -24,27 +25,19 @@ use crate::workspace::Workspace;
 /// the workspace host the request came to (`host` exactly, else `host` without its port). The
 /// login-state cookie is host-only, so the callback must come back to the host the login
 /// started on; each host's callback is registered at the IdP.
-fn redirect_uri(ws: &Workspace, host: &str) -> url::Url {
+fn redirect_uri(ws: &Workspace, host: Option<&Host>) -> url::Url {
     let mut uri = ws.config.callback_url.clone();
-    let bare = match host.rsplit_once(':') {
-        Some((name, _)) if !host.ends_with(']') => name,
-        _ => host,
-    };
-    let Some(entry) = ws
-        .config
-        .hosts
-        .iter()
-        .find(|h| *h == host)
-        .or_else(|| ws.config.hosts.iter().find(|h| *h == bare))
-    else {
+    let hosts = &ws.config.hosts;
+    let Some(entry) = host.and_then(|host| {
+        hosts
+            .iter()
+            .find(|h| *h == host)
+            .or_else(|| hosts.iter().find(|h| h.as_str() == host.name()))
+    }) else {
         return uri;
     };
-    let (name, port) = match entry.rsplit_once(':') {
-        Some((n, p)) if !entry.ends_with(']') => (n, p.parse::<u16>().ok()),
-        _ => (entry.as_str(), None),
-    };
-    if uri.set_host(Some(name)).is_ok() {
-        let _ = uri.set_port(port);
+    if uri.set_host(Some(entry.name())).is_ok() {
+        let _ = uri.set_port(entry.port());
     }
     uri
 }
@@ -126,7 +119,7 @@ pub(super) async fn start(
         state: CsrfToken::new_random().secret().clone(),
         nonce: Nonce::new_random().secret().clone(),
         pkce_challenge: challenge.as_str().to_string(),
-        redirect_uri: redirect_uri(ws, req.host()),
+        redirect_uri: redirect_uri(ws, req.target_host()),
     };
     record("provider", provider.id());
     let (url, issuer) = provider
@@ -193,7 +186,7 @@ pub(super) async fn callback(
             login,
             &returned_state,
             params,
-            redirect_uri(ws, req.host()),
+            redirect_uri(ws, req.target_host()),
             &cookies,
         )
         .await
@@ -242,7 +235,7 @@ pub(super) async fn sign_out(
         ws.end(&s).await;
     }
     // The request's host was checked against the workspace; the scheme is its callback URL's.
-    let mut home = redirect_uri(ws, req.host());
+    let mut home = redirect_uri(ws, req.target_host());
     home.set_path("/");
     home.set_query(None);
     let post_logout = ws.redirect_policy().logout_return(asked.as_deref(), &home);
