@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::config::{self, Config, ConfigErrors, Env};
+use crate::config::{self, Config, ConfigErrors, Env, Secrets};
 use crate::http::Limits;
 use crate::oidc::JwksCache;
 use crate::provider::ProviderContext;
@@ -59,21 +59,15 @@ pub fn load_registry(
     ctx: &ProviderContext,
 ) -> Result<(Config, Registry), ConfigErrors> {
     let config = config::load(dir, env)?;
-    let secrets_text = config.server.cookie_secrets.read(env).map_err(|problem| {
-        ConfigErrors(vec![config::ConfigError {
-            file: PathBuf::from(config::SERVER_FILE),
-            field: "secrets.cookie_secrets".into(),
-            problem,
-        }])
-    })?;
-    let secrets = MasterSecrets::parse(&secrets_text).map_err(|e| {
+    let secrets = Secrets::read(&config, env)?;
+    let master = MasterSecrets::parse(&secrets.cookie_secrets).map_err(|e| {
         ConfigErrors(vec![config::ConfigError {
             file: PathBuf::from(config::SERVER_FILE),
             field: "secrets.cookie_secrets".into(),
             problem: e.to_string(),
         }])
     })?;
-    let registry = Registry::build(&config, &secrets, env, ctx)?;
+    let registry = Registry::build(&config, &master, &secrets, ctx)?;
     Ok((config, registry))
 }
 

@@ -16,7 +16,7 @@ use cookie::Cookie;
 use openidconnect::CsrfToken;
 
 use crate::config::{
-    AuthMode, Config, ConfigError, ConfigErrors, Env, SessionStoreKind, WorkspaceConfig,
+    AuthMode, Config, ConfigError, ConfigErrors, Secrets, SessionStoreKind, WorkspaceConfig,
 };
 use crate::host::Host;
 use crate::identity::{Identity, UnusableIdentity};
@@ -394,41 +394,47 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    /// Builds the registry: derives each workspace's keys and reads its client secrets.
-    /// Errors name the file and field whose secret is missing.
+    /// Builds the registry: derives each workspace's keys from the master secrets, and gives
+    /// each provider its client secret (`secrets`, read by [`Secrets::read`]). Errors name the
+    /// file and field whose value cannot be used.
     pub fn build(
         config: &Config,
-        secrets: &MasterSecrets,
-        env: &dyn Env,
+        master: &MasterSecrets,
+        secrets: &Secrets,
         ctx: &ProviderContext,
     ) -> Result<Self, ConfigErrors> {
         let mut errors = Vec::new();
         let mut workspaces = Vec::new();
-        let store = match &config.server.redis {
-            None => None,
-            Some(redis) => match ctx.stores.open(redis, env, &ctx.metrics) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    errors.push(ConfigError {
-                        file: crate::config::SERVER_FILE.into(),
-                        field: format!("redis.{}", e.field),
-                        problem: e.problem,
-                    });
-                    None
+        let store = match (&config.server.redis, &secrets.redis) {
+            (None, _) | (_, None) => None,
+            (Some(redis), Some(redis_secrets)) => {
+                match ctx.stores.open(redis, redis_secrets, &ctx.metrics) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        errors.push(ConfigError {
+                            file: crate::config::SERVER_FILE.into(),
+                            field: format!("redis.{}", e.field),
+                            problem: e.problem,
+                        });
+                        None
+                    }
                 }
-            },
+            }
         };
         let mut by_host = HashMap::new();
         for wc in &config.workspaces {
             let secure = !wc.insecure_http;
             let mut providers = Vec::new();
             for (i, pc) in wc.providers.iter().enumerate() {
-                match pc.client_secret.read(env) {
-                    Ok(secret) => providers.push(provider::build(pc, secret, &wc.headers, ctx)),
-                    Err(problem) => errors.push(ConfigError {
+                match secrets.client_secret(&wc.name, &pc.id) {
+                    Some(secret) => {
+                        providers.push(provider::build(pc, secret.clone(), &wc.headers, ctx))
+                    }
+                    None => errors.push(ConfigError {
                         file: Config::relative(&config.dir, &wc.file).to_path_buf(),
                         field: format!("provider[{i}].client_secret"),
-                        problem,
+                        problem: "not read: build the registry from `Secrets::read` of this config"
+                            .into(),
                     }),
                 }
             }
@@ -436,13 +442,13 @@ impl Registry {
             let ws = Arc::new(Workspace {
                 metrics: ctx.metrics.workspace(&wc.name, &provider_ids),
                 session: SessionCodec::new(
-                    secrets.derive(&wc.name, Purpose::Session),
+                    master.derive(&wc.name, Purpose::Session),
                     &wc.session.cookie_name,
                     &wc.name,
                     wc.session.lifetime,
                     secure,
                 ),
-                login: LoginCodec::new(secrets.derive(&wc.name, Purpose::Login), secure),
+                login: LoginCodec::new(master.derive(&wc.name, Purpose::Login), secure),
                 config: wc.clone(),
                 providers,
                 store: (wc.session.store == SessionStoreKind::Redis)

@@ -2,7 +2,7 @@
 //!
 //! Owns reading `authgate.toml` and `workspaces/*.toml`, and every check on them. Plain data:
 //! it holds no runtime state and depends on nothing above it. Secrets are named here (where
-//! they come from) and read only by [`secrets`].
+//! they come from) and read only by [`Secrets::read`].
 
 mod parsed;
 mod provider;
@@ -25,7 +25,7 @@ use url::Url;
 use crate::host::Host;
 
 pub use self::redis::{PemFile, RedisConfig, RedisTarget, SentinelAddr};
-pub use secrets::{Env, ProcessEnv, SecretSource};
+pub use secrets::{Env, ProcessEnv, RedisSecrets, SecretSource, Secrets};
 pub use validate::{load, SERVER_FILE};
 
 /// Default listen address: oauth2-proxy's port, so Services migrate unchanged.

@@ -23,7 +23,7 @@ use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType}
 use redis::{ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, TlsCertificates, TlsMode};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Env, RedisConfig, RedisTarget, SentinelAddr};
+use crate::config::{RedisConfig, RedisSecrets, RedisTarget, SentinelAddr};
 use crate::metrics::Metrics;
 
 use super::store::{backoff, COMMAND_TIMEOUT};
@@ -75,12 +75,12 @@ pub(super) struct Shared {
     gauge: Gauge,
 }
 
-/// Reads the secrets `config` names and builds the endpoint; also returns a digest of
-/// everything the connection is made from (secrets included), so a reload that changes none
-/// of it keeps the connected store.
+/// Builds the endpoint from `config` and its secrets (read by `config::Secrets::read`); also
+/// returns a digest of everything the connection is made from (secrets included), so a reload
+/// that changes none of it keeps the connected store.
 pub(super) fn open(
     config: &RedisConfig,
-    env: &dyn Env,
+    secrets: &RedisSecrets,
     metrics: &Metrics,
 ) -> Result<(Shared, [u8; 32]), OpenError> {
     let mut digest = Sha256::new();
@@ -88,8 +88,8 @@ pub(super) fn open(
         digest.update((part.len() as u64).to_be_bytes());
         digest.update(part);
     };
-    let password = read(config.password.as_ref(), env, "password")?;
-    let certs = tls_certificates(config, env)?;
+    let password = exposed(config.password.as_ref(), &secrets.password, "password")?;
+    let certs = tls_certificates(config, secrets)?;
     if let Some(c) = &config.ca {
         note(&c.pem);
     }
@@ -105,10 +105,10 @@ pub(super) fn open(
     note(password.as_deref().unwrap_or("").as_bytes());
     let endpoint = match &config.target {
         RedisTarget::Url(src) => {
-            let url = src.read(env).map_err(|p| OpenError::new("url", p))?;
+            let url = exposed(Some(src), &secrets.url, "url")?.unwrap_or_default();
             note(b"url");
-            note(url.expose().as_bytes());
-            Endpoint::Direct(direct_client(url.expose(), config, password, certs)?)
+            note(url.as_bytes());
+            Endpoint::Direct(direct_client(&url, config, password, certs)?)
         }
         RedisTarget::Sentinel {
             sentinels,
@@ -122,8 +122,11 @@ pub(super) fn open(
                 note(s.host.as_bytes());
                 note(&s.port.to_be_bytes());
             }
-            let sentinel_password =
-                read(config.sentinel_password.as_ref(), env, "sentinel_password")?;
+            let sentinel_password = exposed(
+                config.sentinel_password.as_ref(),
+                &secrets.sentinel_password,
+                "sentinel_password",
+            )?;
             note(sentinel_password.as_deref().unwrap_or("").as_bytes());
             let client = sentinel_client(
                 config,
@@ -148,18 +151,18 @@ pub(super) fn open(
     ))
 }
 
-/// A secret `[redis]` names, if it names one; a failure to read it is reported at `field`.
-fn read(
-    src: Option<&crate::config::SecretSource>,
-    env: &dyn Env,
+/// The value of a secret `[redis]` names, if it names one (`named`); a secret it names but
+/// that was not read is an error at `field`.
+fn exposed<T>(
+    named: Option<&T>,
+    read: &Option<crate::secret::Secret>,
     field: &'static str,
 ) -> Result<Option<String>, OpenError> {
-    src.map(|src| {
-        src.read(env)
-            .map(|s| s.expose().to_string())
-            .map_err(|p| OpenError::new(field, p))
-    })
-    .transpose()
+    match (named, read) {
+        (None, _) => Ok(None),
+        (Some(_), Some(secret)) => Ok(Some(secret.expose().to_string())),
+        (Some(_), None) => Err(OpenError::new(field, "not read with the config's secrets")),
+    }
 }
 
 /// The client that asks `sentinels` for `master`, reaching both with the configured TLS and
@@ -208,10 +211,10 @@ fn sentinel_client(
     b.build().map_err(bad)
 }
 
-/// The CA and client certificate of `config`, the client key read from its file.
+/// The CA and client certificate of `config`, with the client key read from its file.
 fn tls_certificates(
     config: &RedisConfig,
-    env: &dyn Env,
+    secrets: &RedisSecrets,
 ) -> Result<Option<TlsCertificates>, OpenError> {
     if !config.has_tls_options() {
         return Ok(None);
@@ -219,12 +222,9 @@ fn tls_certificates(
     let client_tls = match &config.client_cert {
         Some((cert, key)) => Some(ClientTlsConfig {
             client_cert: cert.pem.clone(),
-            client_key: key
-                .read(env)
-                .map_err(|p| OpenError::new("client_key_file", p))?
-                .expose()
-                .as_bytes()
-                .to_vec(),
+            client_key: exposed(Some(key), &secrets.client_key, "client_key_file")?
+                .unwrap_or_default()
+                .into_bytes(),
         }),
         None => None,
     };
@@ -464,9 +464,14 @@ mod tests {
         }
     }
 
-    /// The field and problem `open` refuses with, never naming a secret.
+    /// The field and problem reading the secrets or `open` refuses with, never naming a
+    /// secret.
     fn refused(config: &RedisConfig, env: &HashMap<String, String>) -> (String, String) {
-        match open(config, env, &Metrics::default()) {
+        let secrets = match RedisSecrets::read(config, env) {
+            Ok(s) => s,
+            Err(problems) => return (problems[0].0.to_string(), problems[0].1.clone()),
+        };
+        match open(config, &secrets, &Metrics::default()) {
             Ok(_) => panic!("opened"),
             Err(e) => (e.field.to_string(), e.problem),
         }
@@ -516,7 +521,7 @@ mod tests {
     fn the_digest_changes_with_what_a_connection_is_made_from() {
         let digest = |c: &RedisConfig, env: &HashMap<String, String>| match open(
             c,
-            env,
+            &RedisSecrets::read(c, env).unwrap(),
             &Metrics::default(),
         ) {
             Ok((_, d)) => d,

@@ -23,7 +23,7 @@ use redis::AsyncCommands;
 use sha2::{Digest, Sha256};
 
 use super::link::{self, OpenError, Shared};
-use crate::config::{Env, RedisConfig};
+use crate::config::{RedisConfig, RedisSecrets};
 use crate::metrics::Metrics;
 
 /// How long one Redis command, or one connection attempt, may take.
@@ -120,10 +120,10 @@ pub(super) fn backoff(attempt: u32) -> Duration {
 // === impl RedisStore ===
 
 impl RedisStore {
-    /// A store for `config`, its secrets read from `env` or their files. Starts connecting
-    /// in the background when called inside a Tokio runtime; never waits for Redis.
-    pub fn new(config: &RedisConfig, env: &dyn Env) -> Result<Self, OpenError> {
-        let (shared, _) = link::open(config, env, &Metrics::default())?;
+    /// A store for `config` and its secrets. Starts connecting in the background when called
+    /// inside a Tokio runtime; never waits for Redis.
+    pub fn new(config: &RedisConfig, secrets: &RedisSecrets) -> Result<Self, OpenError> {
+        let (shared, _) = link::open(config, secrets, &Metrics::default())?;
         Ok(Self::from_shared(shared))
     }
 
@@ -298,10 +298,10 @@ impl StoreCache {
     pub fn open(
         &self,
         config: &RedisConfig,
-        env: &dyn Env,
+        secrets: &RedisSecrets,
         metrics: &Metrics,
     ) -> Result<Arc<RedisStore>, OpenError> {
-        let (shared, digest) = link::open(config, env, metrics)?;
+        let (shared, digest) = link::open(config, secrets, metrics)?;
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((d, weak)) = last.as_ref() {
             if *d == digest {

@@ -290,8 +290,11 @@ async fn an_unconnected_store_fails_at_once_instead_of_waiting_to_connect() {
         password: None,
         sentinel_password: None,
     };
-    let env = std::collections::HashMap::from([("URL".to_string(), url)]);
-    let store = RedisStore::new(&config, &env).unwrap();
+    let secrets = crate::config::RedisSecrets {
+        url: Some(crate::secret::Secret::new(url)),
+        ..Default::default()
+    };
+    let store = RedisStore::new(&config, &secrets).unwrap();
     let started = std::time::Instant::now();
     for i in 0..20 {
         let r = store.get(&format!("k{i}")).await;
