@@ -13,7 +13,9 @@ use url::Url;
 
 use super::parsed::{line_of, Parsed};
 use super::provider::validate_provider;
-use super::raw::{RawServer, RawWorkspace};
+use super::raw::{
+    RawAuthz, RawHeaders, RawProvider, RawServer, RawServerSecrets, RawSession, RawWorkspace,
+};
 use super::{
     AuthMode, AuthzRules, Config, ConfigError, ConfigErrors, Env, HeaderMapping, ProviderConfig,
     ProviderKind, SecretSource, ServerConfig, SessionConfig, SessionStoreKind, WorkspaceConfig,
@@ -80,7 +82,7 @@ pub fn load(dir: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
                 .into(),
         }]));
     };
-    let server = validate_server(
+    let (server, workspaces_dir) = validate_server(
         raw_server,
         env,
         &mut Report {
@@ -89,49 +91,58 @@ pub fn load(dir: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
             errors: &mut errors,
         },
     );
-    let ws_dir = dir.join(server.1.as_deref().unwrap_or("workspaces"));
-    let mut workspaces = Vec::new();
-    match read_workspace_files(&ws_dir) {
-        Ok(files) if files.is_empty() => errors.push(ConfigError {
-            file: Config::relative(dir, &ws_dir).to_path_buf(),
-            field: String::new(),
-            problem: "no workspace files (*.toml) found".into(),
-        }),
-        Ok(files) => {
-            for path in files {
-                let Some((raw, text)) = parse_file::<RawWorkspace>(dir, &path, &mut errors) else {
-                    continue;
-                };
-                let rel = Config::relative(dir, &path).to_path_buf();
-                let mut report = Report {
-                    file: rel,
-                    source: &text,
-                    errors: &mut errors,
-                };
-                let has_redis = server.0.redis.is_some();
-                if let Some(ws) =
-                    validate_workspace(&path, raw, &server.0.domain, has_redis, &mut report)
-                {
-                    workspaces.push(ws);
-                }
-            }
-        }
-        Err(e) => errors.push(ConfigError {
-            file: Config::relative(dir, &ws_dir).to_path_buf(),
-            field: String::new(),
-            problem: format!("cannot read the workspaces directory: {e}"),
-        }),
-    }
+    let ws_dir = dir.join(workspaces_dir.as_deref().unwrap_or("workspaces"));
+    let workspaces = load_workspaces(dir, &ws_dir, &server, &mut errors);
     check_unique_hosts(dir, &workspaces, &mut errors);
     if errors.is_empty() {
         Ok(Config {
             dir: dir.to_path_buf(),
-            server: server.0,
+            server,
             workspaces,
         })
     } else {
         Err(ConfigErrors(errors))
     }
+}
+
+/// Every `*.toml` of `ws_dir`, in name order, validated; a refused file is left out (its
+/// problems are in `errors`).
+fn load_workspaces(
+    dir: &Path,
+    ws_dir: &Path,
+    server: &ServerConfig,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<WorkspaceConfig> {
+    let files = match read_workspace_files(ws_dir) {
+        Ok(files) if !files.is_empty() => files,
+        result => {
+            errors.push(ConfigError {
+                file: Config::relative(dir, ws_dir).to_path_buf(),
+                field: String::new(),
+                problem: match result {
+                    Err(e) => format!("cannot read the workspaces directory: {e}"),
+                    Ok(_) => "no workspace files (*.toml) found".into(),
+                },
+            });
+            return Vec::new();
+        }
+    };
+    let mut workspaces = Vec::new();
+    for path in files {
+        let Some((raw, text)) = parse_file::<RawWorkspace>(dir, &path, errors) else {
+            continue;
+        };
+        let mut report = Report {
+            file: Config::relative(dir, &path).to_path_buf(),
+            source: &text,
+            errors,
+        };
+        let has_redis = server.redis.is_some();
+        if let Some(ws) = validate_workspace(&path, raw, &server.domain, has_redis, &mut report) {
+            workspaces.push(ws);
+        }
+    }
+    workspaces
 }
 
 fn read_workspace_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -204,68 +215,82 @@ fn key_at(text: &str, offset: usize) -> (String, usize) {
     (field, line_no)
 }
 
+/// The server file: each setting its own check. Returns the config and `workspaces_dir`.
 fn validate_server(
     raw: RawServer,
     env: &dyn Env,
     report: &mut Report<'_>,
 ) -> (ServerConfig, Option<String>) {
-    let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.into());
-    let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+    let server = ServerConfig {
+        listen: listen(raw.listen, report),
+        domain: domain(env, raw.domain, report),
+        trusted_proxies: trusted_proxies(raw.trusted_proxies, report),
+        cookie_secrets: cookie_secrets(raw.secrets),
+        redis: raw.redis.map(|r| super::redis::validate_redis(r, report)),
+    };
+    (server, raw.workspaces_dir)
+}
+
+fn listen(written: Option<String>, report: &mut Report<'_>) -> SocketAddr {
+    let text = written.unwrap_or_else(|| DEFAULT_LISTEN.into());
+    text.parse::<SocketAddr>().unwrap_or_else(|_| {
         report.error(
             "listen",
-            format!("`{listen_text}` is not an address:port like 0.0.0.0:4180"),
+            format!("`{text}` is not an address:port like 0.0.0.0:4180"),
         );
         SocketAddr::from(([0, 0, 0, 0], 4180))
-    });
+    })
+}
+
+/// The platform domain: `AUTHGATE_DOMAIN` when set, else the file's; lower-case.
+fn domain(env: &dyn Env, written: Option<String>, report: &mut Report<'_>) -> String {
     let domain = env
         .var("AUTHGATE_DOMAIN")
         .filter(|d| !d.is_empty())
-        .or(raw.domain)
+        .or(written)
         .unwrap_or_default()
         .to_ascii_lowercase();
     if !domain.is_empty() && Host::parse(&domain).is_err() {
         report.error("domain", format!("`{domain}` is not a DNS name"));
     }
-    let proxies = raw.trusted_proxies.unwrap_or_else(|| {
+    domain
+}
+
+/// CIDR ranges or single addresses; the private ranges when the file names none.
+fn trusted_proxies(written: Option<Vec<String>>, report: &mut Report<'_>) -> Vec<IpNet> {
+    let proxies = written.unwrap_or_else(|| {
         DEFAULT_TRUSTED_PROXIES
             .iter()
             .map(|s| s.to_string())
             .collect()
     });
-    let mut trusted_proxies = Vec::new();
+    let mut out = Vec::new();
     for (i, p) in proxies.iter().enumerate() {
         match p
             .parse::<IpNet>()
             .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
         {
-            Ok(net) => trusted_proxies.push(net),
+            Ok(net) => out.push(net),
             Err(_) => report.error(
                 format!("trusted_proxies[{i}]"),
                 format!("`{p}` is not an IP address or CIDR range like 10.0.0.0/8"),
             ),
         }
     }
-    let cookie_secrets = SecretSource {
-        env: Some(
-            raw.secrets
-                .cookie_secrets_env
-                .unwrap_or_else(|| "AUTHGATE_COOKIE_SECRETS".into()),
-        ),
-        file: raw.secrets.cookie_secrets_file.map(PathBuf::from),
-    };
-    let redis = raw.redis.map(|r| super::redis::validate_redis(r, report));
-    (
-        ServerConfig {
-            listen,
-            domain,
-            trusted_proxies,
-            cookie_secrets,
-            redis,
-        },
-        raw.workspaces_dir,
-    )
+    out
 }
 
+fn cookie_secrets(raw: RawServerSecrets) -> SecretSource {
+    SecretSource {
+        env: Some(
+            raw.cookie_secrets_env
+                .unwrap_or_else(|| "AUTHGATE_COOKIE_SECRETS".into()),
+        ),
+        file: raw.cookie_secrets_file.map(PathBuf::from),
+    }
+}
+
+/// One workspace file: each part its own check, every problem reported. `None` when any.
 fn validate_workspace(
     path: &Path,
     raw: RawWorkspace,
@@ -274,6 +299,48 @@ fn validate_workspace(
     report: &mut Report<'_>,
 ) -> Option<WorkspaceConfig> {
     let start = report.errors.len();
+    let name = workspace_name(path, report);
+    let hosts = validate_hosts("hosts", &raw.hosts, domain, report);
+    if raw.hosts.is_empty() {
+        report.error("hosts", "a workspace serves at least one host");
+    }
+    let auth = report.parsed("auth", raw.auth).unwrap_or(AuthMode::None);
+    let insecure_http = raw.insecure_http;
+    let callback_url = callback_url(raw.callback_url, &hosts, insecure_http, report);
+    let allowed_redirect_hosts = validate_hosts(
+        "allowed_redirect_hosts",
+        &raw.allowed_redirect_hosts,
+        domain,
+        report,
+    );
+    let providers = providers(raw.provider, report);
+    check_auth_providers(auth, &providers, report.errors.len() == start, report);
+    let session = session(raw.session, insecure_http, has_redis, report);
+    let headers = headers(raw.headers, report);
+    let authz = authz(raw.authz, report);
+    check_open_providers(&providers, &authz, report);
+    let public = super::public::validate(raw.public, report);
+    if report.errors.len() > start {
+        return None;
+    }
+    Some(WorkspaceConfig {
+        name,
+        file: path.to_path_buf(),
+        hosts,
+        auth,
+        insecure_http,
+        callback_url: callback_url?,
+        allowed_redirect_hosts,
+        providers,
+        session,
+        headers,
+        authz,
+        public,
+    })
+}
+
+/// The file stem names the workspace: it goes into routes and keys, so it is plain.
+fn workspace_name(path: &Path, report: &mut Report<'_>) -> String {
     let name = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -289,53 +356,46 @@ fn validate_workspace(
             "the file name (the workspace's name) must be lower-case letters, digits and '-'",
         );
     }
-    let hosts = validate_hosts("hosts", &raw.hosts, domain, report);
-    if raw.hosts.is_empty() {
-        report.error("hosts", "a workspace serves at least one host");
-    }
-    let auth = report.parsed("auth", raw.auth).unwrap_or(AuthMode::None);
-    let insecure_http = raw.insecure_http;
-    let scheme = if insecure_http { "http" } else { "https" };
-    let callback_url = match raw.callback_url {
-        Some(text) => match Url::parse(&text) {
-            Ok(u) if u.scheme() != scheme => {
-                report.error(
-                    "callback_url",
-                    format!("must be an {scheme} URL (insecure_http = {insecure_http})"),
-                );
-                None
-            }
-            Ok(u) if !Host::parse(&url_authority(&u)).is_ok_and(|h| hosts.contains(&h)) => {
-                report.error(
-                    "callback_url",
-                    format!(
-                        "host `{}` is not one of this workspace's hosts",
-                        url_authority(&u)
-                    ),
-                );
-                None
-            }
-            Ok(u) => Some(u),
-            Err(e) => {
-                report.error("callback_url", format!("not a URL: {e}"));
-                None
-            }
-        },
-        None => hosts
-            .first()
-            .and_then(|h| Url::parse(&format!("{scheme}://{h}/oauth2/callback")).ok()),
-    };
-    let allowed_redirect_hosts = validate_hosts(
-        "allowed_redirect_hosts",
-        &raw.allowed_redirect_hosts,
-        domain,
-        report,
-    );
+    name
+}
 
-    let mut providers = Vec::new();
-    for (i, p) in raw.provider.into_iter().enumerate() {
+/// `callback_url`: on one of the workspace's hosts, in its scheme; by default
+/// `<scheme>://<first host>/oauth2/callback`.
+fn callback_url(
+    written: Option<String>,
+    hosts: &[Host],
+    insecure_http: bool,
+    report: &mut Report<'_>,
+) -> Option<Url> {
+    let scheme = if insecure_http { "http" } else { "https" };
+    let Some(text) = written else {
+        return hosts
+            .first()
+            .and_then(|h| Url::parse(&format!("{scheme}://{h}/oauth2/callback")).ok());
+    };
+    let problem = match Url::parse(&text) {
+        Ok(u) if u.scheme() != scheme => {
+            format!("must be an {scheme} URL (insecure_http = {insecure_http})")
+        }
+        Ok(u) if !Host::parse(&url_authority(&u)).is_ok_and(|h| hosts.contains(&h)) => {
+            format!(
+                "host `{}` is not one of this workspace's hosts",
+                url_authority(&u)
+            )
+        }
+        Ok(u) => return Some(u),
+        Err(e) => format!("not a URL: {e}"),
+    };
+    report.error("callback_url", problem);
+    None
+}
+
+/// Every `[[provider]]`, in order; an id used twice is refused.
+fn providers(raw: Vec<RawProvider>, report: &mut Report<'_>) -> Vec<ProviderConfig> {
+    let mut providers: Vec<ProviderConfig> = Vec::new();
+    for (i, p) in raw.into_iter().enumerate() {
         if let Some(p) = validate_provider(&format!("provider[{i}]"), p, report) {
-            if providers.iter().any(|q: &ProviderConfig| q.id == p.id) {
+            if providers.iter().any(|q| q.id == p.id) {
                 report.error(
                     format!("provider[{i}].id"),
                     format!("`{}` is used twice in this workspace", p.id),
@@ -344,8 +404,19 @@ fn validate_workspace(
             providers.push(p);
         }
     }
+    providers
+}
+
+/// A login needs a provider (said only when nothing else is wrong: a refused provider is
+/// missing from `providers`); `auth = "none"` takes none.
+fn check_auth_providers(
+    auth: AuthMode,
+    providers: &[ProviderConfig],
+    clean_so_far: bool,
+    report: &mut Report<'_>,
+) {
     match auth {
-        AuthMode::Login if providers.is_empty() && report.errors.len() == start => report.error(
+        AuthMode::Login if providers.is_empty() && clean_so_far => report.error(
             "provider",
             "auth = \"oidc\" needs at least one [[provider]]",
         ),
@@ -355,56 +426,44 @@ fn validate_workspace(
         ),
         _ => {}
     }
+}
 
-    let default_cookie = if insecure_http {
-        "authgate"
-    } else {
-        "__Host-authgate"
-    };
-    let cookie_name = raw
-        .session
-        .cookie_name
-        .unwrap_or_else(|| default_cookie.into());
-    if cookie_name.is_empty()
-        || !cookie_name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        report.error(
-            "session.cookie_name",
-            "use letters, digits, '-', '_' and '.' only",
-        );
-    }
-    if insecure_http && cookie_name.starts_with("__Host-") {
-        report.error(
-            "session.cookie_name",
-            "browsers accept `__Host-` cookies only over https: drop the prefix or insecure_http",
-        );
-    }
-    let store = match raw.session.store.map(|p| report.parsed("session.store", p)) {
-        None | Some(None) | Some(Some(SessionStoreKind::Cookie)) => SessionStoreKind::Cookie,
-        Some(Some(SessionStoreKind::Redis)) if has_redis => SessionStoreKind::Redis,
-        Some(Some(SessionStoreKind::Redis)) => {
-            report.error(
-                "session.store",
-                "\"redis\" needs a [redis] table in authgate.toml",
-            );
-            SessionStoreKind::Cookie
-        }
-    };
-    if raw.session.backchannel_logout && store != SessionStoreKind::Redis {
+/// `[session]`: the cookie's name, where sessions live, how long they last.
+fn session(
+    raw: RawSession,
+    insecure_http: bool,
+    has_redis: bool,
+    report: &mut Report<'_>,
+) -> SessionConfig {
+    let cookie_name = cookie_name(raw.cookie_name, insecure_http, report);
+    let store = session_store(raw.store, has_redis, report);
+    if raw.backchannel_logout && store != SessionStoreKind::Redis {
         report.error(
             "session.backchannel_logout",
             "requires store = \"redis\": a logout token names sessions by the IdP's sid or sub, \
              and only sessions kept in Redis can be found that way and ended before they expire",
         );
     }
-    let lifetime = raw.session.lifetime.unwrap_or(DEFAULT_LIFETIME);
+    let lifetime = raw.lifetime.unwrap_or(DEFAULT_LIFETIME);
     if lifetime < Duration::from_secs(60) || lifetime > Duration::from_secs(30 * 86400) {
         report.error("session.lifetime", "must be between 1m and 30d");
     }
-    let refresh_interval = raw.session.refresh_interval;
-    if let Some(interval) = refresh_interval {
+    SessionConfig {
+        cookie_name,
+        refresh_interval: refresh_interval(raw.refresh_interval, lifetime, report),
+        lifetime,
+        store,
+        backchannel_logout: raw.backchannel_logout,
+    }
+}
+
+/// `session.refresh_interval`: within the session's lifetime, never past it; unset, never.
+fn refresh_interval(
+    written: Option<Duration>,
+    lifetime: Duration,
+    report: &mut Report<'_>,
+) -> Option<Duration> {
+    if let Some(interval) = written {
         if interval < Duration::from_secs(1) || interval >= lifetime {
             report.error(
                 "session.refresh_interval",
@@ -416,34 +475,78 @@ fn validate_workspace(
             );
         }
     }
-    let claims = claim_headers(raw.headers.claims, report);
-    let headers = HeaderMapping {
-        user: raw.headers.user.unwrap_or_else(|| "email".into()),
-        email: raw.headers.email.unwrap_or_else(|| "email".into()),
-        preferred_username: raw.headers.preferred_username,
-        groups: raw.headers.groups,
-        pass_access_token: raw.headers.pass_access_token,
-        pass_authorization_header: raw.headers.pass_authorization_header,
-        pass_id_token: raw.headers.pass_id_token,
-        claims,
+    written
+}
+
+/// `session.cookie_name`: a cookie token; `__Host-` (the default over https) only over https.
+fn cookie_name(written: Option<String>, insecure_http: bool, report: &mut Report<'_>) -> String {
+    let default = if insecure_http {
+        "authgate"
+    } else {
+        "__Host-authgate"
     };
-    let mut authz = AuthzRules {
-        emails: raw
-            .authz
-            .emails
-            .iter()
-            .map(|e| e.trim().to_ascii_lowercase())
-            .collect(),
-        email_domains: raw
-            .authz
-            .email_domains
-            .iter()
-            .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
-            .collect(),
-        groups: raw.authz.groups,
-        allow_any_account: raw.authz.allow_any_account,
-    };
-    for (i, e) in authz.emails.iter().enumerate() {
+    let name = written.unwrap_or_else(|| default.into());
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        report.error(
+            "session.cookie_name",
+            "use letters, digits, '-', '_' and '.' only",
+        );
+    }
+    if insecure_http && name.starts_with("__Host-") {
+        report.error(
+            "session.cookie_name",
+            "browsers accept `__Host-` cookies only over https: drop the prefix or insecure_http",
+        );
+    }
+    name
+}
+
+/// `session.store`: the cookie by default; Redis only when the server file configures it.
+fn session_store(
+    written: Option<Parsed<SessionStoreKind>>,
+    has_redis: bool,
+    report: &mut Report<'_>,
+) -> SessionStoreKind {
+    match written.and_then(|p| report.parsed("session.store", p)) {
+        Some(SessionStoreKind::Redis) if !has_redis => {
+            report.error(
+                "session.store",
+                "\"redis\" needs a [redis] table in authgate.toml",
+            );
+            SessionStoreKind::Cookie
+        }
+        Some(store) => store,
+        None => SessionStoreKind::Cookie,
+    }
+}
+
+/// `[headers]`: the claim behind each identity header (`email` by default) and the tokens
+/// passed on.
+fn headers(raw: RawHeaders, report: &mut Report<'_>) -> HeaderMapping {
+    HeaderMapping {
+        claims: claim_headers(raw.claims, report),
+        user: raw.user.unwrap_or_else(|| "email".into()),
+        email: raw.email.unwrap_or_else(|| "email".into()),
+        preferred_username: raw.preferred_username,
+        groups: raw.groups,
+        pass_access_token: raw.pass_access_token,
+        pass_authorization_header: raw.pass_authorization_header,
+        pass_id_token: raw.pass_id_token,
+    }
+}
+
+/// `[authz]`: addresses and domains lower-cased (a domain's `@` dropped), empty groups dropped.
+fn authz(raw: RawAuthz, report: &mut Report<'_>) -> AuthzRules {
+    let emails: Vec<String> = raw
+        .emails
+        .iter()
+        .map(|e| e.trim().to_ascii_lowercase())
+        .collect();
+    for (i, e) in emails.iter().enumerate() {
         if !e.contains('@') {
             report.error(
                 format!("authz.emails[{i}]"),
@@ -451,7 +554,12 @@ fn validate_workspace(
             );
         }
     }
-    for (i, d) in authz.email_domains.iter().enumerate() {
+    let email_domains: Vec<String> = raw
+        .email_domains
+        .iter()
+        .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+        .collect();
+    for (i, d) in email_domains.iter().enumerate() {
         if Host::parse(d).is_err() {
             report.error(
                 format!("authz.email_domains[{i}]"),
@@ -459,33 +567,12 @@ fn validate_workspace(
             );
         }
     }
-    authz.groups.retain(|g| !g.is_empty());
-    check_open_providers(&providers, &authz, report);
-    let public = super::public::validate(raw.public, report);
-
-    if report.errors.len() > start {
-        return None;
+    AuthzRules {
+        emails,
+        email_domains,
+        groups: raw.groups.into_iter().filter(|g| !g.is_empty()).collect(),
+        allow_any_account: raw.allow_any_account,
     }
-    Some(WorkspaceConfig {
-        name,
-        file: path.to_path_buf(),
-        hosts,
-        auth,
-        insecure_http,
-        callback_url: callback_url?,
-        allowed_redirect_hosts,
-        providers,
-        session: SessionConfig {
-            cookie_name,
-            lifetime,
-            store,
-            backchannel_logout: raw.session.backchannel_logout,
-            refresh_interval,
-        },
-        headers,
-        authz,
-        public,
-    })
 }
 
 /// Headers authgate sends itself; `[headers.claims]` may not name them.
