@@ -12,6 +12,8 @@ mod redis;
 #[cfg(feature = "schema")]
 pub mod schema;
 pub mod secrets;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 use std::fmt;
