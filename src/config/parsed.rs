@@ -29,25 +29,18 @@ impl<T: DeserializeOwned> Parsed<T> {
     }
 
     /// Reads a list of `T`, each at the place of the whole list (toml keeps no place for the
-    /// items of a value it has already read). A value that is no list is refused as one.
-    pub(crate) fn list(written: Spanned<toml::Value>) -> Vec<Self> {
+    /// items of a value it has already read); serde's message when the value is no list.
+    pub(crate) fn list(written: Spanned<toml::Value>) -> Result<Vec<Self>, String> {
         let span = written.span();
-        match written.into_inner() {
-            toml::Value::Array(items) => items
-                .into_iter()
-                .map(|item| Self {
-                    value: T::deserialize(item).map_err(|e| e.message().to_string()),
-                    span: span.clone(),
-                })
-                .collect(),
-            other => vec![Self {
-                value: Err(format!(
-                    "invalid type: {}, expected a list",
-                    other.type_str()
-                )),
-                span,
-            }],
-        }
+        let items = Vec::<toml::Value>::deserialize(written.into_inner())
+            .map_err(|e| e.message().to_string())?;
+        Ok(items
+            .into_iter()
+            .map(|item| Self {
+                value: T::deserialize(item).map_err(|e| e.message().to_string()),
+                span: span.clone(),
+            })
+            .collect())
     }
 }
 

@@ -249,13 +249,24 @@ pub(crate) struct RefusedKey {
 impl<'de> Deserialize<'de> for RawProvider {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut table = BTreeMap::<String, Spanned<toml::Value>>::deserialize(d)?;
+        let mut refused = Vec::new();
         let kind = table.remove("kind").map(Parsed::from_spanned);
-        let algorithms = table.remove("algorithms").map(Parsed::list);
+        let algorithms = table.remove("algorithms").and_then(|list| {
+            let span = list.span();
+            Parsed::list(list)
+                .map_err(|problem| {
+                    refused.push(RefusedKey {
+                        path: "algorithms".into(),
+                        problem,
+                        span,
+                    })
+                })
+                .ok()
+        });
         let common_keys = keys_of::<RawProviderCommon>();
         let (common, own): (BTreeMap<_, _>, BTreeMap<_, _>) = table
             .into_iter()
             .partition(|(k, _)| common_keys.contains(&k.as_str()));
-        let mut refused = Vec::new();
         let common = read_keys(common, &mut refused);
         let keys = match kind.as_ref().map(|k| &k.value) {
             None => Some(ProviderKind::Oidc),

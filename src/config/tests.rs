@@ -122,6 +122,11 @@ fn a_value_of_the_wrong_type_names_file_field_and_line() {
              expected a boolean (line 8)",
         ),
         (
+            "algorithms = \"RS256\"",
+            "workspaces/x.toml: provider[0].algorithms: invalid type: string \"RS256\", \
+             expected a sequence (line 8)",
+        ),
+        (
             "scopes = \"openid\"",
             "workspaces/x.toml: provider[0].scopes: invalid type: string \"openid\", expected a \
              sequence (line 8)",
