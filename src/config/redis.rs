@@ -101,84 +101,19 @@ impl RedisConfig {
 
 /// Checks `[redis]`; every problem goes to `report` under `redis.<key>`.
 pub(super) fn validate_redis(raw: RawRedis, report: &mut Report<'_>) -> RedisConfig {
-    let sentinels = raw.sentinels.unwrap_or_default();
     let has_url = raw.url_env.is_some() || raw.url_file.is_some();
-    let tls = raw.tls.unwrap_or(false);
+    let sentinels = raw.sentinels.unwrap_or_default();
     let target = if sentinels.is_empty() {
-        if !has_url {
-            report.error(
-                "redis",
-                "set url_env or url_file (the URL may hold a password, so never inline), or sentinels",
-            );
-        }
-        if raw.sentinel_master.is_some() {
-            report.error("redis.sentinel_master", "set without sentinels");
-        }
-        if raw.tls.is_some() {
-            report.error(
-                "redis.tls",
-                "only with sentinels: a URL says TLS by its scheme, rediss://",
-            );
-        }
-        RedisTarget::Url(SecretSource {
-            env: raw.url_env,
-            file: raw.url_file.map(PathBuf::from),
-        })
+        let stray = (raw.sentinel_master.is_some(), raw.tls.is_some());
+        url_target(raw.url_env, raw.url_file, stray, report)
     } else {
-        if has_url {
-            report.error(
-                "redis.sentinels",
-                "set with url_env or url_file: the sentinels name the server, so give one or the other",
-            );
-        }
-        let master = raw.sentinel_master.unwrap_or_default();
-        if master.trim().is_empty() || master.contains(char::is_whitespace) {
-            report.error(
-                "redis.sentinel_master",
-                "required with sentinels: the name the sentinels monitor the master by (`sentinel monitor <name> …`)",
-            );
-        }
-        let mut addrs = Vec::new();
-        for (i, s) in sentinels.iter().enumerate() {
-            match parse_sentinel(s) {
-                Some(a) => addrs.push(a),
-                None => report.error(
-                    format!("redis.sentinels[{i}]"),
-                    format!("`{s}` is not host:port like 10.0.0.5:26379"),
-                ),
-            }
-        }
-        RedisTarget::Sentinel {
-            sentinels: addrs,
-            master,
-            tls,
-        }
+        let tls = raw.tls.unwrap_or(false);
+        sentinel_target(sentinels, raw.sentinel_master, tls, has_url, report)
     };
     let ca = raw
         .ca_file
         .and_then(|f| read_certificates(&f, "redis.ca_file", report));
-    let client_cert = match (raw.client_cert_file, raw.client_key_file) {
-        (None, None) => None,
-        (Some(cert), Some(key)) => {
-            read_certificates(&cert, "redis.client_cert_file", report).map(|pem| {
-                (
-                    pem,
-                    SecretSource {
-                        env: None,
-                        file: Some(PathBuf::from(key)),
-                    },
-                )
-            })
-        }
-        (Some(_), None) => {
-            report.error("redis.client_key_file", "required with client_cert_file");
-            None
-        }
-        (None, Some(_)) => {
-            report.error("redis.client_cert_file", "required with client_key_file");
-            None
-        }
-    };
+    let client_cert = client_cert(raw.client_cert_file, raw.client_key_file, report);
     if matches!(target, RedisTarget::Sentinel { tls: false, .. })
         && (ca.is_some() || client_cert.is_some())
     {
@@ -188,25 +123,16 @@ pub(super) fn validate_redis(raw: RawRedis, report: &mut Report<'_>) -> RedisCon
         );
     }
     let username = raw.username;
-    if let Some(u) = &username {
-        if u.is_empty() || u.contains(char::is_whitespace) {
-            report.error(
-                "redis.username",
-                "not an ACL user name (empty or with spaces)",
-            );
-        }
+    if username
+        .as_ref()
+        .is_some_and(|u| u.is_empty() || u.contains(char::is_whitespace))
+    {
+        report.error(
+            "redis.username",
+            "not an ACL user name (empty or with spaces)",
+        );
     }
-    let password =
-        (raw.password_env.is_some() || raw.password_file.is_some()).then(|| SecretSource {
-            env: raw.password_env,
-            file: raw.password_file.map(PathBuf::from),
-        });
-    let sentinel_password = (raw.sentinel_password_env.is_some()
-        || raw.sentinel_password_file.is_some())
-    .then(|| SecretSource {
-        env: raw.sentinel_password_env,
-        file: raw.sentinel_password_file.map(PathBuf::from),
-    });
+    let sentinel_password = secret_source(raw.sentinel_password_env, raw.sentinel_password_file);
     if sentinel_password.is_some() && matches!(target, RedisTarget::Url(_)) {
         report.error("redis.sentinel_password_file", "set without sentinels");
     }
@@ -215,9 +141,112 @@ pub(super) fn validate_redis(raw: RawRedis, report: &mut Report<'_>) -> RedisCon
         ca,
         client_cert,
         username,
-        password,
+        password: secret_source(raw.password_env, raw.password_file),
         sentinel_password,
     }
+}
+
+/// One server, at the URL in `url_env` or `url_file` (never inline: it may hold a password);
+/// `sentinel_master` and `tls` (`stray`: whether each is set) belong to sentinels.
+fn url_target(
+    env: Option<String>,
+    file: Option<String>,
+    (master_set, tls_set): (bool, bool),
+    report: &mut Report<'_>,
+) -> RedisTarget {
+    if env.is_none() && file.is_none() {
+        report.error(
+            "redis",
+            "set url_env or url_file (the URL may hold a password, so never inline), or sentinels",
+        );
+    }
+    if master_set {
+        report.error("redis.sentinel_master", "set without sentinels");
+    }
+    if tls_set {
+        report.error(
+            "redis.tls",
+            "only with sentinels: a URL says TLS by its scheme, rediss://",
+        );
+    }
+    RedisTarget::Url(SecretSource {
+        env,
+        file: file.map(PathBuf::from),
+    })
+}
+
+/// The master `master` as `sentinels` (`host:port` each) name it; no URL beside them.
+fn sentinel_target(
+    sentinels: Vec<String>,
+    master: Option<String>,
+    tls: bool,
+    has_url: bool,
+    report: &mut Report<'_>,
+) -> RedisTarget {
+    if has_url {
+        report.error(
+            "redis.sentinels",
+            "set with url_env or url_file: the sentinels name the server, so give one or the other",
+        );
+    }
+    let master = master.unwrap_or_default();
+    if master.trim().is_empty() || master.contains(char::is_whitespace) {
+        report.error(
+            "redis.sentinel_master",
+            "required with sentinels: the name the sentinels monitor the master by (`sentinel monitor <name> …`)",
+        );
+    }
+    let mut addrs = Vec::new();
+    for (i, s) in sentinels.iter().enumerate() {
+        match parse_sentinel(s) {
+            Some(a) => addrs.push(a),
+            None => report.error(
+                format!("redis.sentinels[{i}]"),
+                format!("`{s}` is not host:port like 10.0.0.5:26379"),
+            ),
+        }
+    }
+    RedisTarget::Sentinel {
+        sentinels: addrs,
+        master,
+        tls,
+    }
+}
+
+/// A TLS client certificate (read and parsed: it is public) and where its key is (a secret,
+/// read with the others); each needs the other.
+fn client_cert(
+    cert: Option<String>,
+    key: Option<String>,
+    report: &mut Report<'_>,
+) -> Option<(PemFile, SecretSource)> {
+    match (cert, key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            let pem = read_certificates(&cert, "redis.client_cert_file", report)?;
+            let key = SecretSource {
+                env: None,
+                file: Some(PathBuf::from(key)),
+            };
+            Some((pem, key))
+        }
+        (Some(_), None) => {
+            report.error("redis.client_key_file", "required with client_cert_file");
+            None
+        }
+        (None, Some(_)) => {
+            report.error("redis.client_cert_file", "required with client_key_file");
+            None
+        }
+    }
+}
+
+/// Where a secret comes from, when either its variable or its file is named.
+fn secret_source(env: Option<String>, file: Option<String>) -> Option<SecretSource> {
+    (env.is_some() || file.is_some()).then(|| SecretSource {
+        env,
+        file: file.map(PathBuf::from),
+    })
 }
 
 /// `host:port` of a sentinel: a DNS name, an IPv4 address or a bracketed IPv6 address, and
