@@ -14,8 +14,8 @@ use toml::Spanned;
 /// A value of type `T` as serde read it from the file, or serde's reason for refusing it.
 #[derive(Debug, Clone)]
 pub(crate) struct Parsed<T> {
-    /// The value, or serde's message (`unknown variant `okta`, expected one of …`).
-    pub(crate) value: Result<T, String>,
+    /// The value, or serde's refusal (`unknown variant `okta`, expected one of …`).
+    pub(crate) value: Result<T, toml::de::Error>,
     /// Where the value is written, in bytes of the file.
     pub(crate) span: Range<usize>,
 }
@@ -24,20 +24,19 @@ impl<T: DeserializeOwned> Parsed<T> {
     /// Reads `T` from a value kept with its span.
     pub(crate) fn from_spanned(written: Spanned<toml::Value>) -> Self {
         let span = written.span();
-        let value = T::deserialize(written.into_inner()).map_err(|e| e.message().to_string());
+        let value = T::deserialize(written.into_inner());
         Self { value, span }
     }
 
     /// Reads a list of `T`, each at the place of the whole list (toml keeps no place for the
     /// items of a value it has already read); serde's message when the value is no list.
-    pub(crate) fn list(written: Spanned<toml::Value>) -> Result<Vec<Self>, String> {
+    pub(crate) fn list(written: Spanned<toml::Value>) -> Result<Vec<Self>, toml::de::Error> {
         let span = written.span();
-        let items = Vec::<toml::Value>::deserialize(written.into_inner())
-            .map_err(|e| e.message().to_string())?;
+        let items = Vec::<toml::Value>::deserialize(written.into_inner())?;
         Ok(items
             .into_iter()
             .map(|item| Self {
-                value: T::deserialize(item).map_err(|e| e.message().to_string()),
+                value: T::deserialize(item),
                 span: span.clone(),
             })
             .collect())
@@ -122,12 +121,12 @@ mod tests {
     fn a_refused_value_keeps_serde_s_message_and_its_place() {
         let text = "\ncolour = \"red\"\n";
         let f: File = toml::from_str(text).unwrap();
-        assert_eq!(f.colour.value, Ok(Colour::Red));
+        assert_eq!(f.colour.value.unwrap(), Colour::Red);
         assert_eq!(line_of(text, f.colour.span.start), 2);
         let f: File = toml::from_str("colour = \"blue\"").unwrap();
         assert_eq!(
-            f.colour.value,
-            Err("unknown variant `blue`, expected `red`".into())
+            f.colour.value.unwrap_err().message(),
+            "unknown variant `blue`, expected `red`"
         );
     }
 }

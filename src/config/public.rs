@@ -23,13 +23,13 @@ fn rule(i: usize, raw: RawPublic, report: &mut Report<'_>) -> Option<PublicRule>
     let path = match (raw.path, raw.prefix) {
         (Some(p), None) => {
             check_path(&p)
-                .map_err(|e| report.error(format!("public[{i}].path"), e))
+                .map_err(|e| report.error(format!("public[{i}].path"), e.to_string()))
                 .ok()?;
             PathPattern::Exact(p)
         }
         (None, Some(p)) => {
             check_path(&p)
-                .map_err(|e| report.error(format!("public[{i}].prefix"), e))
+                .map_err(|e| report.error(format!("public[{i}].prefix"), e.to_string()))
                 .ok()?;
             if !p.ends_with('/') {
                 report.error(
@@ -80,30 +80,41 @@ fn rule(i: usize, raw: RawPublic, report: &mut Report<'_>) -> Option<PublicRule>
 
 /// A rule's path must be what `public::normalize` makes of itself, with no percent-encoding:
 /// absolute, visible ASCII, no `.`/`..` segments, no `//`, no `;`, `#`, `?`, `\` or `%`.
-fn check_path(p: &str) -> Result<(), String> {
+fn check_path(p: &str) -> Result<(), PathProblem> {
     if !p.starts_with('/') {
-        return Err(format!("`{p}` must start with '/'"));
+        return Err(PathProblem::Relative(p.into()));
     }
     if let Some(c) = p
         .chars()
         .find(|c| matches!(c, '%' | ';' | '#' | '?' | '\\'))
     {
-        return Err(format!(
-            "`{p}` holds `{c}`: rules are plain decoded paths, matched without query, parameters or encoding"
-        ));
+        return Err(PathProblem::Reserved(p.into(), c));
     }
     if p.contains("//") {
-        return Err(format!("`{p}` holds an empty segment (`//`)"));
+        return Err(PathProblem::EmptySegment(p.into()));
     }
     if p.split('/').any(|s| s == "." || s == "..") {
-        return Err(format!("`{p}` holds a `.` or `..` segment"));
+        return Err(PathProblem::DotSegment(p.into()));
     }
     if public::normalize(p).as_deref() != Some(p) {
-        return Err(format!(
-            "`{p}` holds spaces, control or non-ASCII characters"
-        ));
+        return Err(PathProblem::NotVisibleAscii(p.into()));
     }
     Ok(())
+}
+
+/// Why a `[[public]]` path is refused.
+#[derive(Debug, thiserror::Error)]
+enum PathProblem {
+    #[error("`{0}` must start with '/'")]
+    Relative(String),
+    #[error("`{0}` holds `{1}`: rules are plain decoded paths, matched without query, parameters or encoding")]
+    Reserved(String, char),
+    #[error("`{0}` holds an empty segment (`//`)")]
+    EmptySegment(String),
+    #[error("`{0}` holds a `.` or `..` segment")]
+    DotSegment(String),
+    #[error("`{0}` holds spaces, control or non-ASCII characters")]
+    NotVisibleAscii(String),
 }
 
 #[cfg(test)]

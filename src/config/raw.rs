@@ -257,7 +257,7 @@ impl<'de> Deserialize<'de> for RawProvider {
                 .map_err(|problem| {
                     refused.push(RefusedKey {
                         path: "algorithms".into(),
-                        problem,
+                        problem: problem.message().to_string(),
                         span,
                     })
                 })

@@ -34,7 +34,7 @@ impl Secrets {
                 errors.push(ConfigError {
                     file: SERVER_FILE.into(),
                     field: "secrets.cookie_secrets".into(),
-                    problem,
+                    problem: problem.to_string(),
                 })
             })
             .ok();
@@ -45,7 +45,7 @@ impl Secrets {
                 errors.extend(problems.into_iter().map(|(field, problem)| ConfigError {
                     file: SERVER_FILE.into(),
                     field: format!("redis.{field}"),
-                    problem,
+                    problem: problem.to_string(),
                 }));
                 None
             }
@@ -60,7 +60,7 @@ impl Secrets {
                     Err(problem) => errors.push(ConfigError {
                         file: Config::relative(&config.dir, &ws.file).to_path_buf(),
                         field: format!("provider[{i}].client_secret"),
-                        problem,
+                        problem: problem.to_string(),
                     }),
                 }
             }
@@ -102,7 +102,7 @@ impl RedisSecrets {
     pub(crate) fn read(
         config: &RedisConfig,
         env: &dyn Env,
-    ) -> Result<Self, Vec<(&'static str, String)>> {
+    ) -> Result<Self, Vec<(&'static str, SecretError)>> {
         let mut problems = Vec::new();
         let mut one = |src: Option<&SecretSource>, field: &'static str| {
             src.and_then(|s| s.read(env).map_err(|p| problems.push((field, p))).ok())
@@ -161,7 +161,7 @@ pub struct SecretSource {
 
 impl SecretSource {
     /// Reads the secret, trimming surrounding whitespace (files usually end in a newline).
-    pub fn read(&self, env: &dyn Env) -> Result<Secret, String> {
+    pub fn read(&self, env: &dyn Env) -> Result<Secret, SecretError> {
         if let Some(name) = &self.env {
             if let Some(value) = env.var(name).filter(|v| !v.trim().is_empty()) {
                 return Ok(Secret::new(value.trim()));
@@ -170,24 +170,45 @@ impl SecretSource {
         if let Some(path) = &self.file {
             return match std::fs::read_to_string(path) {
                 Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
-                Ok(_) => Err(format!("secret file {} is empty", path.display())),
-                Err(e) => Err(format!(
-                    "{}cannot read secret file {}: {e}",
-                    self.env
-                        .as_ref()
-                        .map(|n| format!("${n} is not set and "))
-                        .unwrap_or_default(),
-                    path.display()
-                )),
+                Ok(_) => Err(SecretError::EmptyFile(path.clone())),
+                Err(source) => Err(SecretError::Unreadable {
+                    unset: self.env.clone(),
+                    path: path.clone(),
+                    source,
+                }),
             };
         }
         match &self.env {
-            Some(name) => Err(format!(
-                "${name} is not set and no secret file is configured"
-            )),
-            None => Err("no environment variable or file is configured for this secret".into()),
+            Some(name) => Err(SecretError::Unset(name.clone())),
+            None => Err(SecretError::Unconfigured),
         }
     }
+}
+
+/// Why a secret could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretError {
+    /// The file holds nothing but whitespace.
+    #[error("secret file {} is empty", .0.display())]
+    EmptyFile(PathBuf),
+    /// The file cannot be read (and the variable, if one is named, is not set).
+    #[error("{}cannot read secret file {}: {source}", unset.as_ref().map(|n| format!("${n} is not set and ")).unwrap_or_default(), path.display())]
+    Unreadable {
+        /// The variable tried first, unset.
+        unset: Option<String>,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The variable is not set, and no file is named.
+    #[error("${0} is not set and no secret file is configured")]
+    Unset(String),
+    /// Neither a variable nor a file is named.
+    #[error("no environment variable or file is configured for this secret")]
+    Unconfigured,
 }
 
 #[cfg(test)]
@@ -259,7 +280,7 @@ mod tests {
             env: Some("NOPE".into()),
             file: Some("/nonexistent/s".into()),
         };
-        let err = src.read(&HashMap::new()).unwrap_err();
+        let err = src.read(&HashMap::new()).unwrap_err().to_string();
         assert!(err.contains("$NOPE"), "{err}");
         assert!(err.contains("/nonexistent/s"), "{err}");
     }

@@ -56,7 +56,7 @@ impl Report<'_> {
         match p.value {
             Ok(v) => Some(v),
             Err(problem) => {
-                self.error_at(field, &problem, p.span.start);
+                self.error_at(field, problem.message(), p.span.start);
                 None
             }
         }

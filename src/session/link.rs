@@ -316,7 +316,7 @@ impl Shared {
     }
 
     /// Makes a connection: to the URL's server, or to the master the sentinels name now.
-    async fn make(&self) -> Result<ConnectionManager, String> {
+    async fn make(&self) -> Result<ConnectionManager, ConnectError> {
         // One attempt each time: the loop in `run` retries the first connection, and the
         // checks every second drive the manager's reconnections. Its own retries would hide
         // the reason (a refused certificate, WRONGPASS) behind the attempt's time bound.
@@ -330,8 +330,8 @@ impl Shared {
                 let mut sentinel = sentinel.lock().await;
                 tokio::time::timeout(COMMAND_TIMEOUT * 4, sentinel.async_get_client())
                     .await
-                    .map_err(|_| "the sentinels named no master in time".to_string())?
-                    .map_err(|e| format!("asking the sentinels: {e}"))?
+                    .map_err(|_| ConnectError::NoMaster)?
+                    .map_err(ConnectError::Sentinels)?
             }
         };
         tokio::time::timeout(
@@ -339,8 +339,8 @@ impl Shared {
             ConnectionManager::new_with_config(client, config),
         )
         .await
-        .map_err(|_| format!("no answer within {COMMAND_TIMEOUT:?}"))?
-        .map_err(|e| e.to_string())
+        .map_err(|_| ConnectError::Timeout)?
+        .map_err(ConnectError::Redis)
     }
 
     /// Whether the connection works, and for Sentinel whether it still reaches the master.
@@ -381,6 +381,23 @@ enum Check {
     Down,
     /// Answers as a replica: a failover happened.
     NotMaster,
+}
+
+/// Why one connection attempt failed.
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    /// The sentinels did not name a master in time.
+    #[error("the sentinels named no master in time")]
+    NoMaster,
+    /// Asking the sentinels failed.
+    #[error("asking the sentinels: {0}")]
+    Sentinels(#[source] redis::RedisError),
+    /// The server did not answer in time.
+    #[error("no answer within {COMMAND_TIMEOUT:?}")]
+    Timeout,
+    /// The server refused or failed.
+    #[error("{0}")]
+    Redis(#[source] redis::RedisError),
 }
 
 /// Connects until it succeeds (each attempt bounded, retried with [`backoff`]), then checks
@@ -469,7 +486,7 @@ mod tests {
     fn refused(config: &RedisConfig, env: &HashMap<String, String>) -> (String, String) {
         let secrets = match RedisSecrets::read(config, env) {
             Ok(s) => s,
-            Err(problems) => return (problems[0].0.to_string(), problems[0].1.clone()),
+            Err(problems) => return (problems[0].0.to_string(), problems[0].1.to_string()),
         };
         match open(config, &secrets, &Metrics::default()) {
             Ok(_) => panic!("opened"),
