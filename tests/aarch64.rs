@@ -8,24 +8,14 @@
 //! binaries and runs these tests.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "../benches/support/idp.rs"]
-mod idp;
-#[path = "common/tokens.rs"]
-mod tokens;
-
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use authgate::identity::Identity;
-use authgate::oidc::JwksCache;
-use authgate::provider::ProviderContext;
 use jsonwebtoken::Algorithm;
-
-const SECRET: &str = "dGVzdC1vbmx5LWNvb2tpZS1zZWNyZXQtMzItYnl0ZXMtbG9uZw";
+use testkit::config::{oidc_workspace, open_workspace};
+use testkit::{env_with, idp, tokens, ConfigDir, COOKIE_SECRET};
 const LOGIN_HOST: &str = "mcd.smoke.test";
 const OPEN_HOST: &str = "perso.smoke.test";
 const CLIENT_ID: &str = "authgate-smoke";
@@ -51,19 +41,8 @@ fn elf_machine(path: &Path) -> u16 {
 
 /// A raw `GET`: status, lower-cased head, body.
 fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String, String)> {
-    let mut s = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, head.to_ascii_lowercase(), body.to_string()))
+    let a = testkit::raw::get(SocketAddr::from(([127, 0, 0, 1], port)), path, headers).ok()?;
+    Some((a.status, a.head, a.body))
 }
 
 struct Running(Child);
@@ -75,71 +54,26 @@ impl Drop for Running {
     }
 }
 
-fn config_dir(issuer: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("authgate.toml"), "").unwrap();
-    std::fs::create_dir(dir.path().join("workspaces")).unwrap();
-    std::fs::write(
-        dir.path().join("workspaces/mcd.toml"),
-        format!(
-            r#"hosts = ["{LOGIN_HOST}"]
-auth = "oidc"
-insecure_http = true
-[[provider]]
-kind = "oidc"
-issuer = "{issuer}"
-client_id = "{CLIENT_ID}"
-client_secret_env = "SMOKE_CLIENT_SECRET"
-[session]
-cookie_name = "authgate-mcd"
-[headers]
-user = "email"
-email = "email"
-"#
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("workspaces/perso.toml"),
-        format!("hosts = [\"{OPEN_HOST}\"]\nauth = \"none\"\n"),
-    )
-    .unwrap();
-    dir
+fn config_dir(issuer: &str) -> ConfigDir {
+    let login = format!(
+        "{}[session]\ncookie_name = \"authgate-mcd\"\n[headers]\nuser = \"email\"\nemail = \"email\"\n",
+        oidc_workspace(LOGIN_HOST, issuer, CLIENT_ID, "SMOKE_CLIENT_SECRET")
+    );
+    ConfigDir::new("")
+        .workspace("mcd", &login)
+        .workspace("perso", &open_workspace(OPEN_HOST))
 }
 
 /// A session cookie sealed by the host build of the library with the same secret and config:
 /// the cross-built binary must open it.
 fn session_cookie(config: &Path) -> String {
-    let env: HashMap<String, String> = [
-        ("AUTHGATE_COOKIE_SECRETS", SECRET),
-        ("SMOKE_CLIENT_SECRET", "smoke"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let http = authgate::server::http_client().unwrap();
-    let ctx = ProviderContext::new(http.clone(), JwksCache::new(http, Duration::from_secs(30)));
-    let (_, registry) = authgate::server::load_registry(config, &env, &ctx).unwrap();
-    let ws = registry.lookup(LOGIN_HOST).unwrap();
-    let id = Identity {
-        user: "alice@example.test".into(),
-        email: "alice@example.test".into(),
-        subject: "user-123".into(),
-        ..Identity::default()
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let c = ws.session.issue(&id, now).unwrap();
-    format!("{}={}", c.name(), c.value())
+    let env = env_with(&[("SMOKE_CLIENT_SECRET", "smoke")]);
+    let (name, value) = testkit::session::session_cookie(config, &env, LOGIN_HOST).unwrap();
+    format!("{name}={value}")
 }
 
 fn bearer(alg: Algorithm, kid: &str, issuer: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = testkit::now();
     tokens::sign(
         alg,
         Some(kid),
@@ -160,19 +94,9 @@ fn smoke(arch: &str, runner: Option<&str>, machine: u16) {
         bin.display()
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let idp = {
-        let _guard = rt.enter();
-        idp::serve(listener, tokens::jwks())
-    };
+    let idp = idp::start(&rt, 0).unwrap();
     let config = config_dir(&idp.issuer);
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = testkit::free_port();
     let mut cmd = match runner {
         Some(r) => {
             let mut c = Command::new(r);
@@ -184,7 +108,7 @@ fn smoke(arch: &str, runner: Option<&str>, machine: u16) {
     cmd.args(["serve", "--config"])
         .arg(config.path())
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("AUTHGATE_COOKIE_SECRETS", SECRET)
+        .env("AUTHGATE_COOKIE_SECRETS", COOKIE_SECRET)
         .env("SMOKE_CLIENT_SECRET", "smoke")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());

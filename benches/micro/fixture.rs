@@ -3,20 +3,18 @@
 //! `authgate serve` builds them (minus the listener), a session cookie sealed by the workspace's
 //! own codec, and a provider whose discovery and JWKS came from a loopback [`StaticIdp`].
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use authgate::identity::Identity;
-use authgate::oidc::JwksCache;
-use authgate::provider::ProviderContext;
 use authgate::state::{AppState, SystemClock};
 use authgate::workspace::{Registry, Workspace};
 use axum::Router;
 use jsonwebtoken::Algorithm;
 
-use crate::idp::{self, StaticIdp};
-use crate::tokens;
+use testkit::config::{oidc_workspace, open_workspace};
+use testkit::idp::{self, StaticIdp};
+use testkit::{env_with, session, tokens, ConfigDir};
 
 /// Host of the workspace that needs a login.
 pub(crate) const LOGIN_HOST: &str = "mcd.bench.test";
@@ -26,8 +24,6 @@ pub(crate) const OPEN_HOST: &str = "perso.bench.test";
 pub(crate) const CLIENT_ID: &str = "authgate-bench";
 /// Session cookie name of the login workspace.
 pub(crate) const COOKIE: &str = "authgate-mcd";
-/// The master cookie secret the tests use too.
-pub(crate) const COOKIE_SECRET: &str = "dGVzdC1vbmx5LWNvb2tpZS1zZWNyZXQtMzItYnl0ZXMtbG9uZw";
 
 /// Everything the benchmarks need, alive for the whole run.
 pub(crate) struct Fixture {
@@ -46,25 +42,13 @@ pub(crate) struct Fixture {
     /// Kept alive: the provider the workspace discovered.
     _idp: StaticIdp,
     /// Kept alive: the config directory.
-    _dir: tempfile::TempDir,
-}
-
-fn write(dir: &std::path::Path, name: &str, text: &str) {
-    std::fs::write(dir.join(name), text).expect("write config file");
+    _config: ConfigDir,
 }
 
 /// The login workspace's file: a realistic mapping (user, email, preferred username, groups).
 fn login_workspace(issuer: &str) -> String {
     format!(
-        r#"hosts = ["{LOGIN_HOST}"]
-auth = "oidc"
-insecure_http = true
-[[provider]]
-kind = "oidc"
-issuer = "{issuer}"
-client_id = "{CLIENT_ID}"
-client_secret_env = "BENCH_CLIENT_SECRET"
-[session]
+        r#"{}[session]
 cookie_name = "{COOKIE}"
 lifetime = "8h"
 [headers]
@@ -74,40 +58,21 @@ preferred_username = "preferred_username"
 groups = "groups"
 [authz]
 email_domains = ["example.test"]
-"#
+"#,
+        oidc_workspace(LOGIN_HOST, issuer, CLIENT_ID, "BENCH_CLIENT_SECRET")
     )
 }
 
 /// The identity a login at the test provider yields.
 pub(crate) fn alice() -> Identity {
-    Identity {
-        user: "alice@example.test".into(),
-        email: "alice@example.test".into(),
-        preferred_username: Some("alice".into()),
-        groups: vec!["g-admins".into(), "g-staff".into()],
-        subject: "user-123".into(),
-        provider: "oidc".into(),
-        ..Identity::default()
-    }
+    session::alice("oidc")
 }
 
-/// Seconds since the epoch.
-pub(crate) fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub(crate) use testkit::now;
 
 /// Claims of a bearer token for the login workspace, unique by `jti`.
 pub(crate) fn bearer_claims(issuer: &str, jti: &str) -> serde_json::Value {
-    let now = now();
-    serde_json::json!({
-        "iss": issuer, "sub": "user-123", "aud": CLIENT_ID, "azp": CLIENT_ID,
-        "exp": now + 3600, "iat": now, "jti": jti,
-        "email": "alice@example.test", "email_verified": true, "preferred_username": "alice",
-        "groups": ["g-admins", "g-staff"],
-    })
+    tokens::bearer_claims(issuer, CLIENT_ID, jti, now(), 3600)
 }
 
 impl Fixture {
@@ -118,34 +83,13 @@ impl Fixture {
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind the IdP");
-        let idp = {
-            let _guard = rt.enter();
-            idp::serve(listener, tokens::jwks())
-        };
+        let idp = idp::start(&rt, 0).expect("start the IdP");
         let issuer = idp.issuer.clone();
-        write(dir.path(), "authgate.toml", "");
-        std::fs::create_dir(dir.path().join("workspaces")).expect("workspaces dir");
-        let ws_dir = dir.path().join("workspaces");
-        write(&ws_dir, "mcd.toml", &login_workspace(&issuer));
-        write(
-            &ws_dir,
-            "perso.toml",
-            &format!("hosts = [\"{OPEN_HOST}\"]\nauth = \"none\"\n"),
-        );
-        let env: HashMap<String, String> = [
-            ("AUTHGATE_COOKIE_SECRETS", COOKIE_SECRET),
-            ("BENCH_CLIENT_SECRET", "bench-secret"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let http = authgate::server::http_client().expect("HTTP client");
-        let ctx = ProviderContext::new(http.clone(), JwksCache::new(http, Duration::from_secs(30)));
-        let (_, registry) = authgate::server::load_registry(dir.path(), &env, &ctx)
+        let config = ConfigDir::new("")
+            .workspace("mcd", &login_workspace(&issuer))
+            .workspace("perso", &open_workspace(OPEN_HOST));
+        let env = env_with(&[("BENCH_CLIENT_SECRET", "bench-secret")]);
+        let (ctx, registry) = session::load(config.path(), &env)
             .unwrap_or_else(|e| panic!("bench config rejected: {e}"));
         let state = AppState::new(registry, ctx, Arc::new(SystemClock));
         {
@@ -170,7 +114,7 @@ impl Fixture {
             session_value,
             issuer,
             _idp: idp,
-            _dir: dir,
+            _config: config,
         };
         fx.wait_for_discovery();
         fx

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::fixture::{bearer_claims, now, Fixture, CLIENT_ID};
 use crate::runner::Runner;
-use crate::tokens;
+use testkit::tokens;
 
 pub(crate) fn bench(r: &mut Runner, fx: &Fixture) {
     let keys = tokens::keyset();

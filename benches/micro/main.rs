@@ -8,19 +8,15 @@
 //! Groups: `session` (cookie decode and check), `jwt_verify` (ID-token verification, RS256 and
 //! ES256), `bearer` (bearer JWTs with the verified-token cache warm and cold), `rd_validate`,
 //! and `auth_request` (a whole `/oauth2/auth` through the router). Nothing leaves loopback: the
-//! provider the workspace discovers is a static one in this process (`benches/support/idp.rs`).
+//! provider the workspace discovers is a static one in this process (`testkit::idp`, crates/testkit).
 //! Under `cargo test --all-targets` each benchmark runs once as a smoke test.
 
 mod fixture;
-#[path = "../support/idp.rs"]
-mod idp;
 mod jwt;
 mod redirect;
 mod router;
 mod runner;
 mod session;
-#[path = "../../tests/common/tokens.rs"]
-mod tokens;
 
 fn main() {
     let mut runner = runner::Runner::from_args();

@@ -13,7 +13,7 @@ use tower::ServiceExt;
 
 use crate::fixture::{bearer_claims, Fixture, LOGIN_HOST, OPEN_HOST};
 use crate::runner::Runner;
-use crate::tokens;
+use testkit::tokens;
 
 /// The subrequest NGINX sends for `https://<host>/helloworld`, plus `extra` headers.
 fn auth_request(host: &str, extra: &[(&str, &str)]) -> Request<Body> {

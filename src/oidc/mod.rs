@@ -14,7 +14,7 @@ pub mod verify;
 
 /// Test keys and token minting, shared by the unit tests of this module.
 #[cfg(test)]
-#[path = "../../tests/common/tokens.rs"]
+#[path = "../../crates/testkit/src/tokens.rs"]
 mod tokens;
 
 pub use discovery::{discover, DiscoveryError, ProviderMetadata};

@@ -2,7 +2,6 @@
 //! settings (warm-up excluded, several rounds, medians), then the fixed-rate latency, the
 //! million-request memory check, start-up time and idle memory; print one table.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +13,9 @@ use crate::report::{self, Report, Role, Row, Section};
 use crate::servers::{self, AuthBackend, Server};
 use crate::startup::StartupResult;
 use crate::wrk::{ColdTokens, Wrk, WrkResult};
-use crate::{idp, mint, procfs};
+use crate::{mint, procfs};
+use testkit::config::{oidc_workspace, open_workspace, write_config};
+use testkit::{env_with, idp};
 
 /// Host of the workspace that needs a login.
 pub(crate) const LOGIN_HOST: &str = "mcd.bench.test";
@@ -26,25 +27,50 @@ pub(crate) const AUTH_LOGIN: &str = "/oauth2/auth/mcd";
 pub(crate) const AUTH_OPEN: &str = "/oauth2/auth/perso";
 /// Client id bearer tokens are issued for.
 pub(crate) const CLIENT_ID: &str = "authgate-bench";
-/// The master cookie secret of the load config (the tests' one; it protects nothing).
-pub(crate) const COOKIE_SECRET: &str = "dGVzdC1vbmx5LWNvb2tpZS1zZWNyZXQtMzItYnl0ZXMtbG9uZw";
 
-/// Everything a run is told.
-#[derive(Debug, Clone)]
+/// Everything a run is told: `loadkit bench`'s options (`benches/load/run` passes the
+/// `LOAD_*` environment through).
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Settings {
+    #[arg(long, default_value = ".")]
     pub(crate) repo: PathBuf,
+    /// The authgate binary under test.
+    #[arg(long, default_value = "target/release/authgate")]
     pub(crate) authgate: PathBuf,
+    #[arg(long, env = "LOAD_ROUNDS", default_value_t = 3)]
     pub(crate) rounds: u32,
+    #[arg(long, env = "LOAD_ROUND_SECS", default_value_t = 5)]
     pub(crate) round_secs: u32,
+    #[arg(long, env = "LOAD_WARMUP_SECS", default_value_t = 2)]
     pub(crate) warmup_secs: u32,
+    /// wrk threads.
+    #[arg(long, env = "LOAD_THREADS", default_value_t = 1)]
     pub(crate) threads: u32,
+    /// wrk connections.
+    #[arg(long, env = "LOAD_CONNECTIONS", default_value_t = 32)]
     pub(crate) connections: u32,
+    /// The fixed request rate of the latency check.
+    #[arg(long, env = "LOAD_RATE", default_value_t = 2000)]
     pub(crate) rate: u32,
+    #[arg(long, env = "LOAD_RATE_SECS", default_value_t = 10)]
     pub(crate) rate_secs: u32,
+    /// Requests of the memory-growth check.
+    #[arg(long, env = "LOAD_GROWTH_REQUESTS", default_value_t = 1_000_000)]
     pub(crate) growth_requests: u64,
+    /// Distinct tokens for the cold-cache row (one warm-up and one round of it).
+    #[arg(long, env = "LOAD_COLD_TOKENS", default_value_t = 150_000)]
     pub(crate) cold_tokens: u64,
+    /// Fixed port of the static IdP, so the token pool stays valid between runs.
+    #[arg(long, env = "LOAD_IDP_PORT", default_value_t = 47_800)]
     pub(crate) idp_port: u16,
+    #[arg(long, default_value = "benches/load/results.md")]
     pub(crate) results: PathBuf,
+    /// How long to wait for other work on the machine to settle first, seconds.
+    #[arg(
+        long = "quiet-patience",
+        env = "LOAD_QUIET_PATIENCE",
+        default_value_t = 120
+    )]
     pub(crate) quiet_patience_secs: u64,
 }
 
@@ -86,18 +112,8 @@ fn subrequest_with_host(
 
 fn authgate_config(dir: &Path, issuer: &str) -> Result<PathBuf, String> {
     let config = dir.join("authgate-config");
-    std::fs::create_dir_all(config.join("workspaces")).map_err(|e| e.to_string())?;
-    std::fs::write(config.join("authgate.toml"), "").map_err(|e| e.to_string())?;
     let login = format!(
-        r#"hosts = ["{LOGIN_HOST}"]
-auth = "oidc"
-insecure_http = true
-[[provider]]
-kind = "oidc"
-issuer = "{issuer}"
-client_id = "{CLIENT_ID}"
-client_secret_env = "BENCH_CLIENT_SECRET"
-[session]
+        r#"{}[session]
 cookie_name = "authgate-mcd"
 lifetime = "8h"
 [headers]
@@ -105,22 +121,16 @@ user = "email"
 email = "email"
 preferred_username = "preferred_username"
 groups = "groups"
-"#
+"#,
+        oidc_workspace(LOGIN_HOST, issuer, CLIENT_ID, "BENCH_CLIENT_SECRET")
     );
-    std::fs::write(config.join("workspaces/mcd.toml"), login).map_err(|e| e.to_string())?;
-    std::fs::write(
-        config.join("workspaces/perso.toml"),
-        format!("hosts = [\"{OPEN_HOST}\"]\nauth = \"none\"\n"),
+    write_config(
+        &config,
+        "",
+        &[("mcd", &login), ("perso", &open_workspace(OPEN_HOST))],
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| format!("{}: {e}", config.display()))?;
     Ok(config)
-}
-
-fn authgate_env() -> Vec<(String, String)> {
-    h(&[
-        ("AUTHGATE_COOKIE_SECRETS", COOKIE_SECRET),
-        ("BENCH_CLIENT_SECRET", "bench-secret"),
-    ])
 }
 
 /// Polls until `path` answers `status` (authgate discovers its provider in the background).
@@ -180,6 +190,29 @@ struct Load<'a> {
     /// Processes whose peak resident set is reported.
     rss: Vec<&'a Server>,
     cold: Option<&'a Path>,
+}
+
+impl<'a> Load<'a> {
+    /// wrk → `server` alone: its CPU and memory count, warm tokens (or none).
+    fn direct(
+        label: &'a str,
+        role: Role,
+        server: &'a Server,
+        path: &'a str,
+        headers: &[(String, String)],
+    ) -> Self {
+        Load {
+            label,
+            section: Section::Direct,
+            role,
+            addr: server.addr(),
+            path,
+            headers: headers.to_vec(),
+            cpu: vec![server],
+            rss: vec![server],
+            cold: None,
+        }
+    }
 }
 
 struct Runner<'a> {
@@ -278,15 +311,8 @@ impl Runner<'_> {
         for i in 0..self.s.rounds {
             let server = start(i)?;
             let l = Load {
-                label,
-                section: Section::Direct,
-                role: Role::BearerCold,
-                addr: server.addr(),
-                path: AUTH_LOGIN,
-                headers: headers.to_vec(),
-                cpu: vec![&server],
-                rss: vec![&server],
                 cold: Some(tokens),
+                ..Load::direct(label, Role::BearerCold, &server, AUTH_LOGIN, headers)
             };
             self.cold_used = 0;
             self.wrk(&l, self.s.warmup_secs)?;
@@ -391,10 +417,7 @@ fn startup(s: &Settings, dir: &Path, bin: &Path) -> Result<(StartupResult, Strin
             "3".into(),
         ]
     };
-    let env = [
-        ("AUTHGATE_COOKIE_SECRETS", COOKIE_SECRET),
-        ("AUTHGATE_MCD_CLIENT_SECRET", "bench-only"),
-    ];
+    let env = env_with(&[("AUTHGATE_MCD_CLIENT_SECRET", "bench-only")]);
     let netns = Command::new("unshare")
         .args([
             "--net",
@@ -405,7 +428,7 @@ fn startup(s: &Settings, dir: &Path, bin: &Path) -> Result<(StartupResult, Strin
             "sh",
         ])
         .args(args(&shipped))
-        .envs(env)
+        .envs(&env)
         .output();
     let (out, how) = match netns {
         Ok(o) if o.status.success() => (
@@ -429,7 +452,7 @@ fn startup(s: &Settings, dir: &Path, bin: &Path) -> Result<(StartupResult, Strin
             let a = args(&copy);
             let o = Command::new(&a[0])
                 .args(&a[1..])
-                .envs(env)
+                .envs(&env)
                 .output()
                 .map_err(|e| e.to_string())?;
             (
@@ -465,18 +488,12 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", s.idp_port)))
-        .map_err(|e| {
-            format!(
-                "cannot bind the static IdP on port {} (LOAD_IDP_PORT): {e}",
-                s.idp_port
-            )
-        })?;
-    let static_idp = {
-        let _guard = rt.enter();
-        idp::serve(listener, crate::tokens::jwks())
-    };
+    let static_idp = idp::start(&rt, s.idp_port).map_err(|e| {
+        format!(
+            "cannot bind the static IdP on port {} (LOAD_IDP_PORT): {e}",
+            s.idp_port
+        )
+    })?;
     let issuer = static_idp.issuer.clone();
     let warm_token = mint::bearer(&issuer, CLIENT_ID, "warm", 86_400);
     let probe_token = mint::bearer(&issuer, CLIENT_ID, "probe", 86_400);
@@ -484,9 +501,10 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
     mint::token_pool(&cold_file, &issuer, CLIENT_ID, s.cold_tokens)?;
 
     let config = authgate_config(&dir, &issuer)?;
-    let env = authgate_env();
-    let env_map: HashMap<String, String> = env.iter().cloned().collect();
-    let (cookie_name, cookie_value) = mint::session_cookie(&config, &env_map, LOGIN_HOST)?;
+    let env_map = env_with(&[("BENCH_CLIENT_SECRET", "bench-secret")]);
+    let env: Vec<(String, String)> = env_map.clone().into_iter().collect();
+    let (cookie_name, cookie_value) =
+        testkit::session::session_cookie(&config, &env_map, LOGIN_HOST)?;
     let ag_cookie = format!("{cookie_name}={cookie_value}");
     let start_authgate = |name: &str| -> Result<Server, String> {
         let ag = servers::authgate(&s.authgate, &config, &env, dir.join(format!("{name}.log")))?;
@@ -556,27 +574,17 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
         outside: 0.0,
     };
     let mut rows = Vec::new();
-    let d = Section::Direct;
 
     // --- Direct: wrk → one server ---
     for workers in ["1", "auto"] {
         let floor = servers::nginx_floor(&dir, workers)?;
         let label = format!("NGINX `return 204`, worker_processes {workers}");
-        rows.push(runner.row(Load {
-            label: &label,
-            section: d,
-            role: if workers == "1" {
-                Role::Floor1
-            } else {
-                Role::FloorAuto
-            },
-            addr: floor.addr(),
-            path: AUTH_LOGIN,
-            headers: ag_cookie_h.clone(),
-            cpu: vec![&floor],
-            rss: vec![&floor],
-            cold: None,
-        })?);
+        let role = if workers == "1" {
+            Role::Floor1
+        } else {
+            Role::FloorAuto
+        };
+        rows.push(runner.row(Load::direct(&label, role, &floor, AUTH_LOGIN, &ag_cookie_h))?);
     }
     for (label, role, path, headers) in [
         (
@@ -598,17 +606,7 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
             &ag_warm_h,
         ),
     ] {
-        rows.push(runner.row(Load {
-            label,
-            section: d,
-            role,
-            addr: ag,
-            path,
-            headers: headers.clone(),
-            cpu: vec![&authgate],
-            rss: vec![&authgate],
-            cold: None,
-        })?);
+        rows.push(runner.row(Load::direct(label, role, &authgate, path, headers))?);
     }
     // The session-cookie row again, from another authgate process: the same binary with
     // metrics off (what recording each decision costs), with one thread serving requests (as
@@ -649,17 +647,7 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
     for (label, role, bin, env, log) in variants {
         let server = servers::authgate(&bin, &config, &env, dir.join(log))?;
         check(server.addr(), AUTH_LOGIN, &ag_cookie_h, 202, true)?;
-        rows.push(runner.row(Load {
-            label,
-            section: d,
-            role,
-            addr: server.addr(),
-            path: AUTH_LOGIN,
-            headers: ag_cookie_h.clone(),
-            cpu: vec![&server],
-            rss: vec![&server],
-            cold: None,
-        })?);
+        rows.push(runner.row(Load::direct(label, role, &server, AUTH_LOGIN, &ag_cookie_h))?);
     }
     for (label, role, layers) in [
         (
@@ -681,17 +669,7 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
             dir.join(format!("reference-{layers}.log")),
         )?;
         check(server.addr(), AUTH_LOGIN, &ag_cookie_h, 202, true)?;
-        rows.push(runner.row(Load {
-            label,
-            section: d,
-            role,
-            addr: server.addr(),
-            path: AUTH_LOGIN,
-            headers: ag_cookie_h.clone(),
-            cpu: vec![&server],
-            rss: vec![&server],
-            cold: None,
-        })?);
+        rows.push(runner.row(Load::direct(label, role, &server, AUTH_LOGIN, &ag_cookie_h))?);
     }
     rows.push(runner.cold_row(
         "authgate: bearer JWT RS256, every token new (cache cold)",
@@ -699,28 +677,22 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
         &cold_file,
         &|i| start_authgate(&format!("authgate-cold-{i}")),
     )?);
-    rows.push(runner.row(Load {
-        label: "mod_auth_openidc: bearer JWT RS256 (oauth20, key from a file)",
-        section: d,
-        role: Role::PeerBearer,
-        addr: ap,
-        path: "/bearer",
-        headers: ap_bearer_h.clone(),
-        cpu: vec![&apache],
-        rss: vec![&apache],
-        cold: None,
-    })?);
-    rows.push(runner.row(Load {
-        label: "mod_auth_openidc: its session cookie (server-side session, shm cache)",
-        section: d,
-        role: Role::PeerSession,
-        addr: ap,
-        path: "/session/check",
-        headers: ap_session_h.clone(),
-        cpu: vec![&apache],
-        rss: vec![&apache],
-        cold: None,
-    })?);
+    for (label, role, path, headers) in [
+        (
+            "mod_auth_openidc: bearer JWT RS256 (oauth20, key from a file)",
+            Role::PeerBearer,
+            "/bearer",
+            &ap_bearer_h,
+        ),
+        (
+            "mod_auth_openidc: its session cookie (server-side session, shm cache)",
+            Role::PeerSession,
+            "/session/check",
+            &ap_session_h,
+        ),
+    ] {
+        rows.push(runner.row(Load::direct(label, role, &apache, path, headers))?);
+    }
     check(ap, "/session/check", &ap_session_h, 200, true)?;
 
     // --- End to end: wrk → NGINX auth_request → auth server → NGINX → app ---
@@ -850,17 +822,7 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
         "loadkit: {} requests with a session cookie",
         s.growth_requests
     );
-    let growth_load = Load {
-        label: "growth",
-        section: d,
-        role: Role::Cookie,
-        addr: fresh.addr(),
-        path: AUTH_LOGIN,
-        headers: ag_cookie_h.clone(),
-        cpu: vec![&fresh],
-        rss: vec![&fresh],
-        cold: None,
-    };
+    let growth_load = Load::direct("growth", Role::Cookie, &fresh, AUTH_LOGIN, &ag_cookie_h);
     let mut growth = vec![(0u64, procfs::rss_bytes(&fresh.pids()))];
     let mut total = 0;
     while total < s.growth_requests {

@@ -23,11 +23,6 @@ mod servers;
 mod startup;
 mod wrk;
 
-#[path = "../../support/idp.rs"]
-mod idp;
-#[path = "../../../tests/common/tokens.rs"]
-mod tokens;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,44 +40,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// The whole load benchmark; prints the table and writes it to --results.
-    Bench {
-        #[arg(long, default_value = ".")]
-        repo: PathBuf,
-        /// The authgate binary under test.
-        #[arg(long, default_value = "target/release/authgate")]
-        authgate: PathBuf,
-        #[arg(long, env = "LOAD_ROUNDS", default_value_t = 3)]
-        rounds: u32,
-        #[arg(long, env = "LOAD_ROUND_SECS", default_value_t = 5)]
-        round_secs: u32,
-        #[arg(long, env = "LOAD_WARMUP_SECS", default_value_t = 2)]
-        warmup_secs: u32,
-        /// wrk threads.
-        #[arg(long, env = "LOAD_THREADS", default_value_t = 1)]
-        threads: u32,
-        /// wrk connections.
-        #[arg(long, env = "LOAD_CONNECTIONS", default_value_t = 32)]
-        connections: u32,
-        /// The fixed request rate of the latency check.
-        #[arg(long, env = "LOAD_RATE", default_value_t = 2000)]
-        rate: u32,
-        #[arg(long, env = "LOAD_RATE_SECS", default_value_t = 10)]
-        rate_secs: u32,
-        /// Requests of the memory-growth check.
-        #[arg(long, env = "LOAD_GROWTH_REQUESTS", default_value_t = 1_000_000)]
-        growth_requests: u64,
-        /// Distinct tokens for the cold-cache row (one warm-up and one round of it).
-        #[arg(long, env = "LOAD_COLD_TOKENS", default_value_t = 150_000)]
-        cold_tokens: u64,
-        /// Fixed port of the static IdP, so the token pool stays valid between runs.
-        #[arg(long, env = "LOAD_IDP_PORT", default_value_t = 47_800)]
-        idp_port: u16,
-        #[arg(long, default_value = "benches/load/results.md")]
-        results: PathBuf,
-        /// How long to wait for other work on the machine to settle first, seconds.
-        #[arg(long, env = "LOAD_QUIET_PATIENCE", default_value_t = 120)]
-        quiet_patience: u64,
-    },
+    Bench(bench::Settings),
     /// Start-up time and idle memory of an authgate binary (JSON on stdout).
     Startup {
         #[arg(long)]
@@ -143,40 +101,19 @@ enum Cmd {
 
 fn run(cmd: Cmd) -> Result<(), String> {
     match cmd {
-        Cmd::Bench {
-            repo,
-            authgate,
-            rounds,
-            round_secs,
-            warmup_secs,
-            threads,
-            connections,
-            rate,
-            rate_secs,
-            growth_requests,
-            cold_tokens,
-            idp_port,
-            results,
-            quiet_patience,
-        } => {
-            let repo = repo.canonicalize().map_err(|e| e.to_string())?;
-            let abs = |p: PathBuf| if p.is_absolute() { p } else { repo.join(p) };
-            bench::run(&bench::Settings {
-                authgate: abs(authgate),
-                results: abs(results),
-                repo,
-                rounds,
-                round_secs,
-                warmup_secs,
-                threads,
-                connections,
-                rate,
-                rate_secs,
-                growth_requests,
-                cold_tokens,
-                idp_port,
-                quiet_patience_secs: quiet_patience,
-            })
+        Cmd::Bench(mut settings) => {
+            let repo = settings.repo.canonicalize().map_err(|e| e.to_string())?;
+            let abs = |p: &PathBuf| {
+                if p.is_absolute() {
+                    p.clone()
+                } else {
+                    repo.join(p)
+                }
+            };
+            settings.authgate = abs(&settings.authgate);
+            settings.results = abs(&settings.results);
+            settings.repo = repo;
+            bench::run(&settings)
         }
         Cmd::Startup {
             bin,
@@ -229,7 +166,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
         }
         Cmd::MintCookie { config, host } => {
             let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-            let (name, value) = mint::session_cookie(&config, &env, &host)?;
+            let (name, value) = testkit::session::session_cookie(&config, &env, &host)?;
             println!("{name}={value}");
             Ok(())
         }

@@ -22,7 +22,7 @@ async fn check(codec: Arc<SessionCodec>, headers: HeaderMap) -> Response {
         .iter()
         .filter_map(|v| v.to_str().ok());
     let found = cookies_named(values, codec.name());
-    match codec.open(found, crate::mint::now()) {
+    match codec.open(found, testkit::now()) {
         Ok(s) => {
             let mut h = HeaderMap::with_capacity(2);
             for (name, value) in [
@@ -48,13 +48,7 @@ pub(crate) fn serve(
 ) -> Result<(), String> {
     let has = |p: &str| parts.contains(&p) || parts.contains(&"all");
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-    let http = authgate::server::http_client().map_err(|e| e.to_string())?;
-    let ctx = authgate::provider::ProviderContext::new(
-        http.clone(),
-        authgate::oidc::JwksCache::new(http, std::time::Duration::from_secs(30)),
-    );
-    let (_, registry) =
-        authgate::server::load_registry(config, &env, &ctx).map_err(|e| e.to_string())?;
+    let (_, registry) = testkit::session::load(config, &env)?;
     let codec = Arc::new(
         registry
             .lookup(host)

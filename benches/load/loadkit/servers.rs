@@ -5,8 +5,8 @@
 //! OpenID Provider (npm `oidc-provider`) Apache logs in against.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,10 +15,7 @@ use crate::procfs;
 
 /// A port free right now on 127.0.0.1.
 pub(crate) fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
+    testkit::try_free_port().map_err(|e| format!("no free port: {e}"))
 }
 
 /// A running server process.
@@ -102,28 +99,9 @@ pub(crate) fn probe(
     path: &str,
     headers: &[(String, String)],
 ) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        let _ = write!(req, "{k}: {v}\r\n");
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let head = text
-        .split("\r\n\r\n")
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("no HTTP answer from {addr}{path}: {text:?}"))?;
-    Ok((status, head))
+    testkit::raw::get(addr, path, headers)
+        .map(|a| (a.status, a.head))
+        .map_err(|e| format!("no HTTP answer from {addr}{path}: {e}"))
 }
 
 // === authgate ===

@@ -1,12 +1,11 @@
 //! Time to first answer, and idle memory.
 //!
 //! The clock starts just before `spawn` and stops when a raw TCP client polling the port (every
-//! 200 µs: connect, `GET /ping`, read the status line) gets `200`. No curl: its own start-up would
+//! 200 µs: connect, `GET /ping`, read the answer; `testkit::raw::get`) gets `200`. No curl: its own start-up would
 //! be measured too. Run inside a network namespace holding only loopback, the provider is
 //! unreachable and discovery fails at once, as on a node whose IdP is down.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,22 +30,9 @@ pub(crate) struct StartupResult {
     pub(crate) idle_secs: u64,
 }
 
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// One `GET /ping`; `true` on `200`.
 fn ping(addr: SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect(addr) else {
-        return false;
-    };
-    if s.write_all(b"GET /ping HTTP/1.1\r\nHost: startup\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+    testkit::raw::get::<&str, &str>(addr, "/ping", &[]).is_ok_and(|a| a.status == 200)
 }
 
 /// Starts `bin serve --config <config>` `runs` times; the last run idles `idle_secs` before
@@ -60,7 +46,7 @@ pub(crate) fn measure(
     let mut runs_ms = Vec::new();
     let (mut idle_rss, mut split) = (0, (0, 0));
     for i in 0..runs {
-        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let port = testkit::try_free_port().map_err(|e| format!("no free port: {e}"))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let t0 = Instant::now();
         let mut child = Command::new(bin)

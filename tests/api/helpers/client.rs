@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use reqwest::header::{HeaderMap, COOKIE, HOST, LOCATION, SET_COOKIE};
 use url::Url;
 
+pub use testkit::raw::{raw_bytes, raw_request, RawResp};
+
 /// A response, fully read.
 #[derive(Debug)]
 pub struct Resp {
@@ -289,52 +291,4 @@ fn parse_form(body: &str) -> Option<Form> {
         has_login,
         has_password,
     })
-}
-
-/// A response read off a raw socket: the status and the whole text after the status line.
-#[derive(Debug)]
-pub struct RawResp {
-    /// Status code.
-    pub status: u16,
-    /// Headers and body as received.
-    pub text: String,
-}
-
-/// Sends `request` exactly as written (request line and headers, `Connection: close` added)
-/// to 127.0.0.1:`port` and reads the answer: for request forms an HTTP library never writes,
-/// such as an absolute-form request line next to a different `Host`.
-pub async fn raw_request(port: u16, request_line: &str, headers: &[(&str, &str)]) -> RawResp {
-    let mut req = format!("{request_line}\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("Connection: close\r\n\r\n");
-    raw_bytes(port, req.as_bytes()).await
-}
-
-/// Sends `request` (the whole head, ending in an empty line) byte for byte: for header values
-/// that are not text.
-pub async fn raw_bytes(port: u16, request: &[u8]) -> RawResp {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    s.write_all(request).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(std::time::Duration::from_secs(20), s.read_to_end(&mut buf))
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "no complete answer from port {port} within 20 s; got {:?}",
-                String::from_utf8_lossy(&buf)
-            )
-        })
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    RawResp { status, text }
 }

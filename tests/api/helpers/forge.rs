@@ -13,8 +13,7 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde_json::{json, Value};
 
-#[path = "../../common/tokens.rs"]
-pub mod tokens;
+pub use testkit::tokens;
 
 /// Shared state of the forge.
 #[derive(Default)]

@@ -12,40 +12,14 @@ pub mod redis;
 pub mod traefik;
 pub mod upstream;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use authgate::server::Application;
 
 pub use client::{Client, Resp};
-
-/// A port free right now on 127.0.0.1 (for servers that must be told their port).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits until something accepts TCP connections on `port` (a readiness check, not a sleep).
-pub fn wait_for_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect_timeout(
-        &SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_millis(200),
-    )
-    .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not listen on port {port} within 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+pub use testkit::{env_with, free_port, wait_for_port, ConfigDir, COOKIE_SECRET};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -59,56 +33,6 @@ pub fn artifacts() -> PathBuf {
     dir
 }
 
-/// A config directory written for one test.
-pub struct ConfigDir {
-    /// Temporary directory holding `authgate.toml` and `workspaces/`.
-    pub dir: tempfile::TempDir,
-}
-
-impl ConfigDir {
-    /// A directory with this server file and no workspaces yet.
-    pub fn new(server_toml: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("authgate.toml"), server_toml).unwrap();
-        std::fs::create_dir(dir.path().join("workspaces")).unwrap();
-        Self { dir }
-    }
-
-    /// Adds `workspaces/<name>.toml`.
-    pub fn workspace(self, name: &str, toml: &str) -> Self {
-        std::fs::write(
-            self.dir
-                .path()
-                .join("workspaces")
-                .join(format!("{name}.toml")),
-            toml,
-        )
-        .unwrap();
-        self
-    }
-
-    /// The path.
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-/// The master cookie secret every test uses.
-pub const COOKIE_SECRET: &str = "dGVzdC1vbmx5LWNvb2tpZS1zZWNyZXQtMzItYnl0ZXMtbG9uZw";
-
-/// Environment for authgate: cookie secret and any client secrets.
-pub fn env_with(secrets: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
-    let mut env = std::collections::HashMap::new();
-    env.insert(
-        "AUTHGATE_COOKIE_SECRETS".to_string(),
-        COOKIE_SECRET.to_string(),
-    );
-    for (k, v) in secrets {
-        env.insert(k.to_string(), v.to_string());
-    }
-    env
-}
-
 /// authgate running in this test process on a free port.
 pub struct InProcess {
     /// Its port.
@@ -116,6 +40,9 @@ pub struct InProcess {
     /// Its state (reload tests).
     pub state: authgate::state::AppState,
     task: tokio::task::JoinHandle<()>,
+    /// The config directory, when the app owns it (see [`InProcess::owning`]); removed after
+    /// the app stops.
+    config: Option<ConfigDir>,
 }
 
 impl Drop for InProcess {
@@ -128,6 +55,12 @@ impl InProcess {
     /// `http://127.0.0.1:<port>`.
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Keeps `config` for as long as the app runs: for helpers that return the app alone.
+    pub fn owning(mut self, config: ConfigDir) -> Self {
+        self.config = Some(config);
+        self
     }
 }
 
@@ -144,11 +77,7 @@ pub async fn spawn_in_process_at(
     )
     .await
     .unwrap_or_else(|e| panic!("authgate did not start: {e}"));
-    let state = app.state();
-    let task = tokio::spawn(async move {
-        app.run_until_stopped().await.unwrap();
-    });
-    InProcess { port, state, task }
+    serve_in_process(app)
 }
 
 /// Builds and serves authgate from `config` with `env`.
@@ -156,19 +85,7 @@ pub async fn spawn_in_process(
     config: &ConfigDir,
     env: std::collections::HashMap<String, String>,
 ) -> InProcess {
-    let app = Application::build(
-        config.path(),
-        Some("127.0.0.1:0".parse().unwrap()),
-        Arc::new(env),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("authgate did not start: {e}"));
-    let port = app.port();
-    let state = app.state();
-    let task = tokio::spawn(async move {
-        app.run_until_stopped().await.unwrap();
-    });
-    InProcess { port, state, task }
+    spawn_in_process_at(config, env, 0).await
 }
 
 /// Serves an application built by the test (e.g. with a short watch interval).
@@ -178,7 +95,12 @@ pub fn serve_in_process(app: Application) -> InProcess {
     let task = tokio::spawn(async move {
         app.run_until_stopped().await.unwrap();
     });
-    InProcess { port, state, task }
+    InProcess {
+        port,
+        state,
+        task,
+        config: None,
+    }
 }
 
 /// Builds and serves authgate from `config` with `env`, its providers built from `ctx`.
@@ -195,12 +117,7 @@ pub async fn spawn_in_process_with_context(
     )
     .await
     .unwrap_or_else(|e| panic!("authgate did not start: {e}"));
-    let port = app.port();
-    let state = app.state();
-    let task = tokio::spawn(async move {
-        app.run_until_stopped().await.unwrap();
-    });
-    InProcess { port, state, task }
+    serve_in_process(app)
 }
 
 /// The authgate binary running as a child process.

@@ -1,6 +1,8 @@
 //! Test keys and token minting, shared by unit tests, integration tests and benchmarks.
 //!
-//! The keys are the fixtures in `tests/fixtures/`, made for tests only.
+//! The keys are the fixtures in `tests/fixtures/`, made for tests only. The unit tests of
+//! `src/oidc/` include this file as a module of the library (they need the library's own
+//! `KeySet`, not the one of the library the kit links); everything else uses `testkit::tokens`.
 #![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
 use authgate::oidc::{KeyFamily, KeySet, VerifyKey};
@@ -8,12 +10,12 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde_json::{json, Value};
 
-pub const RSA_PRIVATE: &str = include_str!("../fixtures/rsa-private.pem");
-pub const RSA_PUBLIC: &str = include_str!("../fixtures/rsa-public.pem");
-pub const RSA2_PRIVATE: &str = include_str!("../fixtures/rsa2-private.pem");
-pub const RSA2_PUBLIC: &str = include_str!("../fixtures/rsa2-public.pem");
-pub const EC_PRIVATE: &str = include_str!("../fixtures/ec-private.pem");
-pub const EC_PUBLIC: &str = include_str!("../fixtures/ec-public.pem");
+pub const RSA_PRIVATE: &str = include_str!("../../../tests/fixtures/rsa-private.pem");
+pub const RSA_PUBLIC: &str = include_str!("../../../tests/fixtures/rsa-public.pem");
+pub const RSA2_PRIVATE: &str = include_str!("../../../tests/fixtures/rsa2-private.pem");
+pub const RSA2_PUBLIC: &str = include_str!("../../../tests/fixtures/rsa2-public.pem");
+pub const EC_PRIVATE: &str = include_str!("../../../tests/fixtures/ec-private.pem");
+pub const EC_PUBLIC: &str = include_str!("../../../tests/fixtures/ec-public.pem");
 
 pub const RSA_KID: &str = "rsa-1";
 pub const RSA2_KID: &str = "rsa-2";
@@ -110,5 +112,16 @@ pub fn id_claims(issuer: &str, client_id: &str, now: u64, nonce: &str) -> Value 
         "nonce": nonce, "email": "alice@example.test", "email_verified": true,
         "preferred_username": "alice",
         "groups": ["g-admins", "g-staff"]
+    })
+}
+
+/// Claims of a bearer token for `aud` from `issuer`, issued at `now`, valid for `valid_secs`,
+/// unique by `jti`: the test user with the claims an ID token of [`id_claims`] carries.
+pub fn bearer_claims(issuer: &str, aud: &str, jti: &str, now: u64, valid_secs: u64) -> Value {
+    json!({
+        "iss": issuer, "sub": "user-123", "aud": aud, "azp": aud,
+        "iat": now, "exp": now + valid_secs, "jti": jti,
+        "email": "alice@example.test", "email_verified": true, "preferred_username": "alice",
+        "groups": ["g-admins", "g-staff"],
     })
 }

@@ -1,0 +1,68 @@
+//! What authgate's integration tests (`tests/api`, `tests/aarch64.rs`) and benchmarks
+//! (`benches/micro`, `benches/load/loadkit`) share, written once.
+//!
+//! # Layout
+//! * [`tokens`]: the fixture keys of `tests/fixtures/`, their JWKS, and token minting.
+//! * [`idp`]: a static OpenID Provider on loopback (discovery and a JWKS), optionally holding
+//!   its discovery document back, for tests of requests in flight.
+//! * [`config`]: config directories and the workspace files most tests and benchmarks write.
+//! * [`session`]: a config loaded as `authgate serve` loads it, and the test user's session
+//!   cookie sealed with its keys.
+//! * [`raw`]: HTTP/1.1 clients on raw sockets, for what an HTTP library never sends and for
+//!   readiness probes without a runtime.
+//! * Here: the test cookie secret, free ports, the clock.
+//!
+//! Test support: a failure to bind, write or connect where a test cannot go on panics with what
+//! failed. Functions a benchmark calls outside a test return the error instead.
+
+pub mod config;
+pub mod idp;
+pub mod raw;
+pub mod session;
+pub mod tokens;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+pub use config::ConfigDir;
+pub use session::env_with;
+
+/// The master cookie secret of every test and benchmark (`AUTHGATE_COOKIE_SECRETS`); it
+/// protects nothing.
+pub const COOKIE_SECRET: &str = "dGVzdC1vbmx5LWNvb2tpZS1zZWNyZXQtMzItYnl0ZXMtbG9uZw";
+
+/// A port free right now on 127.0.0.1, for servers that must be told their port.
+pub fn try_free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// [`try_free_port`], panicking when none is free.
+pub fn free_port() -> u16 {
+    try_free_port().unwrap_or_else(|e| panic!("no free port on 127.0.0.1: {e}"))
+}
+
+/// Waits until something accepts TCP connections on `port` (a readiness check, not a sleep);
+/// panics after 20 s, naming `what`.
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on port {port} within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
