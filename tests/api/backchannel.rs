@@ -32,8 +32,8 @@ async fn setup(redis: &Redis) -> Env {
         &config,
         env_with(&[("MCD_SECRET", "s3cret"), ("REDIS_URL", &redis.url())]),
     )
-    .await;
-    std::mem::forget(config);
+    .await
+    .owning(config);
     Env {
         forge,
         app,

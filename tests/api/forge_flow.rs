@@ -57,8 +57,9 @@ pub(crate) fn config_for(issuer: &str, server: &str) -> ConfigDir {
 pub(crate) async fn setup_with(server: &str) -> Env {
     let forge = spawn_forge().await;
     let config = config_for(&forge.issuer, server);
-    let app = spawn_in_process(&config, env_with(&[("MCD_SECRET", "s3cret")])).await;
-    std::mem::forget(config); // the directory must outlive the app; the OS temp dir is cleaned separately
+    let app = spawn_in_process(&config, env_with(&[("MCD_SECRET", "s3cret")]))
+        .await
+        .owning(config);
     Env {
         forge,
         app,
@@ -83,25 +84,23 @@ impl Env {
     }
 
     pub(crate) async fn start(&mut self, rd: &str) -> Started {
+        self.start_on(HOST, rd).await
+    }
+
+    /// Starts an `mcd` login on `host`, one of the workspace's hosts.
+    pub(crate) async fn start_on(&mut self, host: &str, rd: &str) -> Started {
         let q = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("rd", rd)
             .finish();
         let r = self
             .client
-            .get(&self.url(HOST, &format!("/oauth2/start/mcd?{q}")), &[])
+            .get(&self.url(host, &format!("/oauth2/start/mcd?{q}")), &[])
             .await;
         assert_eq!(r.status, 302, "{}", r.body);
         let authorize = r.location();
-        let param = |k: &str| {
-            authorize
-                .query_pairs()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.into_owned())
-                .unwrap()
-        };
         Started {
-            state: param("state"),
-            nonce: param("nonce"),
+            state: param(&authorize, "state"),
+            nonce: param(&authorize, "nonce"),
             authorize,
         }
     }
@@ -123,12 +122,26 @@ impl Env {
     }
 
     pub(crate) async fn callback(&mut self, query: &[(&str, &str)]) -> Resp {
+        self.callback_on(HOST, query).await
+    }
+
+    /// The provider's redirect back to `host` with `query`.
+    pub(crate) async fn callback_on(&mut self, host: &str, query: &[(&str, &str)]) -> Resp {
         let q = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(query)
             .finish();
         self.client
-            .get(&self.url(HOST, &format!("/oauth2/callback/mcd?{q}")), &[])
+            .get(&self.url(host, &format!("/oauth2/callback/mcd?{q}")), &[])
             .await
+    }
+
+    /// Logs in at `mcd` with a valid ID token: the session's `Cookie` header value.
+    pub(crate) async fn session_cookie(&mut self) -> String {
+        let r = self
+            .login_with_token(|iss, nonce| rs256(&claims(iss, nonce)))
+            .await;
+        assert_eq!(r.status, 302, "{}", r.body);
+        format!("{COOKIE}={}", self.client.cookie(HOST, COOKIE).unwrap())
     }
 
     /// Callback with the given ID token for a fresh login; returns the callback response.
@@ -161,6 +174,14 @@ impl Env {
         raw.get(&self.url("authgate.authgate.svc", &path), &headers)
             .await
     }
+}
+
+/// The value of the query parameter `k` of `url`; panics when it has none.
+pub(crate) fn param(url: &Url, k: &str) -> String {
+    url.query_pairs()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no {k} in {url}"))
 }
 
 /// The workspace whose Ingress serves `host` in [`config_for`]: what the operator writes in
@@ -904,13 +925,12 @@ async fn spawn_redis_app(
 ) -> crate::helpers::InProcess {
     let ws = mcd_toml(issuer).replace("lifetime = \"1h\"", "lifetime = \"1h\"\nstore = \"redis\"");
     let config = ConfigDir::new("[redis]\nurl_env = \"REDIS_URL\"\n").workspace("mcd", &ws);
-    let app = spawn_in_process(
+    spawn_in_process(
         &config,
         env_with(&[("MCD_SECRET", "s3cret"), ("REDIS_URL", &redis.url())]),
     )
-    .await;
-    std::mem::forget(config);
-    app
+    .await
+    .owning(config)
 }
 
 async fn setup_redis(redis: &crate::helpers::redis::Redis) -> Env {

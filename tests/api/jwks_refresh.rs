@@ -44,9 +44,9 @@ async fn setup(max_age: Duration, jwks: Value) -> Env {
         http.clone(),
         JwksCache::new(http, MIN_REFRESH).with_max_age(max_age),
     );
-    let app =
-        spawn_in_process_with_context(&config, env_with(&[("MCD_SECRET", "s3cret")]), ctx).await;
-    std::mem::forget(config); // the directory must outlive the app
+    let app = spawn_in_process_with_context(&config, env_with(&[("MCD_SECRET", "s3cret")]), ctx)
+        .await
+        .owning(config);
     let mut env = Env {
         forge,
         app,

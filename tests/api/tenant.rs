@@ -17,19 +17,10 @@ use jsonwebtoken::Algorithm;
 use serde_json::json;
 use tower::ServiceExt;
 
-use crate::forge_flow::{claims, config_for, edited, rs256, setup, Env, COOKIE, HOST};
+use crate::forge_flow::{claims, config_for, edited, param, rs256, setup, Env, COOKIE, HOST};
 use crate::helpers::client::raw_bytes;
 use crate::helpers::forge::{spawn_forge, tokens};
 use crate::helpers::{env_with, spawn_in_process, Client, ConfigDir, Resp};
-
-/// A logged-in `mcd` session: its `Cookie` header value.
-async fn mcd_session(env: &mut Env) -> String {
-    let r = env
-        .login_with_token(|iss, nonce| rs256(&claims(iss, nonce)))
-        .await;
-    assert_eq!(r.status, 302, "{}", r.body);
-    format!("{COOKIE}={}", env.client.cookie(HOST, COOKIE).unwrap())
-}
 
 /// `/oauth2/auth<route>` as NGINX asks it: Host is authgate's service, the original URL and
 /// the cookie are the client's.
@@ -49,7 +40,7 @@ async fn auth(env: &Env, route: &str, original_url: &str, cookie: Option<&str>) 
 #[tokio::test]
 async fn auth_without_a_workspace_in_the_route_is_refused_when_several_exist() {
     let mut env = setup().await;
-    let cookie = mcd_session(&mut env).await;
+    let cookie = env.session_cookie().await;
     assert_eq!(
         auth(&env, "/mcd", "http://mcd.test/app", Some(&cookie))
             .await
@@ -94,7 +85,7 @@ async fn a_host_of_the_login_free_workspace_never_opens_a_protected_one() {
 #[tokio::test]
 async fn a_session_carried_to_another_workspace_under_its_host_is_refused() {
     let mut env = setup().await;
-    let cookie = mcd_session(&mut env).await;
+    let cookie = env.session_cookie().await;
     // mcd's session, sent to team's Ingress (auth-url …/team) while claiming mcd's host.
     let r = auth(&env, "/team", "http://mcd.test/admin", Some(&cookie)).await;
     assert_eq!(r.status, 403);
@@ -106,7 +97,7 @@ async fn a_session_carried_to_another_workspace_under_its_host_is_refused() {
 #[tokio::test]
 async fn a_workspace_the_config_does_not_have_is_refused() {
     let mut env = setup().await;
-    let cookie = mcd_session(&mut env).await;
+    let cookie = env.session_cookie().await;
     let r = auth(&env, "/nope", "http://mcd.test/", Some(&cookie)).await;
     assert_eq!(r.status, 403);
 }
@@ -116,7 +107,7 @@ async fn a_workspace_the_config_does_not_have_is_refused() {
 #[tokio::test]
 async fn hostile_original_urls_are_refused_even_with_a_valid_session() {
     let mut env = setup().await;
-    let cookie = mcd_session(&mut env).await;
+    let cookie = env.session_cookie().await;
     for url in [
         "http://perso.test:1@mcd.test/app",
         "http://mcd.test:1@perso.test/app",
@@ -138,7 +129,7 @@ async fn hostile_original_urls_are_refused_even_with_a_valid_session() {
 #[tokio::test]
 async fn login_routes_refuse_a_host_of_another_workspace() {
     let mut env = setup().await;
-    let cookie = mcd_session(&mut env).await;
+    let cookie = env.session_cookie().await;
     let mut raw = Client::new();
     // start: the Ingress names mcd, the client wrote team's or perso's host.
     for host in ["team.test", "perso.test", "nowhere.test"] {
@@ -207,32 +198,18 @@ fn urlencode(s: &str) -> String {
 #[tokio::test]
 async fn a_workspace_with_several_hosts_logs_in_from_any_of_them() {
     let mut env = setup().await;
-    let r = env
-        .client
-        .get(&env.url("mcd2.test", "/oauth2/start/mcd?rd=%2Fapp"), &[])
-        .await;
-    assert_eq!(r.status, 302, "{}", r.body);
-    let authorize = r.location();
-    let param = |k: &str| {
-        authorize
-            .query_pairs()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.into_owned())
-            .unwrap()
-    };
-    assert_eq!(param("redirect_uri"), "http://mcd2.test/oauth2/callback");
-    let token = env.good_token(&param("nonce"));
-    env.forge.answer_id_token(&token);
-    let q = format!(
-        "code=c&state={}&iss={}",
-        param("state"),
-        urlencode(&env.forge.issuer)
+    let s = env.start_on("mcd2.test", "/app").await;
+    assert_eq!(
+        param(&s.authorize, "redirect_uri"),
+        "http://mcd2.test/oauth2/callback"
     );
+    let token = env.good_token(&s.nonce);
+    env.forge.answer_id_token(&token);
+    let iss = env.forge.issuer.clone();
     let r = env
-        .client
-        .get(
-            &env.url("mcd2.test", &format!("/oauth2/callback/mcd?{q}")),
-            &[],
+        .callback_on(
+            "mcd2.test",
+            &[("code", "c"), ("state", &s.state), ("iss", &iss)],
         )
         .await;
     assert_eq!((r.status, r.raw_location()), (302, "/app"), "{}", r.body);
@@ -260,7 +237,7 @@ async fn a_workspace_with_several_hosts_logs_in_from_any_of_them() {
 #[tokio::test]
 async fn bearer_identities_that_are_not_header_safe_are_refused() {
     let mut env = setup().await;
-    mcd_session(&mut env).await; // metadata and keys known
+    env.session_cookie().await; // metadata and keys known
     let iss = env.forge.issuer.clone();
     let call = |token: String| {
         let url = env.url("authgate.svc", "/oauth2/auth/mcd");
@@ -325,13 +302,7 @@ async fn a_full_spent_state_set_refuses_new_logins_and_forgets_nothing() {
     let start = get("/oauth2/start/mcd?rd=%2Fapp".into(), String::new()).await;
     assert_eq!(start.status(), 302);
     let location = url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
-    let q = |k: &str| {
-        location
-            .query_pairs()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.into_owned())
-            .unwrap()
-    };
+    let q = |k: &str| param(&location, k);
     let login_cookie: String = start
         .headers()
         .get_all("set-cookie")
@@ -364,7 +335,7 @@ async fn a_full_spent_state_set_refuses_new_logins_and_forgets_nothing() {
 #[tokio::test]
 async fn a_non_ascii_original_url_is_refused_not_skipped_for_x_forwarded_host() {
     let mut env = setup().await;
-    let cookie = mcd_session(&mut env).await;
+    let cookie = env.session_cookie().await;
     let mut req = b"GET /oauth2/auth/mcd HTTP/1.1\r\nHost: authgate.svc\r\nX-Original-URL: http://perso.test\xff/x\r\nX-Forwarded-Host: mcd.test\r\n".to_vec();
     req.extend_from_slice(format!("Cookie: {cookie}\r\nConnection: close\r\n\r\n").as_bytes());
     let r = raw_bytes(env.app.port, &req).await;
@@ -376,7 +347,7 @@ async fn a_non_ascii_original_url_is_refused_not_skipped_for_x_forwarded_host() 
 #[tokio::test]
 async fn a_foreign_non_utf8_cookie_does_not_hide_the_session() {
     let mut env = setup().await;
-    let cookie = mcd_session(&mut env).await;
+    let cookie = env.session_cookie().await;
     let mut req = b"GET /oauth2/auth/mcd HTTP/1.1\r\nHost: authgate.svc\r\nX-Original-URL: http://mcd.test/x\r\n".to_vec();
     req.extend_from_slice(format!("Cookie: theme=\u{e9}t\u{e9}; {cookie}; x=").as_bytes());
     req.extend_from_slice(b"\xff\xfe\r\nConnection: close\r\n\r\n");
