@@ -8,6 +8,7 @@ pub mod client;
 pub mod forge;
 pub mod nginx;
 pub mod node;
+pub mod platform;
 pub mod redis;
 pub mod traefik;
 pub mod upstream;
