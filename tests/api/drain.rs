@@ -4,49 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
+use testkit::config::oidc_workspace;
+use testkit::idp::{self, Hold};
 
 use crate::helpers::{spawn_authgate, Client, ConfigDir};
 
-/// An identity provider whose discovery document takes `delay` to arrive: a login started
-/// against it is a request in flight for that long.
-async fn slow_idp(delay: Duration) -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let iss = issuer.clone();
-    let app = Router::new().route(
-        "/.well-known/openid-configuration",
-        get(move || {
-            let iss = iss.clone();
-            async move {
-                tokio::time::sleep(delay).await;
-                Json(json!({
-                    "issuer": iss,
-                    "authorization_endpoint": format!("{iss}/authorize"),
-                    "token_endpoint": format!("{iss}/token"),
-                    "jwks_uri": format!("{iss}/jwks"),
-                    "response_types_supported": ["code"],
-                    "subject_types_supported": ["public"],
-                    "id_token_signing_alg_values_supported": ["RS256"],
-                }))
-            }
-        }),
-    );
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    (issuer, task)
-}
-
 fn config(issuer: &str) -> ConfigDir {
-    ConfigDir::new("").workspace(
-        "app",
-        &format!(
-            "hosts = [\"app.test\"]\nauth = \"oidc\"\ninsecure_http = true\n[[provider]]\nissuer = \"{issuer}\"\nclient_id = \"c\"\nclient_secret_env = \"S\"\n"
-        ),
-    )
+    ConfigDir::new("").workspace("app", &oidc_workspace("app.test", issuer, "c", "S"))
 }
 
 async fn wait_ready(c: &mut Client, port: u16) {
@@ -65,7 +29,8 @@ async fn wait_ready(c: &mut Client, port: u16) {
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_answers_ready_503_and_exits_0() {
     // Discovery takes 2.5 s: the login below is in flight across the whole drain delay.
-    let (issuer, _idp) = slow_idp(Duration::from_millis(2500)).await;
+    let idp = idp::spawn(Hold::For(Duration::from_millis(2500))).await;
+    let issuer = idp.issuer.clone();
     let config = config(&issuer);
     let mut ag = spawn_authgate(
         &config,
@@ -135,7 +100,8 @@ async fn sigterm_drains_in_flight_requests_answers_ready_503_and_exits_0() {
 
 #[tokio::test]
 async fn requests_outliving_the_drain_timeout_do_not_hold_the_exit() {
-    let (issuer, _idp) = slow_idp(Duration::from_secs(60)).await;
+    let idp = idp::spawn(Hold::For(Duration::from_secs(60))).await;
+    let issuer = idp.issuer.clone();
     let config = config(&issuer);
     let mut ag = spawn_authgate(
         &config,
@@ -175,7 +141,8 @@ async fn requests_outliving_the_drain_timeout_do_not_hold_the_exit() {
 /// the identity provider); the next is refused at once with 429, other clients are unaffected.
 #[tokio::test]
 async fn a_client_with_too_many_logins_in_flight_is_refused_at_once() {
-    let (issuer, _idp) = slow_idp(Duration::from_secs(3)).await;
+    let idp = idp::spawn(Hold::For(Duration::from_secs(3))).await;
+    let issuer = idp.issuer.clone();
     let config = config(&issuer);
     let ag = spawn_authgate(&config, &[("S", "secret")], "login-throttle");
     let port = ag.port;

@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 
 use authgate::server::Application;
 use authgate::watch::Interval;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
+use testkit::config::oidc_workspace;
+use testkit::idp::{self, Hold};
 
 use crate::forge_flow::{claims, mcd_toml, rs256, Env, COOKIE, HOST};
 use crate::helpers::forge::spawn_forge;
@@ -317,48 +316,15 @@ async fn sighup_still_reloads_with_the_poll_off() {
     assert!(ag.log_text().contains("cause=Signal"), "{}", ag.log_text());
 }
 
-/// An OpenID Provider whose discovery document is held back until `open` says `true`: a login
-/// started against it is a request in flight for as long as the test wants.
-async fn gated_idp(
-    open: tokio::sync::watch::Receiver<bool>,
-) -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let iss = issuer.clone();
-    let app = Router::new().route(
-        "/.well-known/openid-configuration",
-        get(move || {
-            let (iss, mut open) = (iss.clone(), open.clone());
-            async move {
-                let _ = open.wait_for(|o| *o).await;
-                Json(json!({
-                    "issuer": iss,
-                    "authorization_endpoint": format!("{iss}/authorize"),
-                    "token_endpoint": format!("{iss}/token"),
-                    "jwks_uri": format!("{iss}/jwks"),
-                    "response_types_supported": ["code"],
-                    "subject_types_supported": ["public"],
-                    "id_token_signing_alg_values_supported": ["RS256"],
-                }))
-            }
-        }),
-    );
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    (issuer, task)
-}
-
 fn app_toml(issuer: &str, client_id: &str) -> String {
-    format!(
-        "hosts = [\"app.test\"]\nauth = \"oidc\"\ninsecure_http = true\n[[provider]]\nissuer = \"{issuer}\"\nclient_id = \"{client_id}\"\nclient_secret_env = \"S\"\n"
-    )
+    oidc_workspace("app.test", issuer, client_id, "S")
 }
 
 #[tokio::test]
 async fn a_request_in_flight_during_a_reload_finishes_on_the_config_it_began_with() {
     let (open, gate) = tokio::sync::watch::channel(false);
-    let (issuer, _idp) = gated_idp(gate).await;
+    let idp = idp::spawn(Hold::Until(gate)).await;
+    let issuer = idp.issuer.clone();
     let mut dir = KubeletDir::new(&[
         ("authgate.toml", ""),
         ("workspaces/app.toml", &app_toml(&issuer, "old-client")),
