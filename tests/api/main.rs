@@ -4,8 +4,7 @@
     clippy::unwrap_used,
     clippy::expect_used,
     missing_docs,
-    unreachable_pub,
-    dead_code
+    unreachable_pub
 )]
 
 mod helpers;

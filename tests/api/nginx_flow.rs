@@ -19,8 +19,9 @@ pub struct Platform {
     pub nginx: Nginx,
     pub authgate: AuthgateProcess,
     pub idp: Idp,
-    pub upstream: Upstream,
-    pub config: ConfigDir,
+    /// Kept for as long as the platform runs.
+    _upstream: Upstream,
+    _config: ConfigDir,
 }
 
 pub async fn spawn_platform(name: &str, shape: &str, absolute_rd: bool) -> Platform {
@@ -52,8 +53,8 @@ pub async fn spawn_platform_with(
         nginx,
         authgate,
         idp,
-        upstream,
-        config,
+        _upstream: upstream,
+        _config: config,
     }
 }
 

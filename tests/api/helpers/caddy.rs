@@ -17,8 +17,8 @@ pub struct Caddy {
     /// Its port.
     pub port: u16,
     child: Child,
-    /// Its Caddyfile and log.
-    pub dir: tempfile::TempDir,
+    /// Its Caddyfile and log, kept for as long as it runs.
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for Caddy {
@@ -104,7 +104,11 @@ pub fn spawn_caddy_at(sites: &[(&str, &str)], authgate: u16, upstream: u16, port
         .stderr(Stdio::from(log))
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start caddy: {e}"));
-    let caddy = Caddy { port, child, dir };
+    let caddy = Caddy {
+        port,
+        child,
+        _dir: dir,
+    };
     // Caddy binds its listeners only once the whole config is provisioned.
     wait_for_port(port, "caddy");
     caddy
