@@ -8,6 +8,7 @@
 //! * [`config`]: config directories and the workspace files most tests and benchmarks write.
 //! * [`session`]: a config loaded as `authgate serve` loads it, and the test user's session
 //!   cookie sealed with its keys.
+//! * [`client`]: a browser-like client (cookie jar per host, the test provider's forms).
 //! * [`raw`]: HTTP/1.1 clients on raw sockets, for what an HTTP library never sends and for
 //!   readiness probes without a runtime.
 //! * Here: the test cookie secret, free ports, the clock.
@@ -15,6 +16,7 @@
 //! Test support: a failure to bind, write or connect where a test cannot go on panics with what
 //! failed. Functions a benchmark calls outside a test return the error instead.
 
+pub mod client;
 pub mod config;
 pub mod idp;
 pub mod raw;
