@@ -10,12 +10,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::Algorithm;
 use testkit::config::{oidc_workspace, open_workspace};
-use testkit::{env_with, idp, tokens, ConfigDir, COOKIE_SECRET};
+use testkit::{env_with, idp, tokens, ChildGuard, ConfigDir, COOKIE_SECRET};
 const LOGIN_HOST: &str = "mcd.smoke.test";
 const OPEN_HOST: &str = "perso.smoke.test";
 const CLIENT_ID: &str = "authgate-smoke";
@@ -43,15 +43,6 @@ fn elf_machine(path: &Path) -> u16 {
 fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String, String)> {
     let a = testkit::raw::get(SocketAddr::from(([127, 0, 0, 1], port)), path, headers).ok()?;
     Some((a.status, a.head, a.body))
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn config_dir(issuer: &str) -> ConfigDir {
@@ -113,7 +104,7 @@ fn smoke(arch: &str, runner: Option<&str>, machine: u16) {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     let started = Instant::now();
-    let _child = Running(cmd.spawn().unwrap_or_else(|e| {
+    let _child = ChildGuard(cmd.spawn().unwrap_or_else(|e| {
         panic!(
             "cannot run {}: {e} (apt-get install qemu-user-static)",
             runner.unwrap_or("the binary")

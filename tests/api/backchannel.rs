@@ -5,6 +5,7 @@
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
+use testkit::config::oidc_workspace;
 
 use crate::forge_flow::{claims, mcd_toml, rs256, Env, CLIENT_ID, COOKIE, HOST};
 use crate::helpers::forge::{spawn_forge, tokens};
@@ -321,8 +322,8 @@ async fn ending_the_idp_session_ends_the_authgate_session() {
     );
     let redis = spawn_redis();
     let ws = format!(
-        "hosts = [\"{host}\"]\nauth = \"oidc\"\ninsecure_http = true\n[[provider]]\nissuer = \"{}\"\nclient_id = \"authgate-ws\"\nclient_secret_env = \"CLIENT_SECRET\"\n[session]\ncookie_name = \"ag\"\nstore = \"redis\"\nbackchannel_logout = true\n[headers]\nuser = \"email\"\n",
-        idp.issuer
+        "{}[session]\ncookie_name = \"ag\"\nstore = \"redis\"\nbackchannel_logout = true\n[headers]\nuser = \"email\"\n",
+        oidc_workspace(&host, &idp.issuer, "authgate-ws", "CLIENT_SECRET")
     );
     let config = ConfigDir::new("[redis]\nurl_env = \"REDIS_URL\"\n").workspace("ws", &ws);
     let _app = crate::helpers::spawn_in_process_at(
@@ -371,7 +372,7 @@ async fn ending_the_idp_session_ends_the_authgate_session() {
             "the replica never read the session"
         );
     }
-    assert_eq!(session_records(&redis).await, 1);
+    assert_eq!(redis.session_keys().await.len(), 1);
 
     // RP-initiated logout at the IdP, confirming "sign me out" of the IdP session.
     let ask = browser
@@ -395,7 +396,7 @@ async fn ending_the_idp_session_ends_the_authgate_session() {
         401,
         "the IdP's logout token ended the session"
     );
-    assert_eq!(session_records(&redis).await, 0, "the record is gone");
+    assert_eq!(redis.session_keys().await.len(), 0, "the record is gone");
     // The replica the IdP never spoke to: ended too, once its ticket cache (5 s) lets go.
     let ended = std::time::Instant::now();
     while auth_at(replica.port, cookie.clone()).await != 401 {
@@ -406,19 +407,4 @@ async fn ending_the_idp_session_ends_the_authgate_session() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-}
-
-/// How many session records the Redis holds.
-async fn session_records(redis: &Redis) -> usize {
-    let mut c = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("authgate:session:*")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    keys.len()
 }

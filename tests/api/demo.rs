@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -20,11 +20,12 @@ use serde_json::json;
 
 use crate::helpers::browser::{run_browser, screenshots};
 use crate::helpers::{artifacts, free_port, repo};
+use testkit::ChildGuard;
 
 /// The demo's script, in its own process group (as a shell runs a command); on drop, stopped
 /// as a user would stop it, so a failing test leaves nothing running either.
 struct Demo {
-    child: Child,
+    child: ChildGuard,
 }
 
 impl Demo {
@@ -42,16 +43,7 @@ impl Demo {
     }
 
     fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.child.wait_exit(limit, Duration::from_millis(20))
     }
 }
 
@@ -186,7 +178,8 @@ async fn the_demo_signs_a_browser_in_and_stops_clean_on_ctrl_c() {
             .stderr(stderr)
             .process_group(0)
             .spawn()
-            .expect("cannot run scripts/demo"),
+            .expect("cannot run scripts/demo")
+            .into(),
     };
     let pgid = demo.pid();
 

@@ -3,6 +3,7 @@
 
 use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
+use testkit::config::oidc_workspace;
 use url::Url;
 
 use crate::helpers::forge::{spawn_forge, tokens, Forge};
@@ -49,7 +50,8 @@ pub(crate) fn config_for(issuer: &str, server: &str) -> ConfigDir {
         .workspace(
             "team",
             &format!(
-                "hosts = [\"team.test\"]\nauth = \"oidc\"\ninsecure_http = true\n[[provider]]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_env = \"MCD_SECRET\"\n[session]\ncookie_name = \"{COOKIE}\"\n"
+                "{}[session]\ncookie_name = \"{COOKIE}\"\n",
+                oidc_workspace("team.test", issuer, CLIENT_ID, "MCD_SECRET")
             ),
         )
 }
@@ -908,16 +910,6 @@ async fn bearer_with_unknown_kid_is_refused_and_refetches_in_the_background() {
 
 // === Server-side sessions in Redis ===
 
-async fn redis_keys(url: &str) -> Vec<String> {
-    let client = redis::Client::open(url).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("KEYS")
-        .arg("authgate:session:*")
-        .query_async(&mut c)
-        .await
-        .unwrap()
-}
-
 /// authgate with `mcd` keeping its sessions in `redis`, in front of the forge at `issuer`.
 async fn spawn_redis_app(
     issuer: &str,
@@ -952,7 +944,7 @@ async fn redis_sessions_are_stored_server_side_and_sign_out_revokes_copies() {
         .login_with_token(|iss, nonce| rs256(&claims(iss, nonce)))
         .await;
     assert_eq!(r.status, 302, "{}", r.body);
-    let keys = redis_keys(&redis.url()).await;
+    let keys = redis.session_keys().await;
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(keys[0].starts_with("authgate:session:mcd:"));
     let copied = env.client.cookie(HOST, COOKIE).unwrap();
@@ -966,10 +958,7 @@ async fn redis_sessions_are_stored_server_side_and_sign_out_revokes_copies() {
         .get(&env.url(HOST, "/oauth2/sign_out/mcd"), &[])
         .await;
     assert_eq!(out.status, 302);
-    assert!(
-        redis_keys(&redis.url()).await.is_empty(),
-        "the record is gone"
-    );
+    assert!(redis.session_keys().await.is_empty(), "the record is gone");
     // A copy of the cookie taken before sign-out no longer authenticates.
     let cookie = format!("{COOKIE}={copied}");
     let replay = Client::new()

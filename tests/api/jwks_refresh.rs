@@ -10,6 +10,7 @@ use authgate::oidc::JwksCache;
 use authgate::provider::ProviderContext;
 use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
+use testkit::config::oidc_workspace;
 
 use crate::helpers::forge::{spawn_forge, tokens, Forge};
 use crate::helpers::{env_with, spawn_in_process_with_context, Client, ConfigDir, InProcess};
@@ -35,8 +36,8 @@ async fn setup(max_age: Duration, jwks: Value) -> Env {
     let config = ConfigDir::new("").workspace(
         "mcd",
         &format!(
-            "hosts = [\"{HOST}\"]\nauth = \"oidc\"\ninsecure_http = true\n[[provider]]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_env = \"MCD_SECRET\"\n[session]\ncookie_name = \"authgate-mcd\"\n",
-            forge.issuer
+            "{}[session]\ncookie_name = \"authgate-mcd\"\n",
+            oidc_workspace(HOST, &forge.issuer, CLIENT_ID, "MCD_SECRET")
         ),
     );
     let http = authgate::server::http_client().unwrap();

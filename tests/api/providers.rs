@@ -5,6 +5,7 @@
 //! only those the IdP vouches for reach `X-Auth-Request-Email` and the email rules.
 
 use serde_json::json;
+use testkit::ChildGuard;
 
 use crate::helpers::node::{spawn_node, spawn_oidc_provider, NodeProcess};
 use crate::helpers::{
@@ -36,15 +37,8 @@ enum Server {
 
 /// The authgate binary on a given port, logging to a file; killed on drop.
 struct Binary {
-    child: std::process::Child,
+    _child: ChildGuard,
     log: std::path::PathBuf,
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn workspace_toml(host: &str, providers: &str, authz: &str) -> String {
@@ -99,7 +93,10 @@ fn serve_binary(port: u16, providers: &str, authz: &str, name: &str) -> Setup {
         .stderr(out)
         .spawn()
         .unwrap();
-    let binary = Binary { child, log };
+    let binary = Binary {
+        _child: child.into(),
+        log,
+    };
     wait_for_port(port, "authgate");
     Setup {
         app: Server::Binary(binary),

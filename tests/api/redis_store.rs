@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::Algorithm;
 use serde_json::json;
+use testkit::config::oidc_workspace;
 
 use crate::helpers::forge::{spawn_forge, tokens, Forge};
-use crate::helpers::redis::{spawn_redis, spawn_redis_at, until_store_connected};
+use crate::helpers::redis::{spawn_redis, spawn_redis_at, until_store_connected, Redis};
 use crate::helpers::{env_with, spawn_in_process, Client, ConfigDir, InProcess, Resp};
 
 pub(crate) const HOST: &str = "mcd.test";
@@ -34,20 +35,14 @@ async fn spawn_app(issuer: &str, redis_url: &str) -> (InProcess, ConfigDir) {
 /// in Redis, its client secret in `$MCD_SECRET`.
 pub(crate) fn config_with(issuer: &str, server_toml: &str) -> ConfigDir {
     let ws = format!(
-        r#"hosts = ["{HOST}"]
-auth = "oidc"
-insecure_http = true
-[[provider]]
-issuer = "{issuer}"
-client_id = "{CLIENT_ID}"
-client_secret_env = "MCD_SECRET"
-[session]
+        r#"{}[session]
 cookie_name = "{COOKIE}"
 lifetime = "1h"
 store = "redis"
 [headers]
 user = "preferred_username"
-"#
+"#,
+        oidc_workspace(HOST, issuer, CLIENT_ID, "MCD_SECRET")
     );
     ConfigDir::new(server_toml).workspace("mcd", &ws)
 }
@@ -106,20 +101,11 @@ pub(crate) async fn auth(port: u16, cookie: &str) -> (u16, Option<String>, Durat
     (r.status, user, started.elapsed())
 }
 
-/// Every session record in the Redis at `url`, with its value.
-async fn records(url: &str) -> Vec<(String, String)> {
-    let mut c = redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("authgate:session:*")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+/// Every session record in `redis`, with its value.
+async fn records(redis: &Redis) -> Vec<(String, String)> {
+    let mut c = redis.connect().await;
     let mut out = Vec::new();
-    for k in keys {
+    for k in redis.session_keys().await {
         let v: String = redis::cmd("GET").arg(&k).query_async(&mut c).await.unwrap();
         out.push((k, v));
     }
@@ -137,7 +123,7 @@ async fn unreachable_redis_fails_auth_at_once_and_sessions_return_when_it_answer
     let r = login(&forge, &first, &mut browser, "/app").await;
     assert_eq!(r.status, 302, "{}", r.body);
     let cookie = format!("{COOKIE}={}", browser.cookie(HOST, COOKIE).unwrap());
-    let saved = records(&redis.url()).await;
+    let saved = records(&redis).await;
     assert_eq!(saved.len(), 1, "{saved:?}");
 
     // Where Redis was, a socket now accepts connections (the kernel's backlog) but never
@@ -201,7 +187,7 @@ async fn a_return_target_too_long_for_the_login_cookie_ends_the_login_at_slash()
     let r = login(&forge, &app, &mut browser, &rd).await;
     assert_eq!(r.status, 302, "{}", r.body);
     assert_eq!(r.raw_location(), "/");
-    assert_eq!(records(&redis.url()).await.len(), 1, "the session is saved");
+    assert_eq!(records(&redis).await.len(), 1, "the session is saved");
     let cookie = format!("{COOKIE}={}", browser.cookie(HOST, COOKIE).unwrap());
     let (status, user, _) = auth(app.port, &cookie).await;
     assert_eq!((status, user.as_deref()), (202, Some("alice")));

@@ -12,18 +12,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::TaskGuard;
+
 /// A running provider.
 pub struct StaticIdp {
     /// Its issuer, `http://127.0.0.1:<port>`.
     pub issuer: String,
     /// The server task; aborted on drop.
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for StaticIdp {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: TaskGuard,
 }
 
 /// When the discovery document is answered.
@@ -96,7 +92,10 @@ pub fn serve_held(listener: tokio::net::TcpListener, jwks: Value, hold: Hold) ->
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    StaticIdp { issuer, task }
+    StaticIdp {
+        issuer,
+        _task: task.into(),
+    }
 }
 
 /// A provider on 127.0.0.1:`port` (0: any free port) publishing the fixture JWKS, served on

@@ -11,6 +11,7 @@
 //! * [`client`]: a browser-like client (cookie jar per host, the test provider's forms).
 //! * [`raw`]: HTTP/1.1 clients on raw sockets, for what an HTTP library never sends and for
 //!   readiness probes without a runtime.
+//! * [`guard`]: child processes and tasks stopped when their handle drops.
 //! * Here: the test cookie secret, free ports, the clock.
 //!
 //! Test support: a failure to bind, write or connect where a test cannot go on panics with what
@@ -18,6 +19,7 @@
 
 pub mod client;
 pub mod config;
+pub mod guard;
 pub mod idp;
 pub mod raw;
 pub mod session;
@@ -27,6 +29,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 pub use config::ConfigDir;
+pub use guard::{ChildGuard, TaskGuard};
 pub use session::env_with;
 
 /// The master cookie secret of every test and benchmark (`AUTHGATE_COOKIE_SECRETS`); it

@@ -7,7 +7,8 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+use testkit::ChildGuard;
 
 use super::traefik::auth_response_headers;
 use super::{repo, wait_for_port};
@@ -16,16 +17,9 @@ use super::{repo, wait_for_port};
 pub struct Caddy {
     /// Its port.
     pub port: u16,
-    child: Child,
+    _child: ChildGuard,
     /// Its Caddyfile and log, kept for as long as it runs.
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Caddy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Caddy {
@@ -106,7 +100,7 @@ pub fn spawn_caddy_at(sites: &[(&str, &str)], authgate: u16, upstream: u16, port
         .unwrap_or_else(|e| panic!("cannot start caddy: {e}"));
     let caddy = Caddy {
         port,
-        child,
+        _child: child.into(),
         _dir: dir,
     };
     // Caddy binds its listeners only once the whole config is provisioned.

@@ -6,6 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use testkit::TaskGuard;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -46,13 +47,7 @@ pub struct Forge {
     pub shared: Arc<Shared>,
     /// Issuer URL.
     pub issuer: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Forge {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: TaskGuard,
 }
 
 impl Forge {
@@ -139,6 +134,6 @@ pub async fn spawn_forge() -> Forge {
     Forge {
         shared,
         issuer,
-        task,
+        _task: task.into(),
     }
 }

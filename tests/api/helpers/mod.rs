@@ -15,12 +15,13 @@ pub mod upstream;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use authgate::server::Application;
 
 pub use client::{Client, Resp};
 pub use testkit::{env_with, free_port, wait_for_port, ConfigDir, COOKIE_SECRET};
+use testkit::{ChildGuard, TaskGuard};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -40,16 +41,10 @@ pub struct InProcess {
     pub port: u16,
     /// Its state (reload tests).
     pub state: authgate::state::AppState,
-    task: tokio::task::JoinHandle<()>,
+    _task: TaskGuard,
     /// The config directory, when the app owns it (see [`InProcess::owning`]); removed after
     /// the app stops.
     config: Option<ConfigDir>,
-}
-
-impl Drop for InProcess {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl InProcess {
@@ -99,7 +94,7 @@ pub fn serve_in_process(app: Application) -> InProcess {
     InProcess {
         port,
         state,
-        task,
+        _task: task.into(),
         config: None,
     }
 }
@@ -125,16 +120,9 @@ pub async fn spawn_in_process_with_context(
 pub struct AuthgateProcess {
     /// Its port.
     pub port: u16,
-    child: std::process::Child,
+    child: ChildGuard,
     /// Its log file.
     pub log: PathBuf,
-}
-
-impl Drop for AuthgateProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl AuthgateProcess {
@@ -155,16 +143,7 @@ impl AuthgateProcess {
 
     /// Waits up to `limit` for the process to exit; its status, or `None` if it still runs.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.child.wait_exit(limit, Duration::from_millis(10))
     }
 
     /// The log so far.
@@ -190,7 +169,11 @@ pub fn spawn_authgate(config: &ConfigDir, env: &[(&str, &str)], name: &str) -> A
         cmd.env(k, v);
     }
     let child = cmd.spawn().unwrap();
-    let p = AuthgateProcess { port, child, log };
+    let p = AuthgateProcess {
+        port,
+        child: child.into(),
+        log,
+    };
     wait_for_port(port, "authgate");
     p
 }

@@ -2,9 +2,10 @@
 //! `oidc-provider`) and the GitHub API stand-in. Each prints `READY {json}` once it listens.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+use testkit::ChildGuard;
 
 use serde_json::{json, Value};
 
@@ -12,7 +13,7 @@ use super::repo;
 
 /// A running Node program; killed on drop.
 pub struct NodeProcess {
-    child: Child,
+    child: ChildGuard,
     /// Its READY payload.
     pub ready: Value,
 }
@@ -20,13 +21,6 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Stops it now (a provider going down).
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -73,7 +67,7 @@ pub fn spawn_node(script: &str, env: &[(&str, String)]) -> NodeProcess {
         }
     };
     NodeProcess {
-        child,
+        child: child.into(),
         ready: serde_json::from_str(&line).unwrap(),
     }
 }

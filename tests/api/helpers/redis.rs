@@ -3,8 +3,9 @@
 //! and as a sentinel.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use testkit::ChildGuard;
 
 use super::{free_port, repo, wait_for_port};
 
@@ -14,7 +15,7 @@ pub struct Redis {
     pub port: u16,
     /// Whether it speaks TLS only.
     tls: bool,
-    child: Child,
+    child: ChildGuard,
     /// Its working directory (a sentinel's config file, which it rewrites, is there).
     _dir: Option<tempfile::TempDir>,
 }
@@ -24,6 +25,24 @@ impl Redis {
     pub fn url(&self) -> String {
         let scheme = if self.tls { "rediss" } else { "redis" };
         format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// A connection to it.
+    pub async fn connect(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// The keys of every session record it holds.
+    pub async fn session_keys(&self) -> Vec<String> {
+        redis::cmd("KEYS")
+            .arg("authgate:session:*")
+            .query_async(&mut self.connect().await)
+            .await
+            .unwrap()
     }
 
     /// Stops it now (the "Redis is down" cases).
@@ -147,7 +166,7 @@ fn sentinel(master: &str, master_port: u16, tls: bool, more: impl FnOnce(u16) ->
     let r = Redis {
         port,
         tls,
-        child,
+        child: child.into(),
         _dir: Some(dir),
     };
     wait_for_port(port, "redis sentinel");
@@ -170,7 +189,7 @@ fn start(port: u16, args: &[&str], tls: bool) -> Redis {
     let r = Redis {
         port,
         tls,
-        child,
+        child: child.into(),
         _dir: Some(dir),
     };
     wait_for_port(port, "redis-server");

@@ -10,8 +10,9 @@
 //! form and the `authResponseHeaders` list are written once.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use testkit::ChildGuard;
 
 use serde_json::{json, Map, Value};
 
@@ -87,16 +88,9 @@ pub fn oauth2_rewrite(workspace: &str) -> Value {
 pub struct Traefik {
     /// Its web entrypoint's port.
     pub port: u16,
-    child: Child,
+    _child: ChildGuard,
     /// Its dynamic config and log.
     pub dir: tempfile::TempDir,
-}
-
-impl Drop for Traefik {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Traefik {
@@ -191,7 +185,11 @@ pub async fn spawn_traefik_at(sites: &[Site], authgate: u16, upstream: u16, port
         .stderr(Stdio::from(log))
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start traefik: {e}"));
-    let traefik = Traefik { port, child, dir };
+    let traefik = Traefik {
+        port,
+        _child: child.into(),
+        dir,
+    };
     let want = dynamic["http"]["routers"].as_object().unwrap().len();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -3,18 +3,13 @@
 
 use axum::http::HeaderMap;
 use axum::Router;
+use testkit::TaskGuard;
 
 /// A running upstream.
 pub struct Upstream {
     /// Its port.
     pub port: u16,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: TaskGuard,
 }
 
 async fn echo(uri: axum::http::Uri, headers: HeaderMap) -> String {
@@ -34,5 +29,8 @@ pub async fn spawn_upstream() -> Upstream {
             .await
             .unwrap();
     });
-    Upstream { port, task }
+    Upstream {
+        port,
+        _task: task.into(),
+    }
 }
