@@ -12,7 +12,7 @@ use authgate::workspace::{Registry, Workspace};
 use axum::Router;
 use jsonwebtoken::Algorithm;
 
-use testkit::config::{oidc_workspace, open_workspace};
+use testkit::config::{bench_workspace, open_workspace};
 use testkit::idp::{self, StaticIdp};
 use testkit::{env_with, session, tokens, ConfigDir};
 
@@ -48,18 +48,8 @@ pub(crate) struct Fixture {
 /// The login workspace's file: a realistic mapping (user, email, preferred username, groups).
 fn login_workspace(issuer: &str) -> String {
     format!(
-        r#"{}[session]
-cookie_name = "{COOKIE}"
-lifetime = "8h"
-[headers]
-user = "email"
-email = "email"
-preferred_username = "preferred_username"
-groups = "groups"
-[authz]
-email_domains = ["example.test"]
-"#,
-        oidc_workspace(LOGIN_HOST, issuer, CLIENT_ID, "BENCH_CLIENT_SECRET")
+        "{}[authz]\nemail_domains = [\"example.test\"]\n",
+        bench_workspace(LOGIN_HOST, issuer, CLIENT_ID, COOKIE)
     )
 }
 

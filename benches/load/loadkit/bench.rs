@@ -14,7 +14,7 @@ use crate::servers::{self, AuthBackend, Server};
 use crate::startup::StartupResult;
 use crate::wrk::{ColdTokens, Wrk, WrkResult};
 use crate::{mint, procfs};
-use testkit::config::{oidc_workspace, open_workspace, write_config};
+use testkit::config::{bench_workspace, open_workspace, write_config};
 use testkit::{env_with, idp};
 
 /// Host of the workspace that needs a login.
@@ -112,18 +112,7 @@ fn subrequest_with_host(
 
 fn authgate_config(dir: &Path, issuer: &str) -> Result<PathBuf, String> {
     let config = dir.join("authgate-config");
-    let login = format!(
-        r#"{}[session]
-cookie_name = "authgate-mcd"
-lifetime = "8h"
-[headers]
-user = "email"
-email = "email"
-preferred_username = "preferred_username"
-groups = "groups"
-"#,
-        oidc_workspace(LOGIN_HOST, issuer, CLIENT_ID, "BENCH_CLIENT_SECRET")
-    );
+    let login = bench_workspace(LOGIN_HOST, issuer, CLIENT_ID, "authgate-mcd");
     write_config(
         &config,
         "",

@@ -10,6 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use testkit::nginx::{auth_location_headers, SERVICE_HOST};
 
 use crate::procfs;
 
@@ -307,28 +308,11 @@ pub(crate) fn nginx_e2e(
     Ok((server, ports))
 }
 
-/// The `Host` ingress-nginx sends with the auth subrequest: the auth Service's name.
-const SERVICE_HOST: &str = "authgate.authgate.svc.cluster.local";
-
 /// The auth location's headers as ingress-nginx renders them (`auth-url` annotation).
 fn subrequest_headers(host: &str) -> String {
     format!(
-        r#"      proxy_pass_request_body     off;
-      proxy_set_header            Content-Length          "";
-      proxy_set_header            X-Forwarded-Proto       "";
-      proxy_set_header            X-Request-ID            $request_id;
-      proxy_set_header            Host                    {host};
-      proxy_set_header            X-Original-URL          $scheme://$http_host$request_uri;
-      proxy_set_header            X-Original-Method       $request_method;
-      proxy_set_header            X-Sent-From             "nginx-ingress-controller";
-      proxy_set_header            X-Real-IP               $remote_addr;
-      proxy_set_header            X-Forwarded-For         $remote_addr;
-      proxy_set_header            X-Auth-Request-Redirect $request_uri;
-      proxy_buffering             off;
-      proxy_buffer_size           4k;
-      proxy_http_version          1.1;
-      proxy_pass_request_headers  on;
-"#
+        "{}      proxy_buffer_size           4k;\n      proxy_http_version          1.1;\n      proxy_pass_request_headers  on;\n",
+        auth_location_headers(host)
     )
 }
 

@@ -55,6 +55,15 @@ pub fn oidc_workspace(host: &str, issuer: &str, client_id: &str, secret_env: &st
     )
 }
 
+/// [`oidc_workspace`] as the benchmarks run it: sessions in the cookie `cookie` for 8 h, and
+/// every identity header mapped (user and email from `email`, preferred username, groups).
+pub fn bench_workspace(host: &str, issuer: &str, client_id: &str, cookie: &str) -> String {
+    format!(
+        "{}[session]\ncookie_name = \"{cookie}\"\nlifetime = \"8h\"\n[headers]\nuser = \"email\"\nemail = \"email\"\npreferred_username = \"preferred_username\"\ngroups = \"groups\"\n",
+        oidc_workspace(host, issuer, client_id, "BENCH_CLIENT_SECRET")
+    )
+}
+
 /// A workspace without login (`auth = "none"`) for `host`.
 pub fn open_workspace(host: &str) -> String {
     format!("hosts = [\"{host}\"]\nauth = \"none\"\n")

@@ -5,6 +5,7 @@
 //! * [`tokens`]: the fixture keys of `tests/fixtures/`, their JWKS, and token minting.
 //! * [`idp`]: a static OpenID Provider on loopback (discovery and a JWKS), optionally holding
 //!   its discovery document back, for tests of requests in flight.
+//! * [`nginx`]: the auth location as ingress-nginx renders it.
 //! * [`config`]: config directories and the workspace files most tests and benchmarks write.
 //! * [`session`]: a config loaded as `authgate serve` loads it, and the test user's session
 //!   cookie sealed with its keys.
@@ -21,6 +22,7 @@ pub mod client;
 pub mod config;
 pub mod guard;
 pub mod idp;
+pub mod nginx;
 pub mod raw;
 pub mod session;
 pub mod tokens;

@@ -12,7 +12,9 @@
 //! writes `$host`, and the scheme is `http`.
 
 use std::fmt::Write as _;
-use std::process::{Child, Command};
+use std::process::Command;
+use testkit::nginx::{auth_location_headers, SERVICE_HOST};
+use testkit::ChildGuard;
 
 use super::{free_port, repo, wait_for_port};
 
@@ -142,16 +144,9 @@ impl Site {
 pub struct Nginx {
     /// Its port.
     pub port: u16,
-    child: Child,
+    _child: ChildGuard,
     /// Its prefix (config and logs).
     pub dir: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Nginx {
@@ -210,23 +205,12 @@ fn server_block(site: &Site, authgate: u16, upstream: u16) -> String {
         format!("?{}", site.auth_query)
     };
     if site.auth {
+        let auth_headers = auth_location_headers(SERVICE_HOST);
         writeln!(
             s,
             r#"    location = /_external-auth-{id} {{
       internal;
-      proxy_pass_request_body     off;
-      proxy_set_header            Content-Length          "";
-      proxy_set_header            X-Forwarded-Proto       "";
-      proxy_set_header            X-Request-ID            $request_id;
-      proxy_set_header            Host                    authgate.authgate.svc.cluster.local;
-      proxy_set_header            X-Original-URL          $scheme://$http_host$request_uri;
-      proxy_set_header            X-Original-Method       $request_method;
-      proxy_set_header            X-Sent-From             "nginx-ingress-controller";
-      proxy_set_header            X-Real-IP               $remote_addr;
-      proxy_set_header            X-Forwarded-For         $remote_addr;
-      proxy_set_header            X-Auth-Request-Redirect $request_uri;
-      proxy_buffering             off;
-      proxy_buffer_size           {{BUFFER}};
+{auth_headers}      proxy_buffer_size           {{BUFFER}};
       proxy_buffers               4 {{BUFFER}};
       proxy_http_version          1.1;
       proxy_set_header            Connection              "";
@@ -359,7 +343,11 @@ pub fn spawn_nginx_with(
         .unwrap_or_else(|e| {
             panic!("cannot start nginx (apt-get install nginx libnginx-mod-http-set-misc): {e}")
         });
-    let nginx = Nginx { port, child, dir };
+    let nginx = Nginx {
+        port,
+        _child: child.into(),
+        dir,
+    };
     wait_for_port(port, "nginx");
     nginx
 }
