@@ -33,13 +33,8 @@ async fn setup(redis: &Redis) -> Env {
         &config,
         env_with(&[("MCD_SECRET", "s3cret"), ("REDIS_URL", &redis.url())]),
     )
-    .await
-    .owning(config);
-    Env {
-        forge,
-        app,
-        client: Client::new(),
-    }
+    .await;
+    Env::new(forge, app.owning(config))
 }
 
 /// Logs in as `sub` in IdP session `sid` (a fresh browser each time); returns the cookie.

@@ -59,14 +59,8 @@ pub(crate) fn config_for(issuer: &str, server: &str) -> ConfigDir {
 pub(crate) async fn setup_with(server: &str) -> Env {
     let forge = spawn_forge().await;
     let config = config_for(&forge.issuer, server);
-    let app = spawn_in_process(&config, env_with(&[("MCD_SECRET", "s3cret")]))
-        .await
-        .owning(config);
-    Env {
-        forge,
-        app,
-        client: Client::new(),
-    }
+    let app = spawn_in_process(&config, env_with(&[("MCD_SECRET", "s3cret")])).await;
+    Env::new(forge, app.owning(config))
 }
 
 pub(crate) async fn setup() -> Env {
@@ -81,6 +75,15 @@ pub(crate) struct Started {
 }
 
 impl Env {
+    /// `app` in front of `forge`, with a fresh browser.
+    pub(crate) fn new(forge: Forge, app: InProcess) -> Self {
+        Env {
+            forge,
+            app,
+            client: Client::new(),
+        }
+    }
+
     pub(crate) fn url(&self, host: &str, path: &str) -> String {
         format!("http://{host}:{}{path}", self.app.port)
     }
@@ -929,11 +932,7 @@ async fn setup_redis(redis: &crate::helpers::redis::Redis) -> Env {
     let forge = spawn_forge().await;
     let app = spawn_redis_app(&forge.issuer, redis).await;
     crate::helpers::redis::until_store_connected(app.port).await;
-    Env {
-        forge,
-        app,
-        client: Client::new(),
-    }
+    Env::new(forge, app)
 }
 
 #[tokio::test]

@@ -259,12 +259,7 @@ async fn a_session_of_an_unchanged_workspace_survives_a_reload_of_another() {
     .await
     .unwrap()
     .with_watch(Interval::Every(POLL));
-    let app = serve_in_process(app);
-    let mut env = Env {
-        forge,
-        app,
-        client: Client::new(),
-    };
+    let mut env = Env::new(forge, serve_in_process(app));
     let r = env
         .login_with_token(|iss, nonce| rs256(&claims(iss, nonce)))
         .await;
@@ -306,12 +301,7 @@ async fn sighup_still_reloads_with_the_poll_off() {
         public(&["a.test", "b.test"]),
     )
     .unwrap();
-    let ok = std::process::Command::new("kill")
-        .args(["-HUP", &ag.pid().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -HUP failed");
+    ag.signal("-HUP");
     wait_for_auth(ag.port, "public", "b.test", 202).await;
     assert!(ag.log_text().contains("cause=Signal"), "{}", ag.log_text());
 }

@@ -35,6 +35,16 @@ impl Drop for ChildGuard {
 }
 
 impl ChildGuard {
+    /// Sends `sig` (as `kill` spells it: `-TERM`, `-HUP`, `-INT`) to the process; panics when
+    /// `kill` fails.
+    pub fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &self.0.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} failed");
+    }
+
     /// Waits up to `limit` for the process to exit, looking every `poll`; its status, or `None`
     /// if it still runs.
     pub fn wait_exit(&mut self, limit: Duration, poll: Duration) -> Option<ExitStatus> {

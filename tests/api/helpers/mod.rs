@@ -133,12 +133,12 @@ impl AuthgateProcess {
 
     /// Sends SIGTERM, as the kubelet does to stop a pod.
     pub fn terminate(&self) {
-        let ok = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -TERM failed");
+        self.signal("-TERM");
+    }
+
+    /// Sends `sig` (`-HUP`, `-TERM`, …).
+    pub fn signal(&self, sig: &str) {
+        self.child.signal(sig);
     }
 
     /// Waits up to `limit` for the process to exit; its status, or `None` if it still runs.
