@@ -5,13 +5,9 @@
 use std::time::{Duration, Instant};
 
 use testkit::config::oidc_workspace;
-use testkit::idp::{self, Hold};
+use testkit::idp::{self, Hold, StaticIdp};
 
-use crate::helpers::{spawn_authgate, Client, ConfigDir};
-
-fn config(issuer: &str) -> ConfigDir {
-    ConfigDir::new("").workspace("app", &oidc_workspace("app.test", issuer, "c", "S"))
-}
+use crate::helpers::{spawn_authgate, AuthgateProcess, Client, ConfigDir, Resp};
 
 async fn wait_ready(c: &mut Client, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -26,29 +22,68 @@ async fn wait_ready(c: &mut Client, port: u16) {
     }
 }
 
+/// The real binary serving one login workspace at a provider whose discovery document takes
+/// `discovery` to arrive (a login started there is a request in flight for that long), with
+/// `env` besides the client secret, ready.
+struct Slow {
+    ag: AuthgateProcess,
+    port: u16,
+    issuer: String,
+    /// Kept for as long as the binary runs.
+    _idp: StaticIdp,
+    _config: ConfigDir,
+}
+
+async fn spawn_slow(discovery: Duration, env: &[(&str, &str)], name: &str) -> Slow {
+    let idp = idp::spawn(Hold::For(discovery)).await;
+    let config =
+        ConfigDir::new("").workspace("app", &oidc_workspace("app.test", &idp.issuer, "c", "S"));
+    let env: Vec<_> = [("S", "secret")]
+        .into_iter()
+        .chain(env.iter().copied())
+        .collect();
+    let ag = spawn_authgate(&config, &env, name);
+    let port = ag.port;
+    wait_ready(&mut Client::new(), port).await;
+    Slow {
+        ag,
+        port,
+        issuer: idp.issuer.clone(),
+        _idp: idp,
+        _config: config,
+    }
+}
+
+/// A login start with `headers`, waiting on the provider's discovery.
+async fn start_login(port: u16, headers: &[(&str, &str)]) -> Resp {
+    Client::new()
+        .get(
+            &format!("http://app.test:{port}/oauth2/start?rd=%2F"),
+            headers,
+        )
+        .await
+}
+
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_answers_ready_503_and_exits_0() {
     // Discovery takes 2.5 s: the login below is in flight across the whole drain delay.
-    let idp = idp::spawn(Hold::For(Duration::from_millis(2500))).await;
-    let issuer = idp.issuer.clone();
-    let config = config(&issuer);
-    let mut ag = spawn_authgate(
-        &config,
+    let Slow {
+        mut ag,
+        port,
+        issuer,
+        _idp,
+        _config,
+    } = spawn_slow(
+        Duration::from_millis(2500),
         &[
-            ("S", "secret"),
             ("AUTHGATE_DRAIN_DELAY", "1s"),
             ("AUTHGATE_DRAIN_TIMEOUT", "5s"),
         ],
         "drain",
-    );
-    let port = ag.port;
+    )
+    .await;
     let mut c = Client::new();
-    wait_ready(&mut c, port).await;
-    let in_flight = tokio::spawn(async move {
-        Client::new()
-            .get(&format!("http://app.test:{port}/oauth2/start?rd=%2F"), &[])
-            .await
-    });
+    let in_flight = tokio::spawn(async move { start_login(port, &[]).await });
     // The request has reached authgate once its discovery fetch is under way; give the
     // connection a moment to be accepted before the signal (a readiness condition would need a
     // hook into the server; 200 ms is far below the 2.5 s it stays in flight).
@@ -100,26 +135,22 @@ async fn sigterm_drains_in_flight_requests_answers_ready_503_and_exits_0() {
 
 #[tokio::test]
 async fn requests_outliving_the_drain_timeout_do_not_hold_the_exit() {
-    let idp = idp::spawn(Hold::For(Duration::from_secs(60))).await;
-    let issuer = idp.issuer.clone();
-    let config = config(&issuer);
-    let mut ag = spawn_authgate(
-        &config,
+    let Slow {
+        mut ag,
+        port,
+        _idp,
+        _config,
+        ..
+    } = spawn_slow(
+        Duration::from_secs(60),
         &[
-            ("S", "secret"),
             ("AUTHGATE_DRAIN_DELAY", "0s"),
             ("AUTHGATE_DRAIN_TIMEOUT", "1s"),
         ],
         "drain-timeout",
-    );
-    let port = ag.port;
-    let mut c = Client::new();
-    wait_ready(&mut c, port).await;
-    let _stuck = tokio::spawn(async move {
-        Client::new()
-            .get(&format!("http://app.test:{port}/oauth2/start?rd=%2F"), &[])
-            .await
-    });
+    )
+    .await;
+    let _stuck = tokio::spawn(async move { start_login(port, &[]).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let signalled = Instant::now();
     ag.terminate();
@@ -141,20 +172,15 @@ async fn requests_outliving_the_drain_timeout_do_not_hold_the_exit() {
 /// the identity provider); the next is refused at once with 429, other clients are unaffected.
 #[tokio::test]
 async fn a_client_with_too_many_logins_in_flight_is_refused_at_once() {
-    let idp = idp::spawn(Hold::For(Duration::from_secs(3))).await;
-    let issuer = idp.issuer.clone();
-    let config = config(&issuer);
-    let ag = spawn_authgate(&config, &[("S", "secret")], "login-throttle");
-    let port = ag.port;
-    let mut c = Client::new();
-    wait_ready(&mut c, port).await;
+    let Slow {
+        ag: _ag,
+        port,
+        _idp,
+        _config,
+        ..
+    } = spawn_slow(Duration::from_secs(3), &[], "login-throttle").await;
     let start = move |client: &'static str| async move {
-        Client::new()
-            .get(
-                &format!("http://app.test:{port}/oauth2/start?rd=%2F"),
-                &[("x-real-ip", client)],
-            )
-            .await
+        start_login(port, &[("x-real-ip", client)]).await
     };
     let in_flight: Vec<_> = (0..8)
         .map(|_| tokio::spawn(start("198.51.100.7")))
