@@ -510,7 +510,7 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
     };
     let authgate = start_authgate("authgate")?;
 
-    let apache_port = servers::free_port()?;
+    let apache_port = testkit::try_free_port()?;
     let (oidc, oidc_issuer) = servers::oidc_provider(
         &s.repo,
         &format!("http://{LOGIN_HOST}:{apache_port}/session/redirect_uri"),

@@ -11,13 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use testkit::nginx::{auth_location_headers, SERVICE_HOST};
+use testkit::try_free_port;
 
 use crate::procfs;
-
-/// A port free right now on 127.0.0.1.
-pub(crate) fn free_port() -> Result<u16, String> {
-    testkit::try_free_port().map_err(|e| format!("no free port: {e}"))
-}
 
 /// A running server process.
 pub(crate) struct Server {
@@ -114,7 +110,7 @@ pub(crate) fn authgate(
     env: &[(String, String)],
     log: PathBuf,
 ) -> Result<Server, String> {
-    let port = free_port()?;
+    let port = try_free_port()?;
     let mut cmd = Command::new(bin);
     cmd.args(["serve", "--config"])
         .arg(config)
@@ -133,7 +129,7 @@ pub(crate) fn reference(
     env: &[(String, String)],
     log: PathBuf,
 ) -> Result<Server, String> {
-    let port = free_port()?;
+    let port = try_free_port()?;
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(me);
     cmd.args(["reference", "--config"]).arg(config).args([
@@ -193,7 +189,7 @@ fn start_nginx(dir: &Path, name: &str, conf: String, port: u16) -> Result<Server
 
 /// NGINX answering every request with `return 204`: the floor.
 pub(crate) fn nginx_floor(dir: &Path, workers: &str) -> Result<Server, String> {
-    let port = free_port()?;
+    let port = try_free_port()?;
     let http = format!(
         "  server {{\n    listen 127.0.0.1:{port} reuseport;\n    location / {{ return 204; }}\n  }}\n"
     );
@@ -227,7 +223,7 @@ pub(crate) fn nginx_e2e(
     workers: &str,
     backends: &[AuthBackend],
 ) -> Result<(Server, Vec<u16>), String> {
-    let app_port = free_port()?;
+    let app_port = try_free_port()?;
     let mut http = format!(
         r#"  upstream app {{
     server 127.0.0.1:{app_port};
@@ -243,7 +239,7 @@ pub(crate) fn nginx_e2e(
     );
     let mut ports = Vec::new();
     for (i, b) in backends.iter().enumerate() {
-        let port = free_port()?;
+        let port = try_free_port()?;
         ports.push(port);
         let auth = match b {
             AuthBackend::Inline => "      return 204;\n".to_string(),

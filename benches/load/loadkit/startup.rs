@@ -46,7 +46,7 @@ pub(crate) fn measure(
     let mut runs_ms = Vec::new();
     let (mut idle_rss, mut split) = (0, (0, 0));
     for i in 0..runs {
-        let port = testkit::try_free_port().map_err(|e| format!("no free port: {e}"))?;
+        let port = testkit::try_free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let t0 = Instant::now();
         let mut child = Command::new(bin)

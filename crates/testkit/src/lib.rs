@@ -39,13 +39,16 @@ pub use session::env_with;
 pub const COOKIE_SECRET: &str = "dGVzdC1vbmx5LWNvb2tpZS1zZWNyZXQtMzItYnl0ZXMtbG9uZw";
 
 /// A port free right now on 127.0.0.1, for servers that must be told their port.
-pub fn try_free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+pub fn try_free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
 }
 
 /// [`try_free_port`], panicking when none is free.
 pub fn free_port() -> u16 {
-    try_free_port().unwrap_or_else(|e| panic!("no free port on 127.0.0.1: {e}"))
+    try_free_port().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Waits until something accepts TCP connections on `port` (a readiness check, not a sleep);
