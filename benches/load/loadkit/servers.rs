@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use testkit::nginx::{auth_location_headers, SERVICE_HOST};
+use testkit::nginx::{auth_location_headers, protected_location, SERVICE_HOST};
 use testkit::try_free_port;
 
 use crate::procfs;
@@ -267,6 +267,10 @@ pub(crate) fn nginx_e2e(
                 subrequest_headers(SERVICE_HOST)
             ),
         };
+        let protected = protected_location(
+            "/_external-auth",
+            &["X-Auth-Request-User", "X-Auth-Request-Email"],
+        );
         let _ = write!(
             http,
             r#"  server {{
@@ -280,14 +284,7 @@ pub(crate) fn nginx_e2e(
       return 302 http://$http_host/oauth2/start?rd=$escaped_request_uri;
     }}
     location /app {{
-      auth_request        /_external-auth;
-      auth_request_set    $auth_cookie $upstream_http_set_cookie;
-      add_header          Set-Cookie $auth_cookie;
-      auth_request_set    $authHeader0 $upstream_http_x_auth_request_user;
-      proxy_set_header    'X-Auth-Request-User' $authHeader0;
-      auth_request_set    $authHeader1 $upstream_http_x_auth_request_email;
-      proxy_set_header    'X-Auth-Request-Email' $authHeader1;
-      set_escape_uri      $escaped_request_uri $request_uri;
+{protected}      set_escape_uri      $escaped_request_uri $request_uri;
       error_page 401 = @signin;
       proxy_set_header    Host $http_host;
       proxy_http_version  1.1;

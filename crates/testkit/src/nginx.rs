@@ -25,3 +25,22 @@ pub fn auth_location_headers(host: &str) -> String {
 "#
     )
 }
+
+/// The lines ingress-nginx renders into a protected location: the auth subrequest to
+/// `auth_location`, the `Set-Cookie` of its answer passed to the client, and each header of
+/// `auth-response-headers` (`names`) copied from the auth answer onto the request to the app;
+/// indented for a location block.
+pub fn protected_location(auth_location: &str, names: &[&str]) -> String {
+    use std::fmt::Write as _;
+    let mut s = format!(
+        "      auth_request        {auth_location};\n      auth_request_set    $auth_cookie $upstream_http_set_cookie;\n      add_header          Set-Cookie $auth_cookie;\n"
+    );
+    for (i, name) in names.iter().enumerate() {
+        let var = name.to_ascii_lowercase().replace('-', "_");
+        let _ = write!(
+            s,
+            "      auth_request_set    $authHeader{i} $upstream_http_{var};\n      proxy_set_header    '{name}' $authHeader{i};\n"
+        );
+    }
+    s
+}

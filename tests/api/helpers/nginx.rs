@@ -13,7 +13,7 @@
 
 use std::fmt::Write as _;
 use std::process::Command;
-use testkit::nginx::{auth_location_headers, SERVICE_HOST};
+use testkit::nginx::{auth_location_headers, protected_location, SERVICE_HOST};
 use testkit::ChildGuard;
 
 use super::{free_port, repo, wait_for_port};
@@ -244,20 +244,18 @@ fn server_block(site: &Site, authgate: u16, upstream: u16) -> String {
     for path in &site.paths {
         writeln!(s, "    location {path} {{").unwrap();
         if site.auth {
+            let auth = protected_location(
+                &format!("/_external-auth-{id}"),
+                &[
+                    "X-Auth-Request-User",
+                    "X-Auth-Request-Email",
+                    "X-Auth-Request-Preferred-Username",
+                    "X-Auth-Request-Groups",
+                ],
+            );
             writeln!(
                 s,
-                r#"      auth_request        /_external-auth-{id};
-      auth_request_set    $auth_cookie $upstream_http_set_cookie;
-      add_header          Set-Cookie $auth_cookie;
-      auth_request_set    $authHeader0 $upstream_http_x_auth_request_user;
-      proxy_set_header    'X-Auth-Request-User' $authHeader0;
-      auth_request_set    $authHeader1 $upstream_http_x_auth_request_email;
-      proxy_set_header    'X-Auth-Request-Email' $authHeader1;
-      auth_request_set    $authHeader2 $upstream_http_x_auth_request_preferred_username;
-      proxy_set_header    'X-Auth-Request-Preferred-Username' $authHeader2;
-      auth_request_set    $authHeader3 $upstream_http_x_auth_request_groups;
-      proxy_set_header    'X-Auth-Request-Groups' $authHeader3;
-      set_escape_uri      $escaped_request_uri $request_uri;
+                r#"{auth}      set_escape_uri      $escaped_request_uri $request_uri;
       error_page 401 = @signin-{id};
       error_page 403 = @custom-403-{id};"#
             )
