@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use testkit::ChildGuard;
 
 use super::traefik::auth_response_headers;
-use super::{repo, wait_for_port};
+use super::{proxy_binary, wait_for_port};
 
 /// A running Caddy, stopped on drop.
 pub struct Caddy {
@@ -32,15 +32,7 @@ impl Caddy {
 /// The Caddy binary: `$AUTHGATE_CADDY`, else the one `scripts/install-proxies` installs.
 /// Missing, the test fails.
 fn binary() -> PathBuf {
-    let path = std::env::var_os("AUTHGATE_CADDY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/tools/proxies-venv/bin/caddy"));
-    assert!(
-        path.is_file(),
-        "no Caddy at {}: run scripts/install-proxies (or set AUTHGATE_CADDY)",
-        path.display()
-    );
-    path
+    proxy_binary("Caddy", "caddy", "AUTHGATE_CADDY")
 }
 
 /// The site block README documents, for `host` of `workspace`. The `?` ending the

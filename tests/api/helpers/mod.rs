@@ -28,6 +28,20 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A proxy `scripts/install-proxies` installs (`name` in its virtualenv), or the one `$env`
+/// names; missing, the test fails, naming `what`.
+pub fn proxy_binary(what: &str, name: &str, env: &str) -> PathBuf {
+    let path = std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/tools/proxies-venv/bin").join(name));
+    assert!(
+        path.is_file(),
+        "no {what} at {}: run scripts/install-proxies (or set {env})",
+        path.display()
+    );
+    path
+}
+
 /// Where tests keep screenshots and logs worth looking at.
 pub fn artifacts() -> PathBuf {
     let dir = repo().join("target/test-artifacts");

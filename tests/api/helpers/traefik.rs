@@ -16,7 +16,7 @@ use testkit::ChildGuard;
 
 use serde_json::{json, Map, Value};
 
-use super::{free_port, repo};
+use super::{free_port, proxy_binary, repo};
 
 /// The in-cluster origin of authgate's Service, as the manifests write it.
 const CLUSTER_ORIGIN: &str = "http://authgate.authgate.svc.cluster.local";
@@ -108,15 +108,7 @@ impl Traefik {
 /// The Traefik binary: `$AUTHGATE_TRAEFIK`, else the one `scripts/install-proxies` installs.
 /// Missing, the test fails: these tests are part of the suite, not optional.
 fn binary() -> PathBuf {
-    let path = std::env::var_os("AUTHGATE_TRAEFIK")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/tools/proxies-venv/bin/traefik"));
-    assert!(
-        path.is_file(),
-        "no Traefik at {}: run scripts/install-proxies (or set AUTHGATE_TRAEFIK)",
-        path.display()
-    );
-    path
+    proxy_binary("Traefik", "traefik", "AUTHGATE_TRAEFIK")
 }
 
 /// The file provider's dynamic config: per site a router for its apps (ForwardAuth) and one
