@@ -34,6 +34,8 @@ async fn setup(redis: &Redis) -> Env {
         env_with(&[("MCD_SECRET", "s3cret"), ("REDIS_URL", &redis.url())]),
     )
     .await;
+    // A login saves its session in Redis: not before the store has connected.
+    crate::helpers::redis::until_store_connected(app.port).await;
     Env::new(forge, app.owning(config))
 }
 
