@@ -21,7 +21,9 @@ use crate::helpers::nginx::{spawn_nginx_at, Nginx, Site};
 use crate::helpers::node::{spawn_oidc_provider, Idp};
 use crate::helpers::redis::{spawn_redis, Redis};
 use crate::helpers::upstream::{spawn_upstream, Upstream};
-use crate::helpers::{env_with, free_port, serve_in_process, Client, ConfigDir, InProcess, Resp};
+use crate::helpers::{
+    env_with, free_port, serve_in_process, spawn_authgate, Client, ConfigDir, InProcess, Resp,
+};
 
 const HOST: &str = "ws.localhost";
 /// g-auditors' object id in the Entra-shaped IdP (`tests/support/node/idp.mjs`).
@@ -92,6 +94,49 @@ async fn platform(idp_config: Value, redis: bool) -> Refreshing {
     platform_with(Shape::Generic, idp_config, redis).await
 }
 
+/// The `[[provider]]` of the workspace: its kind, issuer and kind-specific keys.
+struct Provider<'a> {
+    kind: &'a str,
+    issuer: &'a str,
+    extra: &'a str,
+}
+
+/// Workspace `ws` on `ws.localhost:<nginx_port>`, refreshed every `interval`, admitting the
+/// group `admit` only, passing the access token to apps.
+fn workspace_toml(
+    p: &Provider<'_>,
+    nginx_port: u16,
+    store: &str,
+    admit: &str,
+    interval: &str,
+) -> String {
+    format!(
+        r#"hosts = ["{HOST}:{nginx_port}"]
+auth = "oidc"
+insecure_http = true
+[[provider]]
+id = "sso"
+kind = "{kind}"
+issuer = "{issuer}"
+client_id = "authgate"
+client_secret_env = "CLIENT_SECRET"
+{extra}[session]
+cookie_name = "ag"
+refresh_interval = "{interval}"
+{store}[authz]
+groups = ["{admit}"]
+[headers]
+user = "sub"
+email = "email"
+groups = "groups"
+pass_access_token = true
+"#,
+        kind = p.kind,
+        issuer = p.issuer,
+        extra = p.extra,
+    )
+}
+
 /// Which IdP the test's oidc-provider plays, with the provider table and admission rule
 /// authgate gets for it.
 #[derive(Clone, Copy)]
@@ -136,28 +181,16 @@ async fn platform_with(shape: Shape, idp_config: Value, redis: bool) -> Refreshi
     } else {
         ""
     };
-    let ws = format!(
-        r#"hosts = ["{HOST}:{nginx_port}"]
-auth = "oidc"
-insecure_http = true
-[[provider]]
-id = "sso"
-kind = "{kind}"
-issuer = "{issuer}"
-client_id = "authgate"
-client_secret_env = "CLIENT_SECRET"
-{extra}[session]
-cookie_name = "ag"
-refresh_interval = "{INTERVAL}s"
-{store}[authz]
-groups = ["{admit}"]
-[headers]
-user = "sub"
-email = "email"
-groups = "groups"
-pass_access_token = true
-"#,
-        issuer = idp.issuer,
+    let ws = workspace_toml(
+        &Provider {
+            kind,
+            issuer: &idp.issuer,
+            extra: &extra,
+        },
+        nginx_port,
+        store,
+        admit,
+        &format!("{INTERVAL}s"),
     );
     let server = if redis.is_some() {
         "[redis]\nurl_env = \"REDIS_URL\"\n"
@@ -365,10 +398,10 @@ async fn a_due_session_is_renewed_through_nginx_and_a_group_removed_at_the_idp_i
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(p.idp_stats().await, (2, 0));
 
-    // No refresh token, old or new, in any log line (at trace) or in what the app received.
+    // No refresh token, old or new, in any log line or in what the app received (the binary at
+    // trace: `no_refresh_token_reaches_the_binarys_log_even_at_trace`).
     let text = log.text();
     assert!(text.contains("session refreshed"), "{text}");
-    assert!(text.contains("TRACE"), "logging ran at trace");
     for token in p.refresh_tokens().await {
         assert!(!text.contains(&token), "a refresh token is in the log");
         assert!(!ok_page.contains(&token), "a refresh token reached the app");
@@ -630,4 +663,88 @@ async fn chromium_receives_the_renewed_cookie_through_nginx() {
     assert_ne!(before, after, "the browser holds the renewed cookie");
     assert_eq!(result["final_status"], 200);
     assert_eq!(p.idp_stats().await, (1, 0));
+}
+
+/// The binary at `RUST_LOG=trace`, on the real clock with a 1 s interval, behind NGINX: a login,
+/// refreshes with rotating refresh tokens, then a refused one (the grant revoked). No refresh
+/// token the IdP issued appears in any line of the log.
+#[tokio::test]
+async fn no_refresh_token_reaches_the_binarys_log_even_at_trace() {
+    let nginx_port = free_port();
+    let callback = format!("http://{HOST}:{nginx_port}/oauth2/callback");
+    let idp = spawn_oidc_provider(
+        "generic",
+        "authgate",
+        "client-secret",
+        &[callback],
+        json!({"rotate_refresh_tokens": true}),
+    );
+    let provider = Provider {
+        kind: "oidc",
+        issuer: &idp.issuer,
+        extra: "",
+    };
+    let config = ConfigDir::new("").workspace(
+        "ws",
+        &workspace_toml(&provider, nginx_port, "", "g-admins", "1s"),
+    );
+    let ag = spawn_authgate(
+        &config,
+        &[("CLIENT_SECRET", "client-secret"), ("RUST_LOG", "trace")],
+        "refresh-trace",
+    );
+    let upstream = spawn_upstream().await;
+    let nginx = spawn_nginx_at(
+        &[Site::protected(HOST, &["/hello"])],
+        ag.port,
+        upstream.port,
+        nginx_port,
+    );
+    let page = format!("{}/hello", nginx.url(HOST));
+    let mut browser = Client::new();
+    let steps = browser.follow(&page, "alice").await;
+    assert_eq!(steps.last().unwrap().status, 200);
+    // Browse until two refreshes have happened (each at least 1 s after the last).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while ag.log_text().matches("session refreshed").count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refresh: {}",
+            ag.log_text()
+        );
+        assert_eq!(browser.get(&page, &[]).await.status, 200);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // The grant revoked at the IdP: the next due refresh is refused, the browser signs in again.
+    let control = url::Url::parse(&idp.issuer).unwrap();
+    let revoke = format!(
+        "http://127.0.0.1:{}/test/accounts/alice/revoke",
+        control.port().unwrap()
+    );
+    assert_eq!(Client::new().post_form(&revoke, &[]).await.status, 200);
+    while browser.get(&page, &[]).await.status != 302 {
+        assert!(std::time::Instant::now() < deadline, "never refused");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let stats: Value = serde_json::from_str(
+        &Client::new()
+            .get(
+                &format!("http://127.0.0.1:{}/test/stats", control.port().unwrap()),
+                &[],
+            )
+            .await
+            .body,
+    )
+    .unwrap();
+    let log = ag.log_text();
+    assert!(log.contains("TRACE"), "logging ran at trace");
+    assert!(log.contains("session ended at refresh"), "{log}");
+    let issued = stats["refresh_tokens"].as_array().unwrap();
+    assert!(issued.len() >= 3, "a login and two rotations: {issued:?}");
+    for token in issued {
+        assert!(
+            !log.contains(token.as_str().unwrap()),
+            "a refresh token is in the log"
+        );
+    }
 }
