@@ -37,6 +37,10 @@ pub(crate) struct Settings {
     /// The authgate binary under test.
     #[arg(long, default_value = "target/release/authgate")]
     pub(crate) authgate: PathBuf,
+    /// An earlier authgate binary whose session-cookie row is measured beside this one's, in
+    /// the same run (e.g. a build of the commit before a change).
+    #[arg(long, env = "LOAD_BASELINE")]
+    pub(crate) baseline: Option<PathBuf>,
     #[arg(long, env = "LOAD_ROUNDS", default_value_t = 3)]
     pub(crate) rounds: u32,
     #[arg(long, env = "LOAD_ROUND_SECS", default_value_t = 5)]
@@ -631,6 +635,15 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
             bin.clone(),
             env.clone(),
             "authgate-musl.log",
+        ));
+    }
+    if let Some(bin) = &s.baseline {
+        variants.push((
+            "authgate, the `--baseline` binary: session cookie",
+            Role::CookieBaseline,
+            bin.clone(),
+            env.clone(),
+            "authgate-baseline.log",
         ));
     }
     for (label, role, bin, env, log) in variants {

@@ -25,6 +25,7 @@ pub(crate) enum Role {
     Floor1,
     FloorAuto,
     Cookie,
+    CookieBaseline,
     CookieNoMetrics,
     CookieOneWorker,
     CookieMusl,
@@ -195,9 +196,11 @@ impl Report {
 
     fn peer_cell(&self, r: &Row) -> String {
         let peer = match r.role {
-            Role::Cookie | Role::CookieNoMetrics | Role::CookieOneWorker | Role::CookieMusl => {
-                Role::PeerSession
-            }
+            Role::Cookie
+            | Role::CookieBaseline
+            | Role::CookieNoMetrics
+            | Role::CookieOneWorker
+            | Role::CookieMusl => Role::PeerSession,
             Role::BearerWarm | Role::BearerCold => Role::PeerBearer,
             Role::E2eAuthgate | Role::E2eAuthgateNoKeepalive => Role::E2ePeer,
             Role::PeerBearer | Role::PeerSession | Role::E2ePeer => r.role,
