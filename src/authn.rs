@@ -58,8 +58,7 @@ impl Workspace {
         now: u64,
     ) -> Result<Authenticated, AuthError> {
         match (
-            self.session
-                .open_request(creds.cookies.iter().copied(), now),
+            self.session.open_headers(creds.cookies, now),
             creds.bearer,
         ) {
             (Ok(session), _) => Ok(self.current(session, creds.cookies, now).await?),
@@ -136,10 +135,11 @@ impl Workspace {
                         Vec::new()
                     }
                     None => {
+                        let iat = renewed.refreshed_at.unwrap_or(now);
                         let issued = self.session.reissue(
                             &renewed.identity,
                             renewed.tokens.clone(),
-                            now,
+                            (iat, now),
                             exp,
                         )?;
                         if issued.len() > 1 {

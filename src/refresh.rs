@@ -68,8 +68,8 @@ pub struct Refresher {
     /// How old a session may get before it is renewed.
     interval: Duration,
     /// Each session's refresh by [`Job::flight_key`]: in progress, or its outcome. Kept for
-    /// one interval (at most ten minutes), so that a request still carrying the old cookie
-    /// reuses the outcome instead of spending the refresh token again.
+    /// one interval (at least [`RETRY_AFTER`], at most ten minutes), so that a request still
+    /// carrying the old cookie reuses the outcome instead of spending the refresh token again.
     flights: moka::sync::Cache<[u8; 32], Arc<OnceCell<Outcome>>>,
 }
 
@@ -88,7 +88,11 @@ impl Refresher {
             interval,
             flights: moka::sync::Cache::builder()
                 .max_capacity(FLIGHTS)
-                .time_to_live(interval.clamp(Duration::from_secs(1), Duration::from_secs(600)))
+                // At least RETRY_AFTER, or a kept outcome would expire before its retry is due
+                // and every request past the interval would ask the provider again.
+                .time_to_live(
+                    interval.clamp(Duration::from_secs(RETRY_AFTER), Duration::from_secs(600)),
+                )
                 .build(),
         }
     }

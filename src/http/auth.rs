@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 use std::time::Instant;
 
-use super::error::RefusalContext;
+use super::error::{log_errors, RefusalContext};
 use super::metrics::{decision, refusal_counters};
 use super::{AppError, Incoming};
 use crate::authn::Credentials;
@@ -64,7 +64,9 @@ pub(super) async fn auth(
                 user: user.unwrap_or_default(),
                 request_id: RequestId(req.request_id()).to_string(),
             });
-            resp
+            // The hot path runs without middleware: the refusal goes to the one logging
+            // function here, only when there is one.
+            log_errors(resp).await
         }
     };
     // Atomic increments on counters made with the registry: no lock, no allocation.
@@ -172,14 +174,12 @@ async fn check(state: &AppState, req: &Incoming, ws: &Workspace) -> Result<Respo
             user: Some(done.identity.user.clone()),
         })?;
     tracing::debug!(workspace = ws.name(), user = %done.identity.user, "allowed");
-    let mut headers = within_budget(
-        identity_headers(&done.identity, &done.tokens, &ws.config.headers),
-        ws.name(),
-        &done.identity.user,
-    );
+    let mut headers = identity_headers(&done.identity, &done.tokens, &ws.config.headers);
     // A session renewed by a refresh: ingress-nginx hands the first `Set-Cookie` of this
-    // answer to the browser (`auth_request_set $auth_cookie $upstream_http_set_cookie`).
+    // answer to the browser (`auth_request_set $auth_cookie $upstream_http_set_cookie`). It
+    // counts in the budget with the identity headers: NGINX reads them all into one buffer.
     super::append_set_cookies(&mut headers, done.cookies);
+    let headers = within_budget(headers, ws.name(), &done.identity.user);
     Ok((StatusCode::ACCEPTED, headers).into_response())
 }
 
@@ -225,7 +225,8 @@ fn identity_headers(id: &Identity, tokens: &Tokens, config: &HeaderMapping) -> H
     h
 }
 
-/// `headers`, without the groups header when all together exceed [`HEADER_BUDGET`].
+/// `headers` (identity headers and a renewed session's `Set-Cookie`), without the groups header
+/// when all together exceed [`HEADER_BUDGET`].
 fn within_budget(mut headers: HeaderMap, workspace: &str, user: &str) -> HeaderMap {
     let size =
         |h: &HeaderMap| -> usize { h.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum() };

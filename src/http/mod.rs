@@ -106,7 +106,6 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/ping", get(|| async { "OK" }))
         .route("/metrics", get(metrics::metrics))
-        .route_layer(axum::middleware::map_response(error::log_errors))
         .merge(login)
         .fallback(error_backend)
         .with_state(state)

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::{AppError, Incoming};
+use crate::authn::Credentials;
 use crate::identity::Identity;
 use crate::state::AppState;
 
@@ -42,12 +43,19 @@ pub(super) async fn userinfo(
     req: Incoming,
 ) -> Result<Response, AppError> {
     let ws = req.workspace()?;
-    let session = ws.session.open_request(req.cookie_headers(), state.now())?;
-    let identity = ws.identity_of(session).await?;
-    let body = serde_json::to_vec(&UserInfo::from(&identity))?;
+    // As /oauth2/auth sees the session: refreshed when due, refused once the IdP ended it. The
+    // browser's session only: no bearer token here.
+    let cookies: Vec<&str> = req.cookie_headers().collect();
+    let credentials = Credentials {
+        cookies: &cookies,
+        bearer: None,
+    };
+    let done = ws.authenticate(credentials, state.now()).await?;
+    let body = serde_json::to_vec(&UserInfo::from(&done.identity))?;
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    super::append_set_cookies(h, done.cookies);
     Ok(resp)
 }

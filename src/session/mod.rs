@@ -216,20 +216,22 @@ impl SessionCodec {
         tokens: Tokens,
         now: u64,
     ) -> Result<Vec<Cookie<'static>>, SessionError> {
-        self.reissue(id, tokens, now, now + self.lifetime.as_secs())
+        self.reissue(id, tokens, (now, now), now + self.lifetime.as_secs())
     }
 
-    /// Seals a session refreshed at `now` that still ends at `exp`, the end of the session it
-    /// replaces (a refresh renews what the session says, never how long it lasts): one cookie
-    /// when it fits, else split as [`SessionCodec::issue_split`] does.
+    /// Seals, at `now`, a session renewed at `iat` that still ends at `exp`, the end of the
+    /// session it replaces (a refresh renews what the session says, never how long it lasts):
+    /// one cookie when it fits, else split as [`SessionCodec::issue_split`] does. `iat` is when
+    /// the provider answered, so that the next refresh is due one interval after it, however
+    /// late a request brings the renewal to the browser.
     pub fn reissue(
         &self,
         id: &Identity,
         tokens: Tokens,
-        now: u64,
+        (iat, now): (u64, u64),
         exp: u64,
     ) -> Result<Vec<Cookie<'static>>, SessionError> {
-        let sealed = self.seal_until(id.clone(), None, tokens, now, exp)?;
+        let sealed = self.seal_until(id.clone(), None, tokens, iat, exp)?;
         let max_age = Duration::from_secs(exp.saturating_sub(now));
         if sealed.len() <= MAX_SEALED_LEN {
             return Ok(vec![self.cookie(sealed, max_age)]);
@@ -301,12 +303,20 @@ impl SessionCodec {
         now: u64,
     ) -> Result<Session, SessionError> {
         let headers: Vec<&str> = cookie_headers.into_iter().collect();
-        let single = self.open(cookies_named(headers.iter().copied(), &self.name), now);
-        match (single, chunks::join(&headers, &self.name)) {
-            (Ok(s), _) => Ok(s),
-            (Err(e), Err(chunks::JoinError::Absent)) => Err(e),
-            (Err(_), Err(chunks::JoinError::Broken)) => Err(SessionError::BrokenChunks),
-            (Err(_), Ok(joined)) => self.open_sealed(&joined, MAX_JOINED_LEN, now),
+        self.open_headers(&headers, now)
+    }
+
+    /// [`SessionCodec::open_request`] on headers already collected. The chunks are looked for
+    /// only when the single cookie does not open.
+    pub fn open_headers(&self, headers: &[&str], now: u64) -> Result<Session, SessionError> {
+        let e = match self.open(cookies_named(headers.iter().copied(), &self.name), now) {
+            Ok(s) => return Ok(s),
+            Err(e) => e,
+        };
+        match chunks::join(headers, &self.name) {
+            Err(chunks::JoinError::Absent) => Err(e),
+            Err(chunks::JoinError::Broken) => Err(SessionError::BrokenChunks),
+            Ok(joined) => self.open_sealed(&joined, MAX_JOINED_LEN, now),
         }
     }
 

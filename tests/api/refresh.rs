@@ -385,6 +385,20 @@ async fn a_due_session_is_renewed_through_nginx_and_a_group_removed_at_the_idp_i
     assert!(after.set_cookies().is_empty());
     assert_eq!(p.idp_stats().await, (1, 0));
 
+    // The next renewal reaches the browser on a page the app does not have, too (the manifests'
+    // auth-always-set-cookie).
+    p.clock.advance(INTERVAL);
+    let missing = p.browser.get(&format!("{}/missing", p.page()), &[]).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        missing.set_cookies().len(),
+        1,
+        "{:?}",
+        missing.set_cookies()
+    );
+    assert_ne!(p.cookie(), renewed, "the browser holds the second renewal");
+    assert_eq!(p.idp_stats().await, (2, 0));
+
     // An admin removes alice from g-admins at the IdP: within one interval she is refused.
     p.idp_control("/test/accounts/alice/groups?set=g-staff")
         .await;
@@ -396,7 +410,7 @@ async fn a_due_session_is_renewed_through_nginx_and_a_group_removed_at_the_idp_i
     p.clock.advance(INTERVAL);
     let r = p.browser.get(&p.page(), &[]).await;
     assert_eq!(r.status, 403, "{}", r.body);
-    assert_eq!(p.idp_stats().await, (2, 0));
+    assert_eq!(p.idp_stats().await, (3, 0));
 
     // No refresh token, old or new, in any log line or in what the app received (the binary at
     // trace: `no_refresh_token_reaches_the_binarys_log_even_at_trace`).
@@ -747,4 +761,34 @@ async fn no_refresh_token_reaches_the_binarys_log_even_at_trace() {
             "a refresh token is in the log"
         );
     }
+}
+
+/// A request still carrying the old cookie after a refresh gets the renewal, dated when the
+/// provider answered: it is due again one interval after the refresh, not one interval after
+/// the straggler (so a group removed at the IdP stays effective within one interval).
+#[tokio::test]
+async fn a_renewal_handed_to_a_straggler_is_due_one_interval_after_the_refresh() {
+    let mut p = platform(json!({}), false).await;
+    p.login("alice").await;
+    let old = p.cookie();
+    p.clock.advance(INTERVAL);
+    assert_eq!(p.auth(&old).await.status, 202);
+    assert_eq!(p.idp_stats().await, (1, 0));
+    p.clock.advance(INTERVAL - 5);
+    let straggler = p.auth(&old).await;
+    assert_eq!(straggler.status, 202);
+    assert_eq!(p.idp_stats().await, (1, 0), "the outcome is reused");
+    let handed = straggler.set_cookies()[0]
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("ag=")
+        .to_string();
+    p.clock.advance(10);
+    assert_eq!(p.auth(&handed).await.status, 202);
+    assert_eq!(
+        p.idp_stats().await,
+        (2, 0),
+        "due one interval after the refresh"
+    );
 }

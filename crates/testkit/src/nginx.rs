@@ -27,13 +27,14 @@ pub fn auth_location_headers(host: &str) -> String {
 }
 
 /// The lines ingress-nginx renders into a protected location: the auth subrequest to
-/// `auth_location`, the `Set-Cookie` of its answer passed to the client, and each header of
+/// `auth_location`, the `Set-Cookie` of its answer passed to the client whatever the app
+/// answers (`always`: the manifests' `auth-always-set-cookie: "true"`), and each header of
 /// `auth-response-headers` (`names`) copied from the auth answer onto the request to the app;
 /// indented for a location block.
 pub fn protected_location(auth_location: &str, names: &[&str]) -> String {
     use std::fmt::Write as _;
     let mut s = format!(
-        "      auth_request        {auth_location};\n      auth_request_set    $auth_cookie $upstream_http_set_cookie;\n      add_header          Set-Cookie $auth_cookie;\n"
+        "      auth_request        {auth_location};\n      auth_request_set    $auth_cookie $upstream_http_set_cookie;\n      add_header          Set-Cookie $auth_cookie always;\n"
     );
     for (i, name) in names.iter().enumerate() {
         let var = name.to_ascii_lowercase().replace('-', "_");

@@ -1,7 +1,8 @@
 //! The app behind NGINX: answers every request with the headers it received, one per line, so
-//! tests (and the browser) see exactly what reached the app.
+//! tests (and the browser) see exactly what reached the app; a path ending in `/missing` with
+//! a 404.
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Router;
 use testkit::TaskGuard;
 
@@ -12,12 +13,18 @@ pub struct Upstream {
     _task: TaskGuard,
 }
 
-async fn echo(uri: axum::http::Uri, headers: HeaderMap) -> String {
+async fn echo(uri: axum::http::Uri, headers: HeaderMap) -> (StatusCode, String) {
     let mut out = format!("path: {uri}\n");
     for (k, v) in &headers {
         out.push_str(&format!("{}: {}\n", k, v.to_str().unwrap_or("?")));
     }
-    out
+    // A page the app does not have, as apps answer some requests.
+    let status = if uri.path().ends_with("/missing") {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::OK
+    };
+    (status, out)
 }
 
 /// Starts the echoing upstream.
