@@ -57,10 +57,7 @@ impl Workspace {
         creds: Credentials<'_>,
         now: u64,
     ) -> Result<Authenticated, AuthError> {
-        match (
-            self.session.open_headers(creds.cookies, now),
-            creds.bearer,
-        ) {
+        match (self.session.open_headers(creds.cookies, now), creds.bearer) {
             (Ok(session), _) => Ok(self.current(session, creds.cookies, now).await?),
             (Err(SessionError::Missing), Some(token)) => Ok(Authenticated {
                 identity: self.verify_bearer(token, now)?,
