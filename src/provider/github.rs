@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use url::Url;
 
 use super::claims::{identity_from_claims, EmailRule};
-use super::oauth::{exchange_code, refresh_grant, token_client, TokenClient};
+use super::oauth::{exchange_code, refresh_grant, token_client, tokens_of, TokenClient};
 use super::{
     AuthorizationRequest, BoxFuture, Callback, Login, Provider, ProviderError, RefreshError,
 };
@@ -314,13 +314,12 @@ impl Provider for GithubProvider {
                 .set_redirect_uri(RedirectUrl::from_url(callback.redirect_uri.clone()));
             let tokens =
                 exchange_code(&client, &self.http, &callback.code, &login.pkce_verifier).await?;
-            let access = tokens.access_token().secret();
             Ok(Login {
-                identity: self.identity(access).await?,
+                identity: self.identity(tokens.access_token().secret()).await?,
+                // GitHub is no OpenID Provider: no ID token, whatever the answer holds.
                 tokens: Tokens {
-                    access: Some(access.clone()),
                     id: None,
-                    refresh: tokens.refresh_token().map(|t| t.secret().clone()),
+                    ..tokens_of(&tokens)
                 },
             })
         })
@@ -336,8 +335,7 @@ impl Provider for GithubProvider {
     ) -> BoxFuture<'a, Result<Login, RefreshError>> {
         Box::pin(async move {
             let tokens = refresh_grant(&self.client()?, &self.http, refresh_token).await?;
-            let access = tokens.access_token().secret();
-            let identity = self.identity(access).await?;
+            let identity = self.identity(tokens.access_token().secret()).await?;
             if identity.subject != previous.subject {
                 return Err(RefreshError::Rejected(ProviderError::Incomplete(
                     "the refreshed token belongs to another GitHub user".into(),
@@ -346,9 +344,8 @@ impl Provider for GithubProvider {
             Ok(Login {
                 identity,
                 tokens: Tokens {
-                    access: Some(access.clone()),
                     id: None,
-                    refresh: tokens.refresh_token().map(|t| t.secret().clone()),
+                    ..tokens_of(&tokens)
                 },
             })
         })

@@ -16,6 +16,7 @@ use url::Url;
 
 use super::{ProviderError, RefreshError};
 use crate::secret::Secret;
+use crate::session::Tokens;
 
 /// The token response's OIDC field, kept as the raw compact JWT for our own verification.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,6 +43,17 @@ pub(crate) type TokenClient = oauth2::Client<
     EndpointNotSet,
     EndpointSet,
 >;
+
+/// The tokens of a token endpoint's answer: the access token, the ID token where the provider
+/// sent one, and the refresh token where it issued (or renewed) one.
+pub(crate) fn tokens_of(answer: &TokenResponse) -> Tokens {
+    use oauth2::TokenResponse as _;
+    Tokens {
+        access: Some(answer.access_token().secret().clone()),
+        id: answer.extra_fields().id_token.clone(),
+        refresh: answer.refresh_token().map(|t| t.secret().clone()),
+    }
+}
 
 /// The OAuth 2.0 client for one provider's authorization and token endpoints; the code flow
 /// sets its redirect URI, a refresh needs none.

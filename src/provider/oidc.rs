@@ -14,7 +14,9 @@ use serde_json::Value;
 use url::Url;
 
 use super::generic::Flavor;
-use super::oauth::{exchange_code, refresh_grant, token_client, TokenClient, TokenResponse};
+use super::oauth::{
+    exchange_code, refresh_grant, token_client, tokens_of, TokenClient, TokenResponse,
+};
 use super::{
     AuthorizationRequest, BearerIdentity, BoxFuture, Callback, Login, Provider, ProviderContext,
     ProviderError, RefreshError,
@@ -28,7 +30,7 @@ use crate::oidc::{
     ProviderMetadata, RefreshTask, VerifyError,
 };
 use crate::secret::Secret;
-use crate::session::{LoginState, Tokens};
+use crate::session::LoginState;
 
 /// ID tokens from the code flow must be this fresh (seconds).
 const ID_TOKEN_MAX_AGE: u64 = 600;
@@ -263,7 +265,6 @@ impl OidcProvider {
         previous: &Identity,
         now: u64,
     ) -> Result<Login, RefreshError> {
-        use oauth2::TokenResponse as _;
         let d = self.discovered().await?;
         let tokens = refresh_grant(
             &self.token_client(&d.metadata),
@@ -271,8 +272,7 @@ impl OidcProvider {
             refresh_token,
         )
         .await?;
-        let id_token = tokens.extra_fields().id_token.clone();
-        let identity = match &id_token {
+        let identity = match &tokens.extra_fields().id_token {
             Some(raw) => {
                 let claims = self.verify_jwt(&d, raw, None, None, now).await?;
                 let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("");
@@ -290,11 +290,7 @@ impl OidcProvider {
         };
         Ok(Login {
             identity,
-            tokens: Tokens {
-                access: Some(tokens.access_token().secret().clone()),
-                id: id_token,
-                refresh: tokens.refresh_token().map(|t| t.secret().clone()),
-            },
+            tokens: tokens_of(&tokens),
         })
     }
 }
@@ -326,18 +322,13 @@ impl Provider for OidcProvider {
         now: u64,
     ) -> BoxFuture<'a, Result<Login, ProviderError>> {
         Box::pin(async move {
-            use oauth2::TokenResponse as _;
             let (tokens, d) = self.exchange(callback, login).await?;
             let claims = self.verified_id_token(&tokens, &d, login, now).await?;
             tracing::debug!(provider = %self.config.id, claims = ?claims.keys().collect::<Vec<_>>(), "ID token verified");
             let identity = self.flavor.identity(self, &tokens, &d, claims, now).await?;
             Ok(Login {
                 identity,
-                tokens: Tokens {
-                    access: Some(tokens.access_token().secret().clone()),
-                    id: tokens.extra_fields().id_token.clone(),
-                    refresh: tokens.refresh_token().map(|t| t.secret().clone()),
-                },
+                tokens: tokens_of(&tokens),
             })
         })
     }
