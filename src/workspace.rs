@@ -169,13 +169,8 @@ impl Workspace {
         Ok(issued.into_iter().chain(stale).collect())
     }
 
-    /// The identity of an opened session: the one sealed in it, or the one its ticket names in
-    /// the store (a recent read is reused for [`TICKET_CACHE_TTL`]).
-    pub async fn identity_of(&self, session: Session) -> Result<Identity, SessionError> {
-        Ok(self.contents_of(session).await?.identity)
-    }
-
-    /// The identity and tokens of an opened session, from the cookie or the store.
+    /// The identity and tokens of an opened session: sealed in the cookie, or named by its
+    /// ticket in the store (a recent read is reused for [`TICKET_CACHE_TTL`]).
     pub async fn contents_of(&self, session: Session) -> Result<Stored, SessionError> {
         let (Some(ticket), Some(store)) = (&session.sid, &self.store) else {
             return match session.sid {
