@@ -74,7 +74,11 @@ fn capture() -> (Log, tracing::subscriber::DefaultGuard) {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    (log, tracing::subscriber::set_default(subscriber))
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Callsites another test's thread met while no subscriber wanted them keep that verdict
+    // until the cache is rebuilt: rebuild it with this one in place.
+    tracing::callsite::rebuild_interest_cache();
+    (log, guard)
 }
 
 /// oidc-provider, authgate (workspace `ws`, refreshed every [`INTERVAL`] seconds, admitting
