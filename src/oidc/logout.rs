@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use super::keys::KeySet;
 use super::verify::{
-    check_audience, check_issuer, check_times, verify_signature, Claims, IssuerRule, VerifyError,
+    check_audience, check_issuer, check_times, claim_text, verify_signature, Claims, IssuerRule,
+    VerifyError,
 };
 
 /// The event a logout token must carry (§2.4).
@@ -152,13 +153,7 @@ pub fn check_logout_claims(
         return Err(LogoutError::Events);
     }
     // Point 5: sid, sub, or both.
-    let text = |name: &str| {
-        claims
-            .get(name)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
+    let text = |name: &str| claim_text(claims, name);
     let (subject, sid) = (text("sub"), text("sid"));
     if subject.is_none() && sid.is_none() {
         return Err(LogoutError::NoSubject);

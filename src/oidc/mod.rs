@@ -22,4 +22,4 @@ pub use jwks::{JwksCache, JwksError, METADATA_MAX_AGE};
 pub use keys::{KeyFamily, KeySet, VerifyKey};
 pub use logout::{LogoutClaims, LogoutError};
 pub use metadata::{Discovered, MetadataCell, MetadataError, MetadataSource, RefreshTask};
-pub use verify::{Claims, Expectations, IssuerRule, VerifyError};
+pub use verify::{claim_text, Claims, Expectations, IssuerRule, VerifyError};

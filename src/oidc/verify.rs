@@ -14,6 +14,15 @@ use crate::secret::Secret;
 /// Claims of a verified token.
 pub type Claims = Map<String, Value>;
 
+/// The claim `name` when it is a non-empty string.
+pub fn claim_text(claims: &Claims, name: &str) -> Option<String> {
+    claims
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
 /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
 pub const LEEWAY: u64 = 60;
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::config::HeaderMapping;
 use crate::identity::{EmailWithheld, Identity};
-use crate::oidc::Claims;
+use crate::oidc::{claim_text, Claims};
 
 /// When a provider's email claim counts as the user's email: only when the provider vouches
 /// for it, because an unverified address is whatever the user (or the admin of any tenant)
@@ -81,13 +81,7 @@ pub fn identity_from_claims(
     provider: &str,
     rule: EmailRule,
 ) -> Identity {
-    let text = |name: &str| {
-        claims
-            .get(name)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
+    let text = |name: &str| claim_text(claims, name);
     let vouched = rule.check(claims);
     let subject = text("sub").unwrap_or_default();
     let (email, email_withheld) = match (text(&mapping.email), vouched) {
