@@ -17,10 +17,10 @@ use crate::session::{store_key, Session, SessionError, Tokens};
 use crate::workspace::{BearerError, Stored, Workspace};
 
 /// What a request presents.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Credentials<'a> {
     /// Its `Cookie` header values.
-    pub cookies: &'a [&'a str],
+    pub cookies: Vec<&'a str>,
     /// Its `Authorization: Bearer` token.
     pub bearer: Option<&'a str>,
 }
@@ -54,11 +54,11 @@ impl Workspace {
     /// when due), else its bearer token.
     pub async fn authenticate(
         &self,
-        creds: Credentials<'_>,
+        creds: &Credentials<'_>,
         now: u64,
     ) -> Result<Authenticated, AuthError> {
-        match (self.session.open_headers(creds.cookies, now), creds.bearer) {
-            (Ok(session), _) => Ok(self.current(session, creds.cookies, now).await?),
+        match (self.session.open_headers(&creds.cookies, now), creds.bearer) {
+            (Ok(session), _) => Ok(self.current(session, &creds.cookies, now).await?),
             (Err(SessionError::Missing), Some(token)) => Ok(Authenticated {
                 identity: self.verify_bearer(token, now)?,
                 tokens: Tokens::default(),

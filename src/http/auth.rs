@@ -17,7 +17,6 @@ use std::time::Instant;
 use super::error::{log_errors, RefusalContext};
 use super::metrics::{decision, refusal_counters};
 use super::{AppError, Incoming};
-use crate::authn::Credentials;
 use crate::config::HeaderMapping;
 use crate::identity::Identity;
 use crate::session::Tokens;
@@ -161,12 +160,7 @@ async fn check(state: &AppState, req: &Incoming, ws: &Workspace) -> Result<Respo
     if !ws.requires_login() || req.is_public(&ws.config.public) {
         return Ok(StatusCode::ACCEPTED.into_response());
     }
-    let cookies: Vec<&str> = req.cookie_headers().collect();
-    let credentials = Credentials {
-        cookies: &cookies,
-        bearer: req.bearer(),
-    };
-    let done = ws.authenticate(credentials, state.now()).await?;
+    let done = ws.authenticate(&req.credentials(true), state.now()).await?;
     let narrowing = req.query().map(|_| req.query_pairs());
     ws.authorize(&done.identity, narrowing.as_deref())
         .map_err(|d| Refusal {

@@ -13,6 +13,7 @@ use axum::http::header::{AUTHORIZATION, COOKIE, HOST};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Uri};
 
+use crate::authn::Credentials;
 use crate::forward::{self, ForwardingHeaders, HostError, Target};
 use crate::host::Host;
 use crate::state::AppState;
@@ -124,6 +125,15 @@ impl Incoming {
             .iter()
             .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
             .filter_map(|pair| std::str::from_utf8(pair).ok())
+    }
+
+    /// What the request presents to authenticate: its cookies, and its bearer token when
+    /// `bearer` (the auth route; the browser's own routes read the session only).
+    pub fn credentials(&self, bearer: bool) -> Credentials<'_> {
+        Credentials {
+            cookies: self.cookie_headers().collect(),
+            bearer: self.bearer().filter(|_| bearer),
+        }
     }
 
     /// The `Authorization: Bearer` token, if any.

@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::{AppError, Incoming};
-use crate::authn::Credentials;
 use crate::identity::Identity;
 use crate::state::AppState;
 
@@ -45,12 +44,9 @@ pub(super) async fn userinfo(
     let ws = req.workspace()?;
     // As /oauth2/auth sees the session: refreshed when due, refused once the IdP ended it. The
     // browser's session only: no bearer token here.
-    let cookies: Vec<&str> = req.cookie_headers().collect();
-    let credentials = Credentials {
-        cookies: &cookies,
-        bearer: None,
-    };
-    let done = ws.authenticate(credentials, state.now()).await?;
+    let done = ws
+        .authenticate(&req.credentials(false), state.now())
+        .await?;
     let body = serde_json::to_vec(&UserInfo::from(&done.identity))?;
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
