@@ -158,9 +158,7 @@ impl Workspace {
                     )
                     .await
                     .map_err(|e| {
-                        self.metrics.redis_error(RedisOp::Write);
-                        tracing::warn!(workspace = self.name(), error = %e, "cannot save the session");
-                        SessionError::StoreUnavailable
+                        self.store_failed(RedisOp::Write, &e, "cannot save the session")
                     })?;
                 vec![self.session.issue_ticket(&ticket, now)?]
             }
@@ -188,11 +186,7 @@ impl Workspace {
         let json = store
             .get(&store_key(self.name(), ticket))
             .await
-            .map_err(|e| {
-                self.metrics.redis_error(RedisOp::Read);
-                tracing::warn!(workspace = self.name(), error = %e, "cannot read the session");
-                SessionError::StoreUnavailable
-            })?;
+            .map_err(|e| self.store_failed(RedisOp::Read, &e, "cannot read the session"))?;
         let record: Stored = serde_json::from_str(&json.ok_or(SessionError::Revoked)?)
             .map_err(|_| SessionError::Malformed)?;
         self.ticket_cache
@@ -205,10 +199,16 @@ impl Workspace {
         if let (Some(ticket), Some(store)) = (&session.sid, &self.store) {
             self.ticket_cache.invalidate(ticket);
             if let Err(e) = store.delete(&store_key(self.name(), ticket)).await {
-                self.metrics.redis_error(RedisOp::Delete);
-                tracing::warn!(workspace = self.name(), error = %e, "cannot delete the session");
+                self.store_failed(RedisOp::Delete, &e, "cannot delete the session");
             }
         }
+    }
+
+    /// Counts a failed store call and logs `what` failed; the request then fails closed.
+    fn store_failed(&self, op: RedisOp, e: &StoreError, what: &str) -> SessionError {
+        self.metrics.redis_error(op);
+        tracing::warn!(workspace = self.name(), error = %e, "{what}");
+        SessionError::StoreUnavailable
     }
 
     /// The back-channel logout index sets a new session of `id` joins: its IdP session and its
