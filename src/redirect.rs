@@ -109,22 +109,20 @@ impl RedirectPolicy<'_> {
 mod tests {
     use super::*;
 
-    fn policy(allow_http: bool) -> (Vec<Host>, Vec<Host>, bool) {
-        (
-            vec![Host::parse("mcd.devlabai.work").unwrap()],
-            vec![Host::parse("docs.devlabai.work").unwrap()],
+    /// `f` of the policy of a workspace on `mcd.devlabai.work` that may also send browsers to
+    /// `docs.devlabai.work`.
+    fn with_policy<T>(allow_http: bool, f: impl FnOnce(&RedirectPolicy<'_>) -> T) -> T {
+        let hosts = [Host::parse("mcd.devlabai.work").unwrap()];
+        let allowed = [Host::parse("docs.devlabai.work").unwrap()];
+        f(&RedirectPolicy {
+            hosts: &hosts,
+            allowed_hosts: &allowed,
             allow_http,
-        )
+        })
     }
 
     fn check(rd: &str, allow_http: bool) -> String {
-        let (hosts, allowed, http) = policy(allow_http);
-        RedirectPolicy {
-            hosts: &hosts,
-            allowed_hosts: &allowed,
-            allow_http: http,
-        }
-        .validate(Some(rd))
+        with_policy(allow_http, |p| p.validate(Some(rd)))
     }
 
     #[test]
@@ -183,12 +181,6 @@ mod tests {
 
     #[test]
     fn idp_logout_returns_to_the_root_of_the_validated_rd() {
-        let (hosts, allowed, http) = policy(false);
-        let p = RedirectPolicy {
-            hosts: &hosts,
-            allowed_hosts: &allowed,
-            allow_http: http,
-        };
         let home = Url::parse("https://mcd.devlabai.work/").unwrap();
         for (rd, want) in [
             (None, "https://mcd.devlabai.work/"),
@@ -211,18 +203,13 @@ mod tests {
                 "https://docs.devlabai.work/",
             ),
         ] {
-            assert_eq!(p.logout_return(rd, &home).as_str(), want, "{rd:?}");
+            let back = with_policy(false, |p| p.logout_return(rd, &home));
+            assert_eq!(back.as_str(), want, "{rd:?}");
         }
     }
 
     #[test]
     fn idp_logout_never_returns_to_a_refused_rd() {
-        let (hosts, allowed, http) = policy(false);
-        let p = RedirectPolicy {
-            hosts: &hosts,
-            allowed_hosts: &allowed,
-            allow_http: http,
-        };
         let home = Url::parse("https://mcd.devlabai.work/").unwrap();
         for rd in [
             "//evil.example",
@@ -235,18 +222,13 @@ mod tests {
             "javascript:alert(1)",
             "https:evil.example",
         ] {
-            assert_eq!(p.logout_return(Some(rd), &home), home, "{rd:?}");
+            let back = with_policy(false, |p| p.logout_return(Some(rd), &home));
+            assert_eq!(back, home, "{rd:?}");
         }
     }
 
     #[test]
     fn missing_rd_falls_back() {
-        let (hosts, allowed, http) = policy(false);
-        let p = RedirectPolicy {
-            hosts: &hosts,
-            allowed_hosts: &allowed,
-            allow_http: http,
-        };
-        assert_eq!(p.validate(None), FALLBACK);
+        assert_eq!(with_policy(false, |p| p.validate(None)), FALLBACK);
     }
 }
