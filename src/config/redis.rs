@@ -73,6 +73,22 @@ impl std::fmt::Debug for PemFile {
 }
 
 impl RedisConfig {
+    /// A `[redis]` naming only a URL read from the environment variable `var` (unit tests).
+    #[cfg(test)]
+    pub(crate) fn url_from_env(var: &str) -> Self {
+        Self {
+            target: RedisTarget::Url(SecretSource {
+                env: Some(var.into()),
+                file: None,
+            }),
+            ca: None,
+            client_cert: None,
+            username: None,
+            password: None,
+            sentinel_password: None,
+        }
+    }
+
     /// Whether TLS options are set (a CA or a client certificate).
     pub fn has_tls_options(&self) -> bool {
         self.ca.is_some() || self.client_cert.is_some()

@@ -456,17 +456,7 @@ mod tests {
     use crate::config::{PemFile, SecretSource};
 
     fn config(url: &str) -> (RedisConfig, HashMap<String, String>) {
-        let config = RedisConfig {
-            target: RedisTarget::Url(SecretSource {
-                env: Some("URL".into()),
-                file: None,
-            }),
-            ca: None,
-            client_cert: None,
-            username: None,
-            password: None,
-            sentinel_password: None,
-        };
+        let config = crate::config::RedisConfig::url_from_env("URL");
         (
             config,
             HashMap::from([("URL".to_string(), url.to_string())]),

@@ -279,17 +279,7 @@ async fn an_unconnected_store_fails_at_once_instead_of_waiting_to_connect() {
     // Accepts TCP connections (the kernel's backlog) but never answers the Redis handshake.
     let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("redis://{}", black_hole.local_addr().unwrap());
-    let config = crate::config::RedisConfig {
-        target: crate::config::RedisTarget::Url(crate::config::SecretSource {
-            env: Some("URL".into()),
-            file: None,
-        }),
-        ca: None,
-        client_cert: None,
-        username: None,
-        password: None,
-        sentinel_password: None,
-    };
+    let config = crate::config::RedisConfig::url_from_env("URL");
     let secrets = crate::config::RedisSecrets {
         url: Some(crate::secret::Secret::new(url)),
         ..Default::default()
