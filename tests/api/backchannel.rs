@@ -9,7 +9,7 @@ use testkit::config::oidc_workspace;
 
 use crate::forge_flow::{claims, mcd_toml, rs256, Env, CLIENT_ID, COOKIE, HOST};
 use crate::helpers::forge::{spawn_forge, tokens};
-use crate::helpers::redis::{spawn_redis, Redis};
+use crate::helpers::redis::{eventually, spawn_redis, until_store_connected, Redis};
 use crate::helpers::{env_with, spawn_in_process, Client, ConfigDir};
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -362,13 +362,8 @@ async fn ending_the_idp_session_ends_the_authgate_session() {
     let auth = |cookie: String| auth_at(port, cookie);
     assert_eq!(auth(cookie.clone()).await, 202);
     // The replica reads the session from Redis once it has connected.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while auth_at(replica.port, cookie.clone()).await != 202 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the replica never read the session"
-        );
-    }
+    until_store_connected(replica.port).await;
+    assert_eq!(auth_at(replica.port, cookie.clone()).await, 202);
     assert_eq!(redis.session_keys().await.len(), 1);
 
     // RP-initiated logout at the IdP, confirming "sign me out" of the IdP session.
@@ -395,13 +390,10 @@ async fn ending_the_idp_session_ends_the_authgate_session() {
     );
     assert_eq!(redis.session_keys().await.len(), 0, "the record is gone");
     // The replica the IdP never spoke to: ended too, once its ticket cache (5 s) lets go.
-    let ended = std::time::Instant::now();
-    while auth_at(replica.port, cookie.clone()).await != 401 {
-        assert!(
-            ended.elapsed()
-                < authgate::workspace::TICKET_CACHE_TTL + std::time::Duration::from_secs(5),
-            "the replica still passes the ended session"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    eventually(
+        authgate::workspace::TICKET_CACHE_TTL + std::time::Duration::from_secs(5),
+        "the replica ends the session",
+        || async { (auth_at(replica.port, cookie.clone()).await == 401).then_some(()) },
+    )
+    .await;
 }

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use crate::helpers::browser::{run_browser, screenshots};
 use crate::helpers::nginx::{spawn_nginx_at, Nginx, Site};
 use crate::helpers::node::{spawn_oidc_provider, Idp};
-use crate::helpers::redis::{spawn_redis, Redis};
+use crate::helpers::redis::{spawn_redis, until_store_connected, Redis};
 use crate::helpers::upstream::{spawn_upstream, Upstream};
 use crate::helpers::{
     env_with, free_port, serve_in_process, spawn_authgate, Client, ConfigDir, InProcess, Resp,
@@ -266,13 +266,7 @@ impl Refreshing {
 
     /// The IdP's counters: refresh grants answered and refused.
     async fn idp_stats(&self) -> (u64, u64) {
-        let s: Value = serde_json::from_str(
-            &Client::new()
-                .get(&self.idp_url("/test/stats"), &[])
-                .await
-                .body,
-        )
-        .unwrap();
+        let s = stats(&self.idp).await;
         (
             s["refresh_grants"].as_u64().unwrap(),
             s["refresh_errors"].as_u64().unwrap(),
@@ -280,19 +274,15 @@ impl Refreshing {
     }
 
     async fn idp_control(&self, path: &str) {
-        let r = Client::new().post_form(&self.idp_url(path), &[]).await;
+        let r = Client::new()
+            .post_form(&control_url(&self.idp, path), &[])
+            .await;
         assert_eq!(r.status, 200, "{path}: {}", r.body);
     }
 
     /// Every refresh token the IdP issued.
     async fn refresh_tokens(&self) -> Vec<String> {
-        let s: Value = serde_json::from_str(
-            &Client::new()
-                .get(&self.idp_url("/test/stats"), &[])
-                .await
-                .body,
-        )
-        .unwrap();
+        let s = stats(&self.idp).await;
         let tokens: Vec<String> = s["refresh_tokens"]
             .as_array()
             .unwrap()
@@ -318,11 +308,21 @@ impl Refreshing {
             .parse()
             .unwrap()
     }
+}
 
-    fn idp_url(&self, path: &str) -> String {
-        let u = url::Url::parse(&self.idp.issuer).unwrap();
-        format!("http://127.0.0.1:{}{path}", u.port().unwrap())
-    }
+/// The IdP's `/test/stats`: refresh grants answered and refused, refresh tokens issued.
+async fn stats(idp: &Idp) -> Value {
+    let body = Client::new()
+        .get(&control_url(idp, "/test/stats"), &[])
+        .await
+        .body;
+    serde_json::from_str(&body).unwrap()
+}
+
+/// A test control of the IdP (`/test/…`), on its loopback port.
+fn control_url(idp: &Idp, path: &str) -> String {
+    let port = url::Url::parse(&idp.issuer).unwrap().port().unwrap();
+    format!("http://127.0.0.1:{port}{path}")
 }
 
 /// `/oauth2/auth/ws` at the authgate on `port`, for a page of the site on port `site`, with the
@@ -520,19 +520,14 @@ async fn with_the_redis_store_replicas_refresh_a_session_once() {
     p.login("alice").await;
     let cookie = p.cookie();
     let second = replica(&p).await;
-    // Ready when it reads the session from Redis (it connects in the background).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while auth_at(second.app.port, p.nginx.port, cookie.clone())
-        .await
-        .status
-        != 202
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the replica never read the session"
-        );
-        tokio::task::yield_now().await;
-    }
+    // Ready when its Redis store has connected (in the background); then it reads the session.
+    until_store_connected(second.app.port).await;
+    assert_eq!(
+        auth_at(second.app.port, p.nginx.port, cookie.clone())
+            .await
+            .status,
+        202
+    );
     p.clock.advance(INTERVAL);
     second.clock.advance(INTERVAL);
     let ports = [p.app.port, second.app.port];
@@ -734,26 +729,13 @@ async fn no_refresh_token_reaches_the_binarys_log_even_at_trace() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     // The grant revoked at the IdP: the next due refresh is refused, the browser signs in again.
-    let control = url::Url::parse(&idp.issuer).unwrap();
-    let revoke = format!(
-        "http://127.0.0.1:{}/test/accounts/alice/revoke",
-        control.port().unwrap()
-    );
+    let revoke = control_url(&idp, "/test/accounts/alice/revoke");
     assert_eq!(Client::new().post_form(&revoke, &[]).await.status, 200);
     while browser.get(&page, &[]).await.status != 302 {
         assert!(std::time::Instant::now() < deadline, "never refused");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    let stats: Value = serde_json::from_str(
-        &Client::new()
-            .get(
-                &format!("http://127.0.0.1:{}/test/stats", control.port().unwrap()),
-                &[],
-            )
-            .await
-            .body,
-    )
-    .unwrap();
+    let stats = stats(&idp).await;
     let log = ag.log_text();
     assert!(log.contains("TRACE"), "logging ran at trace");
     assert!(log.contains("session ended at refresh"), "{log}");
