@@ -28,6 +28,7 @@ pub mod session;
 pub mod tokens;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub use config::ConfigDir;
@@ -39,11 +40,36 @@ pub use session::env_with;
 pub const COOKIE_SECRET: &str = "dGVzdC1vbmx5LWNvb2tpZS1zZWNyZXQtMzItYnl0ZXMtbG9uZw";
 
 /// A port free right now on 127.0.0.1, for servers that must be told their port.
+///
+/// Taken below the kernel's ephemeral range (`ip_local_port_range`), each port once per
+/// process: between this pick and the server's own bind, no outgoing connection of any test
+/// (which gets its source port from that range) and no other pick can take it. A port the
+/// kernel hands out for `:0` could be, and was (Traefik: "address already in use").
 pub fn try_free_port() -> Result<u16, String> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    if let Some((low, high)) = below_ephemeral() {
+        let span = u32::from(high - low) + 1;
+        // Processes that run at once start apart.
+        let start = std::process::id().wrapping_mul(7919) % span;
+        for _ in 0..span.min(4096) {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let port = low + ((start + n) % span) as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
+}
+
+/// Ports from 10000 to just below the kernel's ephemeral range, when there are some.
+fn below_ephemeral() -> Option<(u16, u16)> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let first: u16 = range.split_whitespace().next()?.parse().ok()?;
+    (first > 11_000).then(|| (10_000, first - 1))
 }
 
 /// [`try_free_port`], panicking when none is free.
