@@ -1,40 +1,100 @@
-//! Which host a request is for, and which forwarding headers to believe.
+//! Which request a route describes, and which forwarding headers to believe on it.
 //!
-//! Owns the trust decision: `X-Original-URL` and `X-Forwarded-Host` (as ingress-nginx sends
-//! them; Traefik and Caddy send `X-Forwarded-Host` and `X-Forwarded-Uri`) count only from peers
-//! in the trusted-proxy list; from anyone else only `Host` counts.
-//! Every one of these values is written by the client (ingress-nginx builds `X-Original-URL`
-//! from the client's own `Host`), so the host found here never *chooses* a workspace: the
-//! workspace is named by the route the operator wrote (`/oauth2/auth/<workspace>`), and this
-//! host must merely belong to it. Hosts are parsed strictly ([`Host::parse`]) and refused,
-//! never normalised into another host: userinfo, an empty host, or anything but a plain DNS
-//! name or IP literal with an optional port is an error. Pure: takes the peer address and header
+//! Owns the trust decision, per route form. A header counts only when the proxy in front of
+//! that route writes it (overwriting whatever the client sent), and which proxy that is follows
+//! from the route the operator wrote into the proxy's config ([`RouteForm`]), never from which
+//! headers a request happens to carry:
+//!
+//! | route form | proxy | host from | method and target from |
+//! |---|---|---|---|
+//! | [`RouteForm::Subrequest`] `/oauth2/auth[/<ws>]` | ingress-nginx `auth_request` | `X-Original-URL` | `X-Original-Method`, `X-Original-URL` |
+//! | [`RouteForm::ForwardAuth`] `/oauth2/auth/<ws>/redirect` | Traefik ForwardAuth, Caddy `forward_auth` | `X-Forwarded-Host` | `X-Forwarded-Method`, `X-Forwarded-Uri` |
+//! | [`RouteForm::Browser`] `start`, `callback`, `sign_out`, `userinfo`, `backchannel_logout` | the `/oauth2` Ingress, ordinary proxying | `X-Forwarded-Host` | none |
+//!
+//! ingress-nginx passes a client's `X-Forwarded-*` through to its auth subrequest, and Traefik
+//! and Caddy pass a client's `X-Original-*` through to theirs, so each form reads its own
+//! proxy's headers and no other. All of them count only from peers in the trusted-proxy list;
+//! from anyone else only `Host` counts and no original request is known. A header the form
+//! reads is never skipped for being malformed: it is refused.
+//!
+//! Every one of these values is still written by the client in the end (ingress-nginx builds
+//! `X-Original-URL` from the client's own `Host`), so the host found here never *chooses* a
+//! workspace: the workspace is named by the route the operator wrote
+//! (`/oauth2/auth/<workspace>`), and this host must merely belong to it. Hosts are parsed
+//! strictly ([`Host::parse`]) and refused, never normalised into another host.
+//!
+//! The client's address ([`client_address`]) comes from `X-Forwarded-For`, read from the
+//! right and only through trusted proxies: every proxy of the platform appends (or, for an
+//! untrusted peer, replaces) that header, while `X-Real-IP` is passed through untouched by
+//! Caddy and by a Traefik that trusts cloudflared. Pure: takes the peer address and header
 //! strings, never a framework request.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
 use crate::host::Host;
 
-/// The forwarding-related headers of a request, as sent.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ForwardingHeaders<'a> {
-    /// `X-Original-URL` (auth_request subrequests).
-    pub original_url: Option<&'a str>,
+/// Which proxy stands in front of a route, and so which headers describe the user's request
+/// there. Fixed by the route, never by the headers a request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteForm {
+    /// `/oauth2/auth[/<workspace>]`: ingress-nginx's `auth_request` subrequest, on which NGINX
+    /// writes `X-Original-URL` and `X-Original-Method`.
+    Subrequest,
+    /// `/oauth2/auth/<workspace>/redirect`: Traefik's ForwardAuth and Caddy's `forward_auth`,
+    /// which write `X-Forwarded-Method`, `-Proto`, `-Host` and `-Uri`.
+    ForwardAuth,
+    /// The browser's own routes, proxied by the `/oauth2` Ingress, which writes
     /// `X-Forwarded-Host`.
-    pub forwarded_host: Option<&'a str>,
-    /// `Host`.
-    pub host: Option<&'a str>,
+    Browser,
 }
 
-/// The request as the user made it, as far as authgate can tell.
+/// The headers that may describe a request, as sent. Which of them count is the route form's
+/// choice ([`resolve`], [`original_request`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForwardingHeaders<'a> {
+    /// `Host` (or the request line's authority).
+    pub host: Option<&'a str>,
+    /// `X-Original-URL`.
+    pub original_url: Option<&'a str>,
+    /// `X-Original-Method`.
+    pub original_method: Option<&'a str>,
+    /// `X-Forwarded-Host`.
+    pub forwarded_host: Option<&'a str>,
+    /// `X-Forwarded-Method`.
+    pub forwarded_method: Option<&'a str>,
+    /// `X-Forwarded-Uri`.
+    pub forwarded_uri: Option<&'a str>,
+}
+
+/// The host the user asked for, as far as authgate can tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// `host` or `host:port`, parsed strictly ([`Host::parse`]).
     pub host: Host,
-    /// Whether forwarding headers were believed.
+    /// Whether the peer is a trusted proxy, so its forwarding headers were read.
     pub trusted: bool,
+}
+
+/// The user's original request as the route's own proxy describes it: the one value that
+/// policy (`[[public]]` rules, the sign-in redirect of the ForwardAuth form) reads. Only a
+/// trusted proxy's route form that forwards a request makes one ([`original_request`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OriginalRequest<'a> {
+    /// The method, when the proxy wrote one.
+    pub method: Option<&'a str>,
+    /// The request target in origin form (`/path?query`), as written.
+    pub target: &'a str,
+}
+
+impl<'a> OriginalRequest<'a> {
+    /// The path of [`Self::target`], without its query.
+    pub fn path(&self) -> &'a str {
+        self.target
+            .split_once('?')
+            .map_or(self.target, |(path, _)| path)
+    }
 }
 
 /// Why no host could be taken from a request.
@@ -65,19 +125,54 @@ pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|net| net.contains(&peer))
 }
 
-/// The client's address: `X-Real-IP` (which ingress-nginx sets to the address it saw) from a
-/// trusted proxy, else the peer itself. A value that is not one IP address is ignored.
-pub fn client_address(peer: IpAddr, trusted: &[IpNet], real_ip: Option<&str>) -> IpAddr {
-    match real_ip.map(str::trim).map(str::parse::<IpAddr>) {
-        Some(Ok(ip)) if is_trusted(peer, trusted) => ip,
-        _ => peer,
+/// Most `X-Forwarded-For` hops looked at: more proxies than any platform chains.
+const MAX_HOPS: usize = 16;
+
+/// The client's address: walking `X-Forwarded-For` from the right, through trusted proxies
+/// only (`real_ip_recursive` in NGINX's words), the first address that is not one; the peer
+/// itself when it is not a trusted proxy. Each proxy appends the address it saw (or, for an
+/// untrusted peer, writes it alone), so entries left of the first untrusted one are the
+/// client's own word and never read. A malformed entry ends the walk at the last trusted hop;
+/// a chain of trusted hops only gives its leftmost.
+pub fn client_address<'a>(
+    peer: IpAddr,
+    trusted: &[IpNet],
+    forwarded_for: impl IntoIterator<Item = &'a str>,
+) -> IpAddr {
+    if !is_trusted(peer, trusted) {
+        return peer;
     }
+    let entries: Vec<&str> = forwarded_for
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut client = peer;
+    for entry in entries.iter().rev().take(MAX_HOPS) {
+        let Some(ip) = hop_address(entry.trim()) else {
+            return client;
+        };
+        client = ip;
+        if !is_trusted(ip, trusted) {
+            return ip;
+        }
+    }
+    client
 }
 
-/// Resolves the target host: `X-Original-URL`, then `X-Forwarded-Host`, then `Host`, the first
-/// two only from a trusted peer. The first header present decides: a malformed one is an
-/// error, never a reason to fall back to the next.
+/// One `X-Forwarded-For` entry: an IP address, or one with a port (`[v6]:port`, `v4:port`).
+fn hop_address(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|s| s.ip()))
+}
+
+/// Resolves the host the request is for, from the headers `form`'s proxy writes: on the
+/// subrequest `X-Original-URL`, on the other forms `X-Forwarded-Host`, each only from a
+/// trusted peer, else `Host`. A header the form reads that is malformed is an error, never a
+/// reason to fall back to the next.
 pub fn resolve(
+    form: RouteForm,
     peer: IpAddr,
     trusted: &[IpNet],
     h: ForwardingHeaders<'_>,
@@ -89,14 +184,20 @@ pub fn resolve(
             value: value.chars().take(200).collect(),
             problem,
         };
-    let (header, value, host) = match (trust, h.original_url, h.forwarded_host) {
-        (true, Some(url), _) => (
-            "X-Original-URL",
-            url,
-            original_url_authority(url).map_err(|p| malformed("X-Original-URL", url, p))?,
-        ),
-        (true, None, Some(fh)) => ("X-Forwarded-Host", fh, fh),
-        _ => {
+    let proxied = match (trust, form) {
+        (false, _) => None,
+        (true, RouteForm::Subrequest) => h.original_url.map(|url| {
+            original_url_parts(url)
+                .map(|(authority, _)| ("X-Original-URL", url, authority))
+                .map_err(|p| malformed("X-Original-URL", url, p))
+        }),
+        (true, RouteForm::ForwardAuth | RouteForm::Browser) => {
+            h.forwarded_host.map(|fh| Ok(("X-Forwarded-Host", fh, fh)))
+        }
+    };
+    let (header, value, host) = match proxied {
+        Some(found) => found?,
+        None => {
             let host = h.host.ok_or(HostError::Missing)?;
             ("Host", host, host)
         }
@@ -108,21 +209,49 @@ pub fn resolve(
     })
 }
 
-/// The authority of an absolute `http`/`https` URL as written, without parsing it into
-/// anything else: what lies between `://` and the first `/`, `?` or `#`.
-fn original_url_authority(url: &str) -> Result<&str, &'static str> {
+/// The original request `form`'s proxy describes: on the subrequest `X-Original-Method` and
+/// the target of `X-Original-URL`, on the ForwardAuth form `X-Forwarded-Method` and
+/// `X-Forwarded-Uri` (parsed strictly, [`parse_forwarded_uri`]); on the browser's routes, from
+/// an untrusted peer, or without a well-formed target, none.
+pub fn original_request<'a>(
+    form: RouteForm,
+    trusted: bool,
+    h: &ForwardingHeaders<'a>,
+) -> Option<OriginalRequest<'a>> {
+    if !trusted {
+        return None;
+    }
+    let (method, target) = match form {
+        RouteForm::Subrequest => (
+            h.original_method,
+            original_url_parts(h.original_url?).ok()?.1?,
+        ),
+        RouteForm::ForwardAuth => (
+            h.forwarded_method,
+            parse_forwarded_uri(h.forwarded_uri?).ok()?,
+        ),
+        RouteForm::Browser => return None,
+    };
+    Some(OriginalRequest { method, target })
+}
+
+/// The authority of an absolute `http`/`https` URL as written, and its target (`/path?query`)
+/// when it has one in origin form, without parsing it into anything else: the authority is
+/// what lies between `://` and the first `/`, `?` or `#`.
+fn original_url_parts(url: &str) -> Result<(&str, Option<&str>), &'static str> {
     let (scheme, rest) = url.split_once("://").ok_or("not an absolute URL")?;
     if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
         return Err("not an http or https URL");
     }
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    Ok(&rest[..end])
+    let target = parse_forwarded_uri(&rest[end..]).ok();
+    Ok((&rest[..end], target))
 }
 
-/// The original request target a proxy reports in `X-Forwarded-Uri` (Traefik's ForwardAuth,
-/// Caddy's `forward_auth`), checked as strictly as a host: origin form only — a `/`, then
-/// visible ASCII without `\`, at most 4096 bytes — and never `//` or `/\`, which a browser
-/// reads as another host. Anything else is refused, never repaired.
+/// An original request target (`X-Forwarded-Uri`, or the path and query of `X-Original-URL`),
+/// checked as strictly as a host: origin form only — a `/`, then visible ASCII without `\`,
+/// at most 4096 bytes — and never `//` or `/\`, which a browser reads as another host.
+/// Anything else is refused, never repaired.
 pub fn parse_forwarded_uri(text: &str) -> Result<&str, &'static str> {
     if text.len() > 4096 {
         return Err("longer than 4096 bytes");
@@ -152,40 +281,116 @@ mod tests {
 
     const H: ForwardingHeaders<'static> = ForwardingHeaders {
         original_url: Some("https://mcd.devlabai.work/helloworld?x=1"),
+        original_method: Some("GET"),
         forwarded_host: Some("perso.devlabai.work"),
+        forwarded_method: Some("POST"),
+        forwarded_uri: Some("/admin"),
         host: Some("authgate.authgate.svc"),
     };
+
+    use RouteForm::{Browser, ForwardAuth, Subrequest};
 
     fn trusted() -> IpAddr {
         "10.1.2.3".parse().unwrap()
     }
 
+    /// Each route form reads its own proxy's headers and no other, whichever are present.
     #[test]
-    fn trusted_peer_original_url_wins() {
-        let t = resolve(trusted(), &nets(), H).unwrap();
-        assert_eq!(t.host, "mcd.devlabai.work");
-        assert!(t.trusted);
-    }
-
-    #[test]
-    fn trusted_peer_falls_back_to_forwarded_host_then_host_only_when_absent() {
-        let h = ForwardingHeaders {
+    fn each_route_form_reads_only_its_own_proxys_host_header() {
+        for (form, host) in [
+            (Subrequest, "mcd.devlabai.work"),
+            (ForwardAuth, "perso.devlabai.work"),
+            (Browser, "perso.devlabai.work"),
+        ] {
+            let t = resolve(form, trusted(), &nets(), H).unwrap();
+            assert_eq!(t.host, host, "{form:?}");
+            assert!(t.trusted);
+        }
+        // Without its own header, a form falls back to Host, never to another proxy's header:
+        // ingress-nginx passes a client's X-Forwarded-Host on, Traefik and Caddy a client's
+        // X-Original-URL.
+        let no_original = ForwardingHeaders {
             original_url: None,
             ..H
         };
         assert_eq!(
-            resolve(trusted(), &nets(), h).unwrap().host,
-            "perso.devlabai.work"
+            resolve(Subrequest, trusted(), &nets(), no_original)
+                .unwrap()
+                .host,
+            "authgate.authgate.svc"
         );
-        let h = ForwardingHeaders {
-            original_url: None,
+        let no_forwarded = ForwardingHeaders {
             forwarded_host: None,
             ..H
         };
+        for form in [ForwardAuth, Browser] {
+            assert_eq!(
+                resolve(form, trusted(), &nets(), no_forwarded)
+                    .unwrap()
+                    .host,
+                "authgate.authgate.svc",
+                "{form:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_route_form_reads_only_its_own_proxys_original_request() {
+        let t = |form| original_request(form, true, &H);
         assert_eq!(
-            resolve(trusted(), &nets(), h).unwrap().host,
-            "authgate.authgate.svc"
+            t(Subrequest),
+            Some(OriginalRequest {
+                method: Some("GET"),
+                target: "/helloworld?x=1"
+            })
         );
+        assert_eq!(t(Subrequest).unwrap().path(), "/helloworld");
+        assert_eq!(
+            t(ForwardAuth),
+            Some(OriginalRequest {
+                method: Some("POST"),
+                target: "/admin"
+            })
+        );
+        assert_eq!(t(Browser), None);
+        // A client's copy of the other proxy's headers is never read instead.
+        let only_forwarded = ForwardingHeaders {
+            original_url: None,
+            original_method: None,
+            ..H
+        };
+        assert_eq!(original_request(Subrequest, true, &only_forwarded), None);
+        let only_original = ForwardingHeaders {
+            forwarded_uri: None,
+            forwarded_method: None,
+            ..H
+        };
+        assert_eq!(original_request(ForwardAuth, true, &only_original), None);
+        // From an untrusted peer there is no original request at all.
+        for form in [Subrequest, ForwardAuth, Browser] {
+            assert_eq!(original_request(form, false, &H), None, "{form:?}");
+        }
+    }
+
+    #[test]
+    fn an_original_target_that_is_not_origin_form_is_none() {
+        for url in [
+            "https://mcd.devlabai.work",
+            "https://mcd.devlabai.work?x=/healthz",
+            "https://mcd.devlabai.work//healthz",
+            "https://mcd.devlabai.work/a b",
+        ] {
+            let h = ForwardingHeaders {
+                original_url: Some(url),
+                ..H
+            };
+            assert_eq!(original_request(Subrequest, true, &h), None, "{url}");
+            // The host is still the URL's.
+            assert_eq!(
+                resolve(Subrequest, trusted(), &nets(), h).unwrap().host,
+                "mcd.devlabai.work"
+            );
+        }
     }
 
     #[test]
@@ -195,7 +400,7 @@ mod tests {
             ..H
         };
         assert!(matches!(
-            resolve(trusted(), &nets(), h),
+            resolve(Subrequest, trusted(), &nets(), h),
             Err(HostError::Malformed {
                 header: "X-Original-URL",
                 ..
@@ -205,9 +410,11 @@ mod tests {
 
     #[test]
     fn untrusted_peer_is_judged_by_its_host_header() {
-        let t = resolve("203.0.113.9".parse().unwrap(), &nets(), H).unwrap();
-        assert_eq!(t.host, "authgate.authgate.svc");
-        assert!(!t.trusted);
+        for form in [Subrequest, ForwardAuth, Browser] {
+            let t = resolve(form, "203.0.113.9".parse().unwrap(), &nets(), H).unwrap();
+            assert_eq!(t.host, "authgate.authgate.svc");
+            assert!(!t.trusted);
+        }
     }
 
     #[test]
@@ -217,22 +424,51 @@ mod tests {
     }
 
     #[test]
-    fn the_client_address_is_believed_only_from_a_trusted_proxy() {
-        let real = Some("198.51.100.7");
+    fn the_client_address_is_the_first_untrusted_hop_from_the_right() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(client_address(trusted(), &nets(), real), ip("198.51.100.7"));
-        assert_eq!(
-            client_address(ip("203.0.113.9"), &nets(), real),
-            ip("203.0.113.9")
-        );
-        assert_eq!(client_address(trusted(), &nets(), Some("a, b")), trusted());
-        assert_eq!(client_address(trusted(), &nets(), None), trusted());
+        let client = |peer: &str, xff: &[&str]| client_address(ip(peer), &nets(), xff.to_vec());
+        for (peer, xff, want) in [
+            // ingress-nginx's auth subrequest: X-Forwarded-For is $remote_addr alone.
+            ("10.1.2.3", &["198.51.100.7"][..], "198.51.100.7"),
+            // A client's own entries stay left of what Cloudflare and the proxies append.
+            (
+                "10.1.2.3",
+                &["6.6.6.6, 198.51.100.7, 10.42.0.9"][..],
+                "198.51.100.7",
+            ),
+            (
+                "10.1.2.3",
+                &["6.6.6.6", "198.51.100.7, 10.42.0.9"][..],
+                "198.51.100.7",
+            ),
+            (
+                "10.1.2.3",
+                &["[2001:db8::7]:4711, 10.42.0.9"][..],
+                "2001:db8::7",
+            ),
+            ("10.1.2.3", &["198.51.100.7:4711"][..], "198.51.100.7"),
+            // Nothing but trusted hops: the leftmost of them.
+            ("10.1.2.3", &["10.42.0.9, 10.42.0.1"][..], "10.42.0.9"),
+            // A malformed entry ends the walk at the last trusted hop.
+            (
+                "10.1.2.3",
+                &["198.51.100.7, junk, 10.42.0.9"][..],
+                "10.42.0.9",
+            ),
+            ("10.1.2.3", &["junk"][..], "10.1.2.3"),
+            ("10.1.2.3", &[][..], "10.1.2.3"),
+            // An untrusted peer is the client, whatever it claims.
+            ("203.0.113.9", &["198.51.100.7"][..], "203.0.113.9"),
+        ] {
+            assert_eq!(client(peer, xff), ip(want), "{peer} {xff:?}");
+        }
     }
 
     #[test]
     fn no_host_at_all() {
         assert_eq!(
             resolve(
+                Browser,
                 "8.8.8.8".parse().unwrap(),
                 &nets(),
                 ForwardingHeaders::default()
@@ -282,7 +518,7 @@ mod tests {
                 ..H
             };
             assert!(
-                resolve(trusted(), &nets(), h).is_err(),
+                resolve(Subrequest, trusted(), &nets(), h).is_err(),
                 "{url:?} must be refused"
             );
         }
@@ -304,7 +540,11 @@ mod tests {
                 original_url: Some(url),
                 ..H
             };
-            assert_eq!(resolve(trusted(), &nets(), h).unwrap().host, host, "{url}");
+            assert_eq!(
+                resolve(Subrequest, trusted(), &nets(), h).unwrap().host,
+                host,
+                "{url}"
+            );
         }
     }
 
@@ -340,17 +580,20 @@ mod tests {
             "m.locat:080",
         ] {
             let h = ForwardingHeaders {
-                original_url: None,
                 forwarded_host: Some(bad),
                 host: Some("ok.test"),
+                ..ForwardingHeaders::default()
             };
-            assert!(resolve(trusted(), &nets(), h).is_err(), "{bad:?}");
+            for form in [ForwardAuth, Browser] {
+                assert!(resolve(form, trusted(), &nets(), h).is_err(), "{bad:?}");
+            }
             let h = ForwardingHeaders {
-                original_url: None,
-                forwarded_host: None,
                 host: Some(bad),
+                ..ForwardingHeaders::default()
             };
-            assert!(resolve(trusted(), &nets(), h).is_err(), "{bad:?}");
+            for form in [Subrequest, ForwardAuth, Browser] {
+                assert!(resolve(form, trusted(), &nets(), h).is_err(), "{bad:?}");
+            }
         }
     }
 }

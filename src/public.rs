@@ -1,14 +1,16 @@
 //! Public routes inside a protected workspace: which original requests pass without a login.
 //!
 //! Owns the decision "is this method and path one of the workspace's `[[public]]` rules?",
-//! taken on the *original* request NGINX (or another trusted proxy) describes in
-//! `X-Original-URL` / `X-Forwarded-Uri` and `X-Original-Method` / `X-Forwarded-Method`. The
-//! path is percent-decoded once and its dot segments removed (RFC 3986 §5.2.4) before it is
-//! compared, so `/healthz/../admin` is `/admin`; the query is never looked at. Every spelling
-//! an app or a proxy in front of it might read as another path fails closed instead of being
-//! normalised: `%2F`, `%2e`, `%25`, `;`, `//`, `#`/`%23`, `\`/`%5C`, `?` encoded, spaces, control
-//! and non-ASCII bytes, and `..` above the root. Failing closed means "not public": the normal
-//! login check applies. Pure: takes strings, never a framework request, and never errs.
+//! taken on the *original* request as the route's own proxy describes it
+//! ([`crate::forward::OriginalRequest`], built by the route's extractor: no header is read
+//! here). The path is compared exactly as the client wrote it, never decoded or normalised:
+//! the app behind the proxy sees that raw path, and an app may read a spelling differently
+//! from authgate. So a path is judged only when it is *plain* — visible ASCII, no
+//! percent-encoding at all, no `.` or `..` segment, no `//`, and none of `;`, `\`, `#` — and a
+//! path that is not plain is never public (the normal login check applies). The query is never
+//! looked at. Pure: takes plain values, never a framework request, and never errs.
+
+use crate::forward::OriginalRequest;
 
 /// One `[[public]]` rule, validated (`config::public`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,33 +34,28 @@ pub enum PathPattern {
     Prefix(String),
 }
 
-/// The original request as a trusted proxy describes it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OriginalRequest<'a> {
-    /// The method (`X-Original-Method`, else `X-Forwarded-Method`).
-    pub method: Option<&'a str>,
-    /// The request target: an absolute URL (`X-Original-URL`) or a path with its query
-    /// (`X-Forwarded-Uri`).
-    pub target: Option<&'a str>,
-    /// Whether the request carried both `Origin` and `Access-Control-Request-Method`.
-    pub preflight_headers: bool,
-}
-
-/// Whether `req` is public under `rules`. False whenever anything is missing or doubtful.
-pub fn is_public(rules: &[PublicRule], req: OriginalRequest<'_>) -> bool {
-    if rules.is_empty() {
+/// Whether `req` is public under `rules`. False whenever anything is missing or doubtful: no
+/// original request (an untrusted peer, a browser route), no method, a path that is not plain.
+/// `preflight_headers`: the request carried both `Origin` and `Access-Control-Request-Method`.
+pub fn is_public(
+    rules: &[PublicRule],
+    req: Option<&OriginalRequest<'_>>,
+    preflight_headers: bool,
+) -> bool {
+    let Some(req) = req.filter(|_| !rules.is_empty()) else {
+        return false;
+    };
+    let Some(method) = req.method else {
+        return false;
+    };
+    let path = req.path();
+    if !is_plain_path(path) {
         return false;
     }
-    let (Some(method), Some(target)) = (req.method, req.target) else {
-        return false;
-    };
-    let Some(path) = target_path(target).and_then(normalize) else {
-        return false;
-    };
-    let preflight = method == "OPTIONS" && req.preflight_headers;
+    let preflight = method == "OPTIONS" && preflight_headers;
     rules.iter().any(|r| {
         (r.methods.iter().any(|m| m == method) || (preflight && r.cors_preflight))
-            && r.path.covers(&path)
+            && r.path.covers(path)
     })
 }
 
@@ -71,90 +68,18 @@ impl PathPattern {
     }
 }
 
-/// The raw path of a request target: after the authority of an absolute URL, up to the query.
-/// A target that is neither an absolute `http(s)` URL nor a path starting with `/` has none.
-fn target_path(target: &str) -> Option<&str> {
-    let rest = if target.starts_with('/') {
-        target
-    } else {
-        let (scheme, rest) = target.split_once("://")?;
-        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
-            return None;
-        }
-        // The authority ends at the first `/`, `?` or `#`; a path must start right there.
-        let end = rest.find(['/', '?', '#'])?;
-        rest[end..].starts_with('/').then(|| &rest[end..])?
+/// Whether `path` is spelled so that every proxy and app reads it as authgate does: absolute,
+/// visible ASCII without `%` (no encoding to decode one way or another), `;` (path parameters),
+/// `\` (a separator to some), `#` or `?`, and no empty (`//`), `.` or `..` segment. Rule paths
+/// must be plain too (`config::public`), so a doubtful request path can never equal one.
+pub fn is_plain_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
     };
-    Some(rest.split_once('?').map_or(rest, |(path, _query)| path))
-}
-
-/// Bytes a path may hold, raw or decoded, for it to be judged at all: visible ASCII but the
-/// ones proxies and apps disagree on (`;` path parameters, `\` as a separator, `#` fragments).
-fn plain(b: u8) -> bool {
-    b.is_ascii_graphic() && !matches!(b, b';' | b'\\' | b'#')
-}
-
-/// The path decoded once with its dot segments removed, or `None` when it must fail closed.
-pub fn normalize(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    if bytes.first() != Some(&b'/') || raw.contains("//") {
-        return None;
-    }
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if !plain(b) {
-            return None;
-        }
-        if b == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            let d = u8::from_str_radix(hex, 16).ok()?;
-            // An encoded byte with a meaning in a path would be read as that meaning by some
-            // later decoder and as data by others: refuse rather than choose.
-            if !plain(d) || matches!(d, b'/' | b'.' | b'%' | b'?') {
-                return None;
-            }
-            decoded.push(d);
-            i += 3;
-        } else {
-            decoded.push(b);
-            i += 1;
-        }
-    }
-    let text = String::from_utf8(decoded).ok()?;
-    remove_dot_segments(&text)
-}
-
-/// RFC 3986 §5.2.4 on an absolute path with no empty segments, except that `..` above the
-/// root fails closed rather than stopping there.
-fn remove_dot_segments(path: &str) -> Option<String> {
-    let mut out: Vec<&str> = Vec::new();
-    let segments: Vec<&str> = path[1..].split('/').collect();
-    let last = segments.len() - 1;
-    let mut trailing_slash = false;
-    for (i, s) in segments.iter().enumerate() {
-        match *s {
-            "." => trailing_slash = i == last,
-            ".." => {
-                out.pop()?;
-                trailing_slash = i == last;
-            }
-            seg => {
-                out.push(seg);
-                trailing_slash = false;
-            }
-        }
-    }
-    let mut result = String::with_capacity(path.len());
-    for s in &out {
-        result.push('/');
-        result.push_str(s);
-    }
-    if trailing_slash || result.is_empty() {
-        result.push('/');
-    }
-    Some(result)
+    path.bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'%' | b';' | b'\\' | b'#' | b'?'))
+        && !path.contains("//")
+        && !rest.split('/').any(|s| s == "." || s == "..")
 }
 
 #[cfg(test)]
@@ -186,39 +111,29 @@ mod tests {
         ]
     }
 
-    fn public(method: &str, target: &str) -> bool {
-        is_public(
-            &rules(),
-            OriginalRequest {
-                method: Some(method),
-                target: Some(target),
-                preflight_headers: false,
-            },
-        )
+    fn request<'a>(method: Option<&'a str>, target: &'a str) -> OriginalRequest<'a> {
+        OriginalRequest { method, target }
     }
 
-    fn url(path: &str) -> String {
-        format!("https://mcd.example.com{path}")
+    fn public(method: &str, target: &str) -> bool {
+        is_public(&rules(), Some(&request(Some(method), target)), false)
     }
 
     #[test]
-    fn the_rules_paths_and_methods_pass() {
+    fn the_rules_paths_and_methods_pass_spelled_as_the_rule_names_them() {
         for (method, path) in [
             ("GET", "/healthz"),
             ("HEAD", "/healthz"),
             ("GET", "/healthz?verbose=1"),
             ("GET", "/healthz?x=/../admin"),
+            ("GET", "/healthz?x=%2e%2e"),
             ("GET", "/static/app.js"),
             ("GET", "/static/css/site.css"),
             ("GET", "/static/"),
-            ("GET", "/static/a/../b.js"),
-            ("GET", "/static/./b.js"),
-            ("GET", "/admin/../healthz"),
-            ("GET", "/static/%7Euser.css"),
+            ("GET", "/static/~user.css"),
             ("POST", "/hooks/deploy"),
         ] {
-            assert!(public(method, &url(path)), "{method} {path} should pass");
-            assert!(public(method, path), "{method} {path} as X-Forwarded-Uri");
+            assert!(public(method, path), "{method} {path} should pass");
         }
     }
 
@@ -238,17 +153,27 @@ mod tests {
             ("GET", "/static"),
             ("GET", "/static-admin/x"),
             ("GET", "/Static/app.js"),
-            // dot segments leading out
+            // dot segments, even those that stay inside a public prefix: the app sees the raw
+            // path, and apps that route on it (prefix mounts) read `/admin/../healthz` as
+            // their admin area
+            ("GET", "/admin/../healthz"),
             ("GET", "/healthz/../admin"),
             ("GET", "/static/../admin"),
+            ("GET", "/static/a/../b.js"),
+            ("GET", "/static/./b.js"),
             ("GET", "/static/a/../../admin"),
             ("GET", "/static/.."),
+            ("GET", "/static/."),
+            ("GET", "/./healthz"),
             ("GET", "/../static/app.js"),
             ("GET", "/static/../../static/app.js"),
-            // encoded structure
+            // any percent-encoding: decoded one way or another by the app
+            ("GET", "/heal%74hz"),
+            ("GET", "/static/%7Euser.css"),
             ("GET", "/static/%2e%2e/admin"),
             ("GET", "/static/%2E%2E/admin"),
             ("GET", "/static/.%2e/admin"),
+            ("GET", "/admin/%2e%2e/healthz"),
             ("GET", "/static%2F..%2Fadmin"),
             ("GET", "/static/%2fadmin"),
             ("GET", "/static/%252e%252e/admin"),
@@ -260,6 +185,8 @@ mod tests {
             ("GET", "/static/%"),
             ("GET", "/static/%zz"),
             ("GET", "/static/%2"),
+            ("GET", "/static/hello%20world.txt"),
+            ("GET", "/static/caf%C3%A9"),
             // separators and parameters some servers honour
             ("GET", "/healthz;x"),
             ("GET", "/static/..;/admin"),
@@ -272,60 +199,28 @@ mod tests {
             ("GET", "/healthz\t"),
             ("GET", "/static/a b"),
             ("GET", "/static/café"),
-            ("GET", "/static/caf%C3%A9"),
-            ("GET", "/static/hello%20world.txt"),
             // preflight without the opt-in or its headers
             ("OPTIONS", "/api/items"),
             ("OPTIONS", "/healthz"),
+            // not origin form
+            ("GET", ""),
+            ("GET", "healthz"),
+            ("GET", "*"),
         ] {
-            assert!(
-                !public(method, &url(path)),
-                "{method} {path:?} must not pass"
-            );
-            assert!(
-                !public(method, path),
-                "{method} {path:?} as X-Forwarded-Uri"
-            );
+            assert!(!public(method, path), "{method} {path:?} must not pass");
         }
     }
 
     #[test]
-    fn targets_that_are_not_urls_or_paths_fail_closed() {
-        for target in [
-            "",
-            "healthz",
-            "ftp://mcd.example.com/healthz",
-            "https://mcd.example.com",
-            "https://mcd.example.com?/healthz",
-            "*",
-        ] {
-            assert!(!public("GET", target), "{target:?}");
-        }
-        let missing = |method, target| {
-            is_public(
-                &rules(),
-                OriginalRequest {
-                    method,
-                    target,
-                    preflight_headers: true,
-                },
-            )
-        };
-        assert!(!missing(None, Some("/healthz")));
-        assert!(!missing(Some("GET"), None));
+    fn without_an_original_request_or_its_method_nothing_is_public() {
+        assert!(!is_public(&rules(), None, true));
+        assert!(!is_public(&rules(), Some(&request(None, "/healthz")), true));
     }
 
     #[test]
     fn cors_preflight_passes_only_where_opted_in_and_only_with_both_headers() {
         let preflight = |path: &str, headers: bool| {
-            is_public(
-                &rules(),
-                OriginalRequest {
-                    method: Some("OPTIONS"),
-                    target: Some(path),
-                    preflight_headers: headers,
-                },
-            )
+            is_public(&rules(), Some(&request(Some("OPTIONS"), path)), headers)
         };
         assert!(preflight("/api/items", true));
         assert!(!preflight("/api/items", false));
@@ -339,28 +234,28 @@ mod tests {
     fn no_rules_is_never_public() {
         assert!(!is_public(
             &[],
-            OriginalRequest {
-                method: Some("GET"),
-                target: Some("/healthz"),
-                preflight_headers: false,
-            }
+            Some(&request(Some("GET"), "/healthz")),
+            false
         ));
     }
 
     #[test]
-    fn normalize_removes_dot_segments_once_decoded() {
-        for (raw, want) in [
-            ("/", Some("/")),
-            ("/a/./b", Some("/a/b")),
-            ("/a/b/..", Some("/a/")),
-            ("/a/b/.", Some("/a/b/")),
-            ("/a/%62", Some("/a/b")),
-            ("/a/%41%42", Some("/a/AB")),
-            ("/..", None),
-            ("/a/../..", None),
-            ("/a/%2e", None),
+    fn plain_paths() {
+        for (path, plain) in [
+            ("/", true),
+            ("/a/b", true),
+            ("/a/b/", true),
+            ("/a/~b-c_d.e", true),
+            ("/a..b/.c/d.", true),
+            ("/a/./b", false),
+            ("/a/b/..", false),
+            ("/a/b/.", false),
+            ("/a/%62", false),
+            ("/..", false),
+            ("a/b", false),
+            ("", false),
         ] {
-            assert_eq!(normalize(raw).as_deref(), want, "{raw}");
+            assert_eq!(is_plain_path(path), plain, "{path}");
         }
     }
 }

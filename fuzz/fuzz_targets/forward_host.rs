@@ -1,14 +1,16 @@
-//! The original-URL and host parser: `forward::resolve` and `host::Host::parse`.
+//! The original-URL and host parser: `forward::resolve`, `forward::original_request` and
+//! `host::Host::parse`.
 //!
 //! The first byte picks the header the value arrives in (`X-Original-URL`, `X-Forwarded-Host`,
-//! `Host`) and whether the peer is a trusted proxy. Property: an accepted host is lower-case,
+//! `Host`), the route form, and whether the peer is a trusted proxy. An original request's
+//! target, when one is made, is origin form: starts with one `/`, visible ASCII, no `\`. Property: an accepted host is lower-case,
 //! holds no `@`, `/`, `\`, whitespace, `%` or `,`, parses again to itself, and a URL parser that
 //! reads it reads the same host.
 #![no_main]
 
 use std::net::IpAddr;
 
-use authgate::forward::{resolve, ForwardingHeaders};
+use authgate::forward::{original_request, resolve, ForwardingHeaders, RouteForm};
 use authgate::host::Host;
 use std::sync::OnceLock;
 
@@ -80,21 +82,38 @@ fuzz_target!(|data: &[u8]| {
     let h = match mode % 4 {
         0 => ForwardingHeaders {
             original_url: Some(value),
+            original_method: Some("GET"),
             forwarded_host: Some("perso.devlabai.work"),
             host: Some("authgate.authgate.svc"),
+            ..ForwardingHeaders::default()
         },
         1 => ForwardingHeaders {
-            original_url: None,
             forwarded_host: Some(value),
+            forwarded_uri: Some(value),
+            forwarded_method: Some("GET"),
             host: Some("authgate.authgate.svc"),
+            ..ForwardingHeaders::default()
         },
         _ => ForwardingHeaders {
-            original_url: None,
-            forwarded_host: None,
             host: Some(value),
+            ..ForwardingHeaders::default()
         },
     };
-    if let Ok(target) = resolve(peer, trusted(), h) {
+    let form = match (mode >> 3) % 3 {
+        0 => RouteForm::Subrequest,
+        1 => RouteForm::ForwardAuth,
+        _ => RouteForm::Browser,
+    };
+    if let Ok(target) = resolve(form, peer, trusted(), h) {
         check_host(target.host.as_str());
+        if let Some(original) = original_request(form, target.trusted, &h) {
+            let t = original.target;
+            assert!(
+                t.starts_with('/')
+                    && !t.starts_with("//")
+                    && t.bytes().all(|b| b.is_ascii_graphic() && b != b'\\'),
+                "{t:?} is not origin form"
+            );
+        }
     }
 });

@@ -78,8 +78,8 @@ fn rule(i: usize, raw: RawPublic, report: &mut Report<'_>) -> Option<PublicRule>
     })
 }
 
-/// A rule's path must be what `public::normalize` makes of itself, with no percent-encoding:
-/// absolute, visible ASCII, no `.`/`..` segments, no `//`, no `;`, `#`, `?`, `\` or `%`.
+/// A rule's path must be plain (`public::is_plain_path`), the one spelling request paths are
+/// compared in: absolute, visible ASCII, no `.`/`..` segments, no `//`, no `;`, `#`, `?`, `\` or `%`.
 fn check_path(p: &str) -> Result<(), PathProblem> {
     if !p.starts_with('/') {
         return Err(PathProblem::Relative(p.into()));
@@ -96,7 +96,7 @@ fn check_path(p: &str) -> Result<(), PathProblem> {
     if p.split('/').any(|s| s == "." || s == "..") {
         return Err(PathProblem::DotSegment(p.into()));
     }
-    if public::normalize(p).as_deref() != Some(p) {
+    if !public::is_plain_path(p) {
         return Err(PathProblem::NotVisibleAscii(p.into()));
     }
     Ok(())

@@ -8,13 +8,14 @@
 //! answer to the client as it is (Traefik ForwardAuth, Caddy `forward_auth`): there a browser
 //! without a session gets the 302 to the sign-in that NGINX's `auth-signin` would have made.
 
-use axum::http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, LOCATION};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, LOCATION};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use std::time::Instant;
 
 use super::error::{log_errors, RefusalContext};
+use super::extract::{ForwardAuth, Subrequest};
 use super::metrics::{decision, refusal_counters};
 use super::{AppError, Incoming};
 use crate::config::HeaderMapping;
@@ -40,7 +41,16 @@ const ID_TOKEN: HeaderName = HeaderName::from_static("x-auth-request-id-token");
 /// them has asked for them.
 pub(super) const HEADER_BUDGET: usize = 12 * 1024;
 
+/// `/oauth2/auth[/<workspace>]`: ingress-nginx's subrequest.
 pub(super) async fn auth(
+    state: axum::extract::State<AppState>,
+    Subrequest(req): Subrequest,
+) -> Response {
+    decide(state, req).await
+}
+
+/// The check, on the request as the route's proxy describes it.
+async fn decide(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: Incoming,
 ) -> Response {
@@ -81,24 +91,22 @@ pub(super) async fn auth(
 /// absolute (Traefik resolves a relative one against the auth address): the host is the
 /// request's, already checked to be one of the workspace's, and the scheme the workspace's
 /// `callback_url`, which the operator wrote, never `X-Forwarded-Proto`. The original URI is
-/// the trusted proxy's `X-Forwarded-Uri`, else `/`. An API client keeps its 401.
+/// the trusted proxy's `X-Forwarded-Uri` ([`Incoming::original`]), else `/`. An API client
+/// keeps its 401.
 pub(super) async fn auth_redirect(
     state: axum::extract::State<AppState>,
-    req: Incoming,
+    ForwardAuth(req): ForwardAuth,
 ) -> Response {
-    let browser = is_browser(
-        req.headers.get(ACCEPT).and_then(|v| v.to_str().ok()),
-        req.bearer().is_some(),
-    );
+    let browser = is_browser(req.accept(), req.bearer().is_some());
     let to_login = match req.workspace() {
         Ok(ws) if browser => Some(sign_in_location(
             ws.config.callback_url.scheme(),
             req.host(),
-            req.forwarded_uri(),
+            req.original().map(|o| o.target),
         )),
         _ => None,
     };
-    let response = auth(state, req).await;
+    let response = decide(state, req).await;
     match to_login {
         Some(location) if response.status() == StatusCode::UNAUTHORIZED => (
             StatusCode::FOUND,

@@ -1,20 +1,25 @@
 //! The one extractor: the request reduced to the plain values the core needs.
 //!
 //! Owns reading the peer address, forwarding headers, cookies, and the workspace the route
-//! names (`/oauth2/<action>/<workspace>`). Never fails: a request with no usable host keeps
-//! the reason in `target`, and [`Incoming::workspace`] turns it into the refusal.
+//! names (`/oauth2/<action>/<workspace>`). Which proxy describes the request is the route's
+//! choice, made by the extractor type its handler takes: [`Subrequest`] for ingress-nginx's
+//! `auth_request` target, [`ForwardAuth`] for the Traefik and Caddy form, [`Incoming`] itself
+//! for the browser's routes ([`RouteForm`]). Policy reads the one [`OriginalRequest`] that
+//! form builds ([`Incoming::original`]); the raw headers stay private to this file. Never
+//! fails: a request with no usable host keeps the reason in `target`, and
+//! [`Incoming::workspace`] turns it into the refusal.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, RawPathParams, Request};
-use axum::http::header::{AUTHORIZATION, COOKIE, HOST};
+use axum::http::header::{ACCEPT, AUTHORIZATION, COOKIE, HOST};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Uri};
 
 use crate::authn::Credentials;
-use crate::forward::{self, ForwardingHeaders, HostError, Target};
+use crate::forward::{self, ForwardingHeaders, HostError, OriginalRequest, RouteForm, Target};
 use crate::host::Host;
 use crate::state::AppState;
 use crate::workspace::{Registry, Workspace};
@@ -22,56 +27,76 @@ use crate::workspace::{Registry, Workspace};
 use super::AppError;
 
 /// A request as the core sees it: it owns the request's headers and URI (moved, never copied,
-/// since `/oauth2/auth` builds one per protected request) and reads values from them on demand.
+/// since `/oauth2/auth` builds one per protected request) and reads values from them on demand,
+/// each through the headers its route form's proxy writes.
 #[derive(Debug, Clone)]
 pub struct Incoming {
     /// The peer's address.
     pub peer: IpAddr,
+    /// The proxy whose description of the request this route reads.
+    form: RouteForm,
     /// The host the user asked for, or why none could be taken.
     pub target: Result<Target, HostError>,
     /// The workspace named by the route the operator wrote (`/oauth2/auth/<workspace>`).
     pub pinned: Option<String>,
-    /// The request's headers.
-    pub headers: HeaderMap,
+    /// The request's headers: read only through the methods below.
+    headers: HeaderMap,
     /// The request's URI (path and query).
-    pub uri: Uri,
+    uri: Uri,
     /// The registry this request is served with, from start to end.
     pub registry: Arc<Registry>,
 }
 
+/// ingress-nginx's `auth_request` subrequest (`/oauth2/auth[/<workspace>]`): the request as
+/// `X-Original-URL` and `X-Original-Method` describe it.
+#[derive(Debug)]
+pub(super) struct Subrequest(pub(super) Incoming);
+
+/// Traefik's ForwardAuth and Caddy's `forward_auth` (`/oauth2/auth/<workspace>/redirect`): the
+/// request as `X-Forwarded-Host`, `-Method` and `-Uri` describe it.
+#[derive(Debug)]
+pub(super) struct ForwardAuth(pub(super) Incoming);
+
 impl Incoming {
-    /// Builds it from request parts, the workspace the route names, and the current
-    /// registry's trusted proxies.
-    pub fn from_parts(parts: Parts, pinned: Option<String>, registry: Arc<Registry>) -> Self {
+    /// Builds it from request parts, the route's form, the workspace the route names, and the
+    /// current registry's trusted proxies.
+    pub fn from_parts(
+        parts: Parts,
+        form: RouteForm,
+        pinned: Option<String>,
+        registry: Arc<Registry>,
+    ) -> Self {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let h = &parts.headers;
-        // Only NGINX's auth subrequest names the original URL; on the login routes (ordinary
-        // proxying through the /oauth2 Ingress) and on the redirect form of the auth route
-        // (Traefik and Caddy, which pass every client header on to the auth address) a
-        // client's own X-Original-URL would pass through, so there it is not read at all.
-        let path = parts.uri.path();
-        let auth_route = path.starts_with("/oauth2/auth") && !super::is_redirect_route(path);
-        let fwd = ForwardingHeaders {
-            original_url: if auth_route {
-                forwarding_header(h, "x-original-url")
-            } else {
-                None
-            },
-            forwarded_host: forwarding_header(h, "x-forwarded-host"),
-            host: forwarding_header(h, HOST.as_str()).or(parts.uri.authority().map(|a| a.as_str())),
-        };
+        let target = forward::resolve(
+            form,
+            peer,
+            &registry.trusted_proxies,
+            forwarding_headers(&parts.headers, &parts.uri),
+        );
         Self {
             peer,
-            target: forward::resolve(peer, &registry.trusted_proxies, fwd),
+            form,
+            target,
             pinned,
             headers: parts.headers,
             uri: parts.uri,
             registry,
         }
+    }
+
+    /// The user's original request as this route's proxy describes it; `None` on the
+    /// browser's routes, from an untrusted peer, or when the proxy's description is unusable.
+    pub fn original(&self) -> Option<OriginalRequest<'_>> {
+        let trusted = self.target.as_ref().is_ok_and(|t| t.trusted);
+        forward::original_request(
+            self.form,
+            trusted,
+            &forwarding_headers(&self.headers, &self.uri),
+        )
     }
 
     /// The workspace the request is for: the one its route names, and the host the user
@@ -92,18 +117,16 @@ impl Incoming {
         forward::client_address(
             self.peer,
             &self.registry.trusted_proxies,
-            header(&self.headers, "x-real-ip"),
+            self.headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .map(|v| v.to_str().unwrap_or("\u{fffd}")),
         )
     }
 
-    /// The original request target (`X-Forwarded-Uri`, as Traefik and Caddy send it) from a
-    /// trusted proxy, parsed strictly ([`forward::parse_forwarded_uri`]); `None` from anyone
-    /// else, without the header, or when it is malformed.
-    pub fn forwarded_uri(&self) -> Option<&str> {
-        if !forward::is_trusted(self.peer, &self.registry.trusted_proxies) {
-            return None;
-        }
-        header(&self.headers, "x-forwarded-uri").and_then(|v| forward::parse_forwarded_uri(v).ok())
+    /// The `Accept` header, if it is text.
+    pub fn accept(&self) -> Option<&str> {
+        header(&self.headers, ACCEPT.as_str())
     }
 
     /// The host, or empty.
@@ -146,36 +169,30 @@ impl Incoming {
             .map(str::trim)
     }
 
-    /// ingress-nginx's `X-Request-ID`, for log lines; empty without one.
+    /// The proxy's request id for log lines, where the route's proxy writes one
+    /// (ingress-nginx's `X-Request-ID` on its subrequest) and it is a plain token
+    /// ([`super::plain_request_id`]); empty otherwise. Traefik and Caddy write none: there a
+    /// client's would pass as the proxy's.
     pub fn request_id(&self) -> &str {
-        header(&self.headers, "x-request-id").unwrap_or("")
+        match self.form {
+            RouteForm::Subrequest => header(&self.headers, "x-request-id")
+                .filter(|id| super::plain_request_id(id))
+                .unwrap_or(""),
+            RouteForm::ForwardAuth | RouteForm::Browser => "",
+        }
     }
 
-    /// Whether the original request is one of `rules`' public routes. The original method and
-    /// URL are read only from a trusted proxy (an untrusted peer's copies are the client's
-    /// word), and only when the workspace has rules: nothing is read on the usual path.
+    /// Whether the original request is one of `rules`' public routes
+    /// ([`crate::public::is_public`] on [`Self::original`]); nothing is read without rules.
     pub fn is_public(&self, rules: &[crate::public::PublicRule]) -> bool {
-        if rules.is_empty() || !self.target.as_ref().is_ok_and(|t| t.trusted) {
+        if rules.is_empty() {
             return false;
         }
         let h = &self.headers;
-        // One proxy's pair, never a mix: NGINX sets both X-Original-* and passes a client's
-        // X-Forwarded-* through, so with an X-Original-URL only its X-Original-Method counts.
-        let (method, target) = match header(h, "x-original-url") {
-            Some(url) => (header(h, "x-original-method"), Some(url)),
-            None => (
-                header(h, "x-forwarded-method"),
-                header(h, "x-forwarded-uri"),
-            ),
-        };
         crate::public::is_public(
             rules,
-            crate::public::OriginalRequest {
-                method,
-                target,
-                preflight_headers: h.contains_key("origin")
-                    && h.contains_key("access-control-request-method"),
-            },
+            self.original().as_ref(),
+            h.contains_key("origin") && h.contains_key("access-control-request-method"),
         )
     }
 
@@ -200,8 +217,14 @@ impl Incoming {
 }
 
 impl Incoming {
-    /// The request as [`Incoming`], and its body for the one route that reads one.
+    /// The request as [`Incoming`] of a browser's route, and its body for the one route that
+    /// reads one.
     pub(super) async fn with_body(req: Request, state: &AppState) -> (Self, axum::body::Body) {
+        Self::of_form(req, RouteForm::Browser, state).await
+    }
+
+    /// The request as [`Incoming`] of a route of `form`, and its body.
+    async fn of_form(req: Request, form: RouteForm, state: &AppState) -> (Self, axum::body::Body) {
         let (mut parts, body) = req.into_parts();
         let pinned = RawPathParams::from_request_parts(&mut parts, state)
             .await
@@ -212,12 +235,28 @@ impl Incoming {
                     .find(|(k, _)| *k == "workspace")
                     .map(|(_, v)| v.to_string())
             });
-        (Self::from_parts(parts, pinned, state.registry()), body)
+        (
+            Self::from_parts(parts, form, pinned, state.registry()),
+            body,
+        )
     }
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The headers a proxy may describe the request in, as sent; `Host` falls back to the request
+/// line's authority.
+fn forwarding_headers<'a>(h: &'a HeaderMap, uri: &'a Uri) -> ForwardingHeaders<'a> {
+    ForwardingHeaders {
+        host: forwarding_header(h, HOST.as_str()).or(uri.authority().map(|a| a.as_str())),
+        original_url: forwarding_header(h, "x-original-url"),
+        original_method: header(h, "x-original-method"),
+        forwarded_host: forwarding_header(h, "x-forwarded-host"),
+        forwarded_method: header(h, "x-forwarded-method"),
+        forwarded_uri: header(h, "x-forwarded-uri"),
+    }
 }
 
 /// A header that names a host. Present but not visible ASCII, it is kept as a value no host
@@ -228,11 +267,34 @@ fn forwarding_header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|v| v.to_str().unwrap_or("\u{fffd}not visible ASCII"))
 }
 
-/// Takes the whole request (the body is never read), so it is a handler's last argument.
+/// A browser's route. Takes the whole request (the body is never read), so it is a handler's
+/// last argument.
 impl FromRequest<AppState> for Incoming {
     type Rejection = Infallible;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(Self::with_body(req, state).await.0)
+        Ok(Self::of_form(req, RouteForm::Browser, state).await.0)
+    }
+}
+
+impl FromRequest<AppState> for Subrequest {
+    type Rejection = Infallible;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            Incoming::of_form(req, RouteForm::Subrequest, state).await.0,
+        ))
+    }
+}
+
+impl FromRequest<AppState> for ForwardAuth {
+    type Rejection = Infallible;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            Incoming::of_form(req, RouteForm::ForwardAuth, state)
+                .await
+                .0,
+        ))
     }
 }

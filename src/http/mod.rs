@@ -72,6 +72,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ready", get(ready))
         .layer(
             tower::ServiceBuilder::new()
+                .layer(axum::middleware::map_request(drop_unplain_request_id))
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
@@ -117,14 +118,6 @@ pub fn app(state: AppState) -> Router {
 /// chooses it by the address written into the proxy's config, never a header: behind NGINX a
 /// 302 from the auth subrequest would be a 500 for the user.
 const REDIRECT: &str = "redirect";
-
-/// Whether `path` is the redirect form of the auth route.
-fn is_redirect_route(path: &str) -> bool {
-    path.strip_prefix("/oauth2/auth/")
-        .and_then(|rest| rest.strip_suffix(REDIRECT))
-        .and_then(|ws| ws.strip_suffix('/'))
-        .is_some_and(|ws| !ws.is_empty() && !ws.contains('/'))
-}
 
 /// Everything else. Requests carrying ingress-nginx's `X-Code` come from its custom-error
 /// routing (`custom-http-errors` with authgate as `default-backend`): they get authgate's page
@@ -199,6 +192,29 @@ async fn ready(
     )
 }
 
+/// Whether a request id a proxy sent is a plain token (1 to 64 of `A-Z a-z 0-9 - _ .`), fit
+/// for a log line; ingress-nginx's are 32 hex digits. Any other value is dropped and one made
+/// up instead.
+fn plain_request_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Drops an `X-Request-ID` that is not a plain token ([`plain_request_id`]) before the
+/// request-id layer keeps it: a client's value never reaches the log as something else.
+async fn drop_unplain_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
+    let plain = req
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().is_ok_and(plain_request_id));
+    if plain == Some(false) {
+        req.headers_mut().remove("x-request-id");
+    }
+    req
+}
+
 /// Adds a `Set-Cookie` header for each cookie, in order.
 pub(super) fn append_set_cookies(
     headers: &mut axum::http::HeaderMap,
@@ -216,20 +232,22 @@ mod handler_tests;
 
 #[cfg(test)]
 mod tests {
-    use super::is_redirect_route;
+    use super::plain_request_id;
 
     #[test]
-    fn the_redirect_form_is_one_workspace_then_redirect() {
-        assert!(is_redirect_route("/oauth2/auth/mcd/redirect"));
-        for path in [
-            "/oauth2/auth/mcd",
-            "/oauth2/auth/redirect",
-            "/oauth2/auth//redirect",
-            "/oauth2/auth/a/b/redirect",
-            "/oauth2/start/mcd/redirect",
-            "/oauth2/auth/mcd/redirectx",
+    fn only_plain_tokens_pass_as_request_ids() {
+        for (id, plain) in [
+            ("5f1c0ffee0ddba115f1c0ffee0ddba11", true),
+            ("req-anon-1", true),
+            ("a.b_c-D", true),
+            ("", false),
+            ("a b", false),
+            ("a\"b", false),
+            ("{\"user\":\"alice\"}", false),
+            ("user=alice", false),
         ] {
-            assert!(!is_redirect_route(path), "{path}");
+            assert_eq!(plain_request_id(id), plain, "{id:?}");
         }
+        assert!(!plain_request_id(&"a".repeat(65)));
     }
 }

@@ -180,7 +180,7 @@ async fn a_client_with_too_many_logins_in_flight_is_refused_at_once() {
         ..
     } = spawn_slow(Duration::from_secs(3), &[], "login-throttle").await;
     let start = move |client: &'static str| async move {
-        start_login(port, &[("x-real-ip", client)]).await
+        start_login(port, &[("x-forwarded-for", client)]).await
     };
     let in_flight: Vec<_> = (0..8)
         .map(|_| tokio::spawn(start("198.51.100.7")))

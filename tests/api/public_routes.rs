@@ -45,6 +45,9 @@ async fn a_public_route_answers_202_without_identity_even_with_a_session() {
     assert_eq!(auth("/healthz?probe=1", "GET", None).await.status, 202);
     for (path, method) in [
         ("/healthz/../app", "GET"),
+        ("/app/../healthz", "GET"),
+        ("/./healthz", "GET"),
+        ("/heal%74hz", "GET"),
         ("/healthz;x", "GET"),
         ("//healthz", "GET"),
         ("/HEALTHZ", "GET"),
@@ -102,7 +105,7 @@ cors_preflight = true
         ("HEAD", "/healthz"),
         ("GET", "/healthz?verbose=1"),
         ("GET", "/static/app.js"),
-        ("GET", "/static/css/../app.js"),
+        ("GET", "/static/css/app.js"),
     ] {
         let r = send(port, method, target, &[]).await;
         assert_eq!(r.status, 200, "{method} {target}: {}", r.text);
@@ -119,6 +122,10 @@ cors_preflight = true
     for (method, target) in [
         ("GET", "/admin"),
         ("GET", "/healthz/../admin"),
+        ("GET", "/admin/../healthz"),
+        ("GET", "/static/css/../app.js"),
+        ("GET", "/static/./app.js"),
+        ("GET", "/heal%74hz"),
         ("GET", "/static/../admin"),
         ("GET", "/static/%2e%2e/admin"),
         ("GET", "/static%2F..%2Fadmin"),
@@ -175,48 +182,57 @@ async fn send(port: u16, method: &str, target: &str, extra: &[(&str, &str)]) -> 
     raw_request(port, &line, &h).await
 }
 
+/// Each route form reads only its own proxy's description of the request, and only from a
+/// trusted proxy: the subrequest form (ingress-nginx) the `X-Original-*` pair, the redirect
+/// form (Traefik, Caddy) the `X-Forwarded-*` one. The other pair is the client's, passed on by
+/// that proxy, and never makes a request public, whether or not the route's own pair is there.
 #[tokio::test]
-async fn the_original_method_and_path_count_only_from_a_trusted_proxy() {
+async fn each_route_form_reads_only_its_own_proxys_original_request() {
     let ws = "hosts = [\"mcd.test\"]\nauth = \"oidc\"\ninsecure_http = true\n[[provider]]\nissuer = \"http://127.0.0.1:9/x\"\nclient_id = \"c\"\nclient_secret_env = \"S\"\n[[public]]\npath = \"/healthz\"\n";
+    let original = [
+        ("x-original-url", "http://mcd.test/healthz"),
+        ("x-original-method", "GET"),
+    ];
+    let forwarded = [
+        ("x-forwarded-uri", "/healthz"),
+        ("x-forwarded-method", "GET"),
+        ("x-forwarded-host", "mcd.test"),
+    ];
     // The test client's peer is loopback: trusted in the first config, not in the second.
-    for (trusted, public) in [("127.0.0.0/8", true), ("10.0.0.0/8", false)] {
+    for (trusted, is_trusted) in [("127.0.0.0/8", true), ("10.0.0.0/8", false)] {
         let config =
             ConfigDir::new(&format!("trusted_proxies = [\"{trusted}\"]\n")).workspace("mcd", ws);
         let app = spawn_in_process(&config, env_with(&[("S", "s")])).await;
-        let url = format!("http://mcd.test:{}/oauth2/auth/mcd", app.port);
-        for headers in [
-            [
-                ("x-original-url", "http://mcd.test/healthz"),
-                ("x-original-method", "GET"),
-                ("x-forwarded-host", "mcd.test"),
-            ],
-            [
-                ("x-forwarded-uri", "/healthz"),
-                ("x-forwarded-method", "GET"),
-                ("x-forwarded-host", "mcd.test"),
-            ],
+        let subrequest = format!("http://mcd.test:{}/oauth2/auth/mcd", app.port);
+        let redirect = format!("http://mcd.test:{}/oauth2/auth/mcd/redirect", app.port);
+        for (url, headers, public) in [
+            (&subrequest, &original[..], is_trusted),
+            (&subrequest, &forwarded[..], false),
+            (&redirect, &forwarded[..], is_trusted),
+            (&redirect, &original[..], false),
         ] {
-            let r = Client::new().get(&url, &headers).await;
+            let r = Client::new().get(url, headers).await;
             assert_eq!(
                 r.status == 202,
                 public,
-                "{trusted} {headers:?}: {}",
+                "{trusted} {url} {headers:?}: {}",
                 r.status
             );
         }
-        // NGINX passes a client's X-Forwarded-* through next to its own X-Original-*: the
-        // X-Original pair alone counts.
-        let mixed = Client::new()
-            .get(
-                &url,
-                &[
-                    ("x-original-url", "http://mcd.test/admin"),
-                    ("x-original-method", "GET"),
-                    ("x-forwarded-uri", "/healthz"),
-                    ("x-forwarded-method", "GET"),
-                ],
-            )
-            .await;
-        assert_ne!(mixed.status, 202, "{trusted}");
+        // Both pairs, the route's own naming another path: the route's own pair decides.
+        for (url, own) in [
+            (&subrequest, ("x-original-url", "http://mcd.test/admin")),
+            (&redirect, ("x-forwarded-uri", "/admin")),
+        ] {
+            let mut headers: Vec<(&str, &str)> = original
+                .iter()
+                .chain(forwarded.iter())
+                .filter(|(k, _)| *k != own.0)
+                .copied()
+                .collect();
+            headers.push(own);
+            let r = Client::new().get(url, &headers).await;
+            assert_ne!(r.status, 202, "{trusted} {url}");
+        }
     }
 }
