@@ -141,6 +141,9 @@ fn main() -> ExitCode {
         } => import_oauth2_proxy(&file, host.as_deref(), &secret_env),
         Command::Check { dir } => match config::load(&dir, &ProcessEnv) {
             Ok(c) => {
+                for w in config::warnings(&c) {
+                    eprintln!("warning: {}", with_dir(&dir, &w));
+                }
                 let hosts: usize = c.workspaces.iter().map(|w| w.hosts.len()).sum();
                 println!(
                     "{}: ok ({} workspaces, {hosts} hosts)",

@@ -15,6 +15,7 @@ pub mod secrets;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod warnings;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ use crate::host::Host;
 pub use self::redis::{PemFile, RedisConfig, RedisTarget, SentinelAddr};
 pub use secrets::{Env, ProcessEnv, RedisSecrets, SecretSource, Secrets};
 pub use validate::{load, SERVER_FILE};
+pub use warnings::warnings;
 
 /// Default listen address: oauth2-proxy's port, so Services migrate unchanged.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:4180";

@@ -1,4 +1,5 @@
-//! The command line: `check`, `serve` refusing bad config, `secret`, `--version`.
+//! The command line: `check` (its refusals and its warnings), `serve` refusing bad config,
+//! `secret`, `--version`.
 
 use std::process::Command;
 
@@ -63,6 +64,38 @@ fn syntax_and_type_errors_name_the_key() {
         .to_string();
     assert!(
         err.contains("workspaces/perso.toml: cookie_nmae: unknown field `cookie_nmae`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_warns_about_a_session_cookie_without_the_host_prefix_over_https() {
+    let login = "auth = \"oidc\"\n[[provider]]\nissuer = \"https://idp.example.com\"\nclient_id = \"x\"\nclient_secret_env = \"S\"\n";
+    let dir = ConfigDir::new("")
+        .workspace(
+            "team",
+            &format!("hosts = [\"team.example.com\"]\n{login}[session]\ncookie_name = \"_oauth2_proxy\"\n"),
+        )
+        .workspace(
+            "ops",
+            &format!("hosts = [\"ops.example.com\"]\n{login}[session]\ncookie_name = \"__Host-ops\"\n"),
+        )
+        .workspace(
+            "dev",
+            &format!("hosts = [\"dev.localhost\"]\ninsecure_http = true\n{login}[session]\ncookie_name = \"dev\"\n"),
+        );
+    let out = authgate(&["check", dir.path().to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (3 workspaces"));
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with("warning: ")
+            && lines[0].contains(
+                "workspaces/team.toml: session.cookie_name: `_oauth2_proxy` has no `__Host-` prefix"
+            )
+            && lines[0].ends_with("name it `__Host-_oauth2_proxy`"),
         "{err}"
     );
 }
