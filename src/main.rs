@@ -66,7 +66,8 @@ enum Command {
     /// Print a fresh master cookie secret.
     Secret,
     /// Print a workspace file made from another tool's config; what does not carry over is
-    /// named on stderr, one line each.
+    /// named on stderr, one line each. A restriction on who may pass that cannot be carried
+    /// exactly refuses the import (exit 78) unless --accept-loss.
     Import {
         #[command(subcommand)]
         from: ImportFrom,
@@ -94,6 +95,14 @@ enum ImportFrom {
         /// The environment variable the workspace reads the client secret from.
         #[arg(long, default_value = "CLIENT_SECRET")]
         secret_env: String,
+        /// Write the workspace even when a restriction of the file cannot be carried over: it
+        /// then lets nobody in, and names each lost option in a comment.
+        #[arg(long)]
+        accept_loss: bool,
+        /// Write the workspace to this new file instead of stdout; nothing is written when the
+        /// import is refused.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -137,8 +146,18 @@ fn main() -> ExitCode {
                     file,
                     host,
                     secret_env,
+                    accept_loss,
+                    output,
                 },
-        } => import_oauth2_proxy(&file, host.as_deref(), &secret_env),
+        } => import_oauth2_proxy(
+            &file,
+            output.as_deref(),
+            &ImportArgs {
+                host: host.as_deref(),
+                secret_env: &secret_env,
+                accept_loss,
+            },
+        ),
         Command::Check { dir } => match config::load(&dir, &ProcessEnv) {
             Ok(c) => {
                 for w in config::warnings(&c) {
@@ -181,7 +200,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn import_oauth2_proxy(file: &std::path::Path, host: Option<&str>, secret_env: &str) -> ExitCode {
+/// The options of `authgate import oauth2-proxy` the importer reads.
+struct ImportArgs<'a> {
+    host: Option<&'a str>,
+    secret_env: &'a str,
+    accept_loss: bool,
+}
+
+fn import_oauth2_proxy(
+    file: &std::path::Path,
+    output: Option<&std::path::Path>,
+    args: &ImportArgs<'_>,
+) -> ExitCode {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {
@@ -189,16 +219,43 @@ fn import_oauth2_proxy(file: &std::path::Path, host: Option<&str>, secret_env: &
             return ExitCode::from(EXIT_UNAVAILABLE);
         }
     };
-    match authgate::import::oauth2_proxy(&text, host, secret_env) {
+    // A relative path in the file is relative to the file, as oauth2-proxy run from its
+    // directory would read it.
+    let base = file.parent().unwrap_or(std::path::Path::new(""));
+    let read_file = |path: &str| std::fs::read_to_string(base.join(path));
+    let options = authgate::import::Options {
+        host: args.host,
+        secret_env: args.secret_env,
+        accept_loss: args.accept_loss,
+        read_file: &read_file,
+    };
+    match authgate::import::oauth2_proxy(&text, &options) {
         Ok(imported) => {
-            print!("{}", imported.workspace);
+            match output {
+                None => print!("{}", imported.workspace),
+                Some(out) => {
+                    let written = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(out)
+                        .and_then(|mut f| {
+                            std::io::Write::write_all(&mut f, imported.workspace.as_bytes())
+                        });
+                    if let Err(e) = written {
+                        eprintln!("{}: {e}", out.display());
+                        return ExitCode::from(EXIT_UNAVAILABLE);
+                    }
+                }
+            }
             for note in &imported.notes {
                 eprintln!("{}: {note}", file.display());
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{}: {e}", file.display());
+            for line in e.to_string().lines() {
+                eprintln!("{}: {line}", file.display());
+            }
             ExitCode::from(EXIT_CONFIG)
         }
     }

@@ -1,6 +1,8 @@
 //! `authgate import oauth2-proxy`: configs written as oauth2-proxy's documentation shows them
 //! for Entra ID, Keycloak and GitHub become workspace files that `authgate check` accepts, and
-//! every option that does not carry over is named on stderr with why.
+//! every option that does not carry over is named on stderr with why. A restriction that cannot
+//! be carried refuses the import (exit 78, nothing written) unless `--accept-loss`, which
+//! writes a workspace that lets nobody in.
 
 use std::process::Command;
 
@@ -171,7 +173,6 @@ whitelist_domains = [".example.com", "docs.example.com"]
         has_note(&notes, "whitelist_domains", ".example.com"),
         "{notes}"
     );
-    assert!(has_note(&notes, "email_domains", "dropped"), "{notes}");
 }
 
 #[test]
@@ -196,7 +197,11 @@ cookie_secret = "abc"
         "{ws}"
     );
     assert!(
-        has_note(&notes, "github_repo", "organisation or team"),
+        has_note(
+            &notes,
+            "github_repo",
+            "ignores `devlabai/site` next to github_org"
+        ),
         "{notes}"
     );
 }
@@ -212,4 +217,175 @@ fn a_file_without_a_host_or_client_id_is_refused_with_the_reason() {
         .unwrap();
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--host"));
+}
+
+/// `authgate import oauth2-proxy <dir>/oauth2-proxy.cfg -o <dir>/app.toml` run from another
+/// directory, with `files` written beside the config first.
+fn import_to_file(cfg: &str, files: &[(&str, &str)], args: &[&str]) -> ImportRun {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("oauth2-proxy.cfg");
+    std::fs::write(&file, cfg).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let output = dir.path().join("app.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .current_dir(std::env::temp_dir())
+        .args(["import", "oauth2-proxy", file.to_str().unwrap(), "-o"])
+        .arg(&output)
+        .args(args)
+        .output()
+        .unwrap();
+    ImportRun {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+        written: std::fs::read_to_string(&output).ok(),
+        _dir: dir,
+    }
+}
+
+struct ImportRun {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    written: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+/// `authgate check` on a directory holding the workspace as `workspaces/app.toml`: exit code
+/// and stderr.
+fn check(workspace: &str) -> (Option<i32>, String) {
+    let config = ConfigDir::new("").workspace("app", workspace);
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["check", config.path().to_str().unwrap()])
+        .env_remove("AUTHGATE_CONFIG")
+        .env("AUTHGATE_COOKIE_SECRETS", crate::helpers::COOKIE_SECRET)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const KEYCLOAK: &str = r#"provider = "keycloak-oidc"
+client_id = "oauth2-proxy"
+redirect_url = "https://team.example.com/oauth2/callback"
+oidc_issuer_url = "https://keycloak.example.com/realms/platform"
+"#;
+
+const GITHUB: &str = r#"provider = "github"
+client_id = "Iv1.0123456789abcdef"
+redirect_url = "https://perso.example.com/oauth2/callback"
+email_domains = ["*"]
+"#;
+
+#[test]
+fn a_restriction_that_cannot_be_carried_refuses_the_import_and_writes_nothing() {
+    for (cfg, option) in [
+        (
+            format!("{KEYCLOAK}email_domains = [\"*\"]\nallowed_roles = [\"grafana:editor\"]\n"),
+            "allowed_roles",
+        ),
+        (
+            format!("{GITHUB}github_users = [\"alice\"]\n"),
+            "github_users",
+        ),
+        (
+            format!("{GITHUB}github_repo = \"devlabai/site\"\n"),
+            "github_repo",
+        ),
+        (
+            format!("{KEYCLOAK}authenticated_emails_file = \"absent.txt\"\n"),
+            "authenticated_emails_file",
+        ),
+        (
+            format!("{KEYCLOAK}email_domains = [\".example.com\"]\n"),
+            "email_domains",
+        ),
+        (KEYCLOAK.to_string(), "email_domains"),
+        (
+            format!("{KEYCLOAK}email_domains = [\"*\"]\nallowed_groups = [\"admins\"]\n"),
+            "allowed_groups",
+        ),
+    ] {
+        let run = import_to_file(&cfg, &[], &[]);
+        assert_eq!(run.code, Some(78), "{option}: {}", run.stderr);
+        assert_eq!(run.written, None, "{option}");
+        assert_eq!(run.stdout, "", "{option}");
+        assert!(
+            run.stderr
+                .lines()
+                .any(|l| l.contains(&format!("oauth2-proxy.cfg: {option}: "))),
+            "{option}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("--accept-loss"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn carried_restrictions_check_clean_and_the_emails_file_is_read_beside_the_config() {
+    for (cfg, want) in [
+        (
+            format!("{KEYCLOAK}email_domains = [\"*\"]\nallowed_roles = [\"admin\", \"oauth2-proxy:editor\"]\n"),
+            "[authz]\ngroups = [\"admin\", \"oauth2-proxy:editor\"]\n",
+        ),
+        (
+            format!("{KEYCLOAK}authenticated_emails_file = \"emails.txt\"\n"),
+            "[authz]\nemails = [\"ann@example.com\", \"bob@example.org\"]\n",
+        ),
+        (
+            format!("{GITHUB}github_team = \"devlabai:platform\"\n"),
+            "[authz]\ngroups = [\"devlabai/platform\"]\n",
+        ),
+    ] {
+        let run = import_to_file(&cfg, &[("emails.txt", "# staff\nAnn@example.com\nbob@example.org\n")], &[]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let ws = run.written.unwrap();
+        assert!(ws.contains(want), "{want}\n---\n{ws}");
+        assert!(!ws.contains("allow_any_account"), "{ws}");
+        let (code, stderr) = check(&ws);
+        assert_eq!(code, Some(0), "{stderr}\n---\n{ws}");
+        assert_eq!(stderr, "", "no warning: {ws}");
+    }
+}
+
+#[test]
+fn accepted_loss_writes_a_workspace_check_accepts_that_names_the_loss_and_lets_nobody_in() {
+    let run = import_to_file(
+        &format!("{GITHUB}github_org = \"devlabai\"\ngithub_users = [\"alice\"]\n"),
+        &[],
+        &["--accept-loss"],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let ws = run.written.unwrap();
+    assert!(ws.contains("#   github_users: "), "{ws}");
+    assert!(ws.contains("# groups = [\"devlabai\"]"), "{ws}");
+    assert!(ws.contains("\nemails = [\"nobody@invalid\"]\n"), "{ws}");
+    assert!(!ws.contains("allow_any_account"), "{ws}");
+    assert!(
+        has_note(&run.stderr, "github_users", "accepted with --accept-loss"),
+        "{}",
+        run.stderr
+    );
+    let (code, stderr) = check(&ws);
+    assert_eq!(code, Some(0), "{stderr}\n---\n{ws}");
+}
+
+#[test]
+fn the_output_file_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("oauth2-proxy.cfg");
+    std::fs::write(&file, format!("{GITHUB}github_org = \"devlabai\"\n")).unwrap();
+    let output = dir.path().join("app.toml");
+    std::fs::write(&output, "kept").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["import", "oauth2-proxy", file.to_str().unwrap(), "--output"])
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), "kept");
 }
