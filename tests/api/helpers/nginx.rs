@@ -1,11 +1,13 @@
 //! A real NGINX (Debian's `nginx` with `libnginx-mod-http-set-misc`) configured the way
 //! ingress-nginx renders the `auth-url`, `auth-signin`, `auth-response-headers` (all four
 //! identity headers, as `k8s/` lists them) and
-//! `auth-keepalive` annotations.
+//! `auth-keepalive` annotations, and each workspace's `/oauth2` Ingress.
 //!
 //! Buffer sizes are the controller's ConfigMap values the manifests set
 //! (`k8s/ingress-nginx/helmchart.yaml`: `proxy-buffer-size`, `large-client-header-buffers`),
-//! read from that file, so the tests see the limits production has.
+//! read from that file, so the tests see the limits production has. The `/oauth2` location's
+//! path and rewrite are read from `k8s/authgate/ingress-oauth2.yaml` the same way
+//! ([`OAuth2Route::from_manifest`]), so the tests route what production routes.
 //!
 //! Differences from the controller's output, all forced by tests running on one loopback port
 //! without TLS: the sign-in redirect uses `$http_host` (host with port) where the annotation
@@ -103,6 +105,88 @@ pub fn parse_size(size: &str) -> usize {
     digits.parse::<usize>().expect("an NGINX size") * unit
 }
 
+/// The `/oauth2` Ingress of every workspace (`k8s/authgate/ingress-oauth2.yaml`): its regex
+/// path (`use-regex`) and its `rewrite-target`, which is the same for every workspace but for
+/// the workspace's name at its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuth2Route {
+    /// The Ingress path, a regular expression (`/oauth2/(start|…)$`).
+    pub path: String,
+    /// `rewrite-target` without the workspace (`/oauth2/$1/`).
+    pub rewrite_prefix: String,
+}
+
+/// The file whose `/oauth2` Ingresses the test NGINX copies.
+pub const OAUTH2_MANIFEST: &str = "k8s/authgate/ingress-oauth2.yaml";
+
+impl OAuth2Route {
+    /// The route `k8s/authgate/ingress-oauth2.yaml` gives every workspace; panics when its
+    /// Ingresses disagree, or lack a path, a rewrite or a workspace label.
+    pub fn from_manifest() -> Self {
+        let text = std::fs::read_to_string(repo().join(OAUTH2_MANIFEST)).unwrap();
+        Self::from_ingresses(&text).unwrap_or_else(|e| panic!("{OAUTH2_MANIFEST}: {e}"))
+    }
+
+    /// The route from the Ingresses of `text` (`---`-separated; each with one
+    /// `platform/workspace:` label, one `rewrite-target:` annotation ending in that workspace
+    /// and one `path:`), or what is wrong with them.
+    pub fn from_ingresses(text: &str) -> Result<Self, String> {
+        let mut route: Option<Self> = None;
+        for doc in text.split("\n---").filter(|d| d.contains("kind: Ingress")) {
+            let value = |key: &str| {
+                let found: Vec<String> = doc
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with('#'))
+                    .filter_map(|l| {
+                        let rest = l.trim().trim_start_matches("- ").strip_prefix(key)?;
+                        Some(rest.strip_prefix(':')?.trim().trim_matches('"').to_string())
+                    })
+                    .collect();
+                match found.as_slice() {
+                    [one] => Ok(one.clone()),
+                    _ => Err(format!("an Ingress has {} `{key}` lines", found.len())),
+                }
+            };
+            let ws = value("platform/workspace")?;
+            let rewrite = value("nginx.ingress.kubernetes.io/rewrite-target")?;
+            let this = Self {
+                path: value("path")?,
+                rewrite_prefix: rewrite
+                    .strip_suffix(&ws)
+                    .ok_or(format!("the rewrite-target {rewrite} does not end in {ws}"))?
+                    .to_string(),
+            };
+            match &route {
+                Some(r) if *r != this => return Err(format!("{this:?} differs from {r:?}")),
+                _ => route = Some(this),
+            }
+        }
+        route.ok_or_else(|| "no Ingress".to_string())
+    }
+
+    /// The location ingress-nginx renders for `workspace`'s `/oauth2` Ingress
+    /// (`location ~* "^<path>"`, `rewrite "(?i)<path>" <rewrite-target> break;`), proxying
+    /// to authgate on `authgate`.
+    fn location(&self, workspace: &str, authgate: u16) -> String {
+        let Self {
+            path,
+            rewrite_prefix,
+        } = self;
+        format!(
+            r#"    location ~* "^{path}" {{
+      rewrite "(?i){path}" {rewrite_prefix}{workspace} break;
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-Host $http_host;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_pass http://127.0.0.1:{authgate};
+    }}
+"#
+        )
+    }
+}
+
 /// One virtual host, as one or more Ingresses make it.
 pub struct Site {
     /// Host name (`mcd.localhost`).
@@ -164,7 +248,7 @@ impl Nginx {
     }
 }
 
-fn server_block(site: &Site, authgate: u16, upstream: u16) -> String {
+fn server_block(site: &Site, oauth2: &OAuth2Route, authgate: u16, upstream: u16) -> String {
     let mut s = String::new();
     let id = site.host.replace('.', "-");
     // `auth-keepalive: "32"` (as k8s/ sets it): the auth subrequests reuse connections to
@@ -182,23 +266,10 @@ fn server_block(site: &Site, authgate: u16, upstream: u16) -> String {
         site.host
     )
     .unwrap();
-    // The second Ingress: /oauth2 on every workspace host goes to authgate, rewritten to name
-    // the workspace (`use-regex` and `rewrite-target: /oauth2/$1/<workspace>`, rendered as
-    // ingress-nginx renders them).
+    // The second Ingress: authgate's browser routes on every workspace host, rewritten to
+    // name the workspace, as the manifest writes them.
     let ws = &site.workspace;
-    writeln!(
-        s,
-        r#"    location ~* "^/oauth2/(.*)" {{
-      rewrite "(?i)/oauth2/(.*)" /oauth2/$1/{ws} break;
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-Host $http_host;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header X-Real-IP $remote_addr;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_pass http://127.0.0.1:{authgate};
-    }}"#
-    )
-    .unwrap();
+    s.push_str(&oauth2.location(ws, authgate));
     let query = if site.auth_query.is_empty() {
         String::new()
     } else {
@@ -286,9 +357,10 @@ pub fn render_config(
     buffers: &Buffers,
     prefix: &str,
 ) -> String {
+    let oauth2 = OAuth2Route::from_manifest();
     let servers: String = sites
         .iter()
-        .map(|s| server_block(s, authgate, upstream))
+        .map(|s| server_block(s, &oauth2, authgate, upstream))
         .collect::<String>()
         .replace("{PORT}", &port.to_string())
         .replace("{BUFFER}", &buffers.proxy_buffer_size);

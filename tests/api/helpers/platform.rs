@@ -31,6 +31,18 @@ pub async fn spawn_workspaces(
     shape: &str,
     more_providers: &str,
 ) -> Workspaces {
+    spawn_workspaces_with(name, proxy_port, shape, more_providers, "").await
+}
+
+/// [`spawn_workspaces`] with `mcd_headers` (`key = value` lines, e.g.
+/// `pass_access_token = true`) added to mcd's `[headers]`.
+pub async fn spawn_workspaces_with(
+    name: &str,
+    proxy_port: u16,
+    shape: &str,
+    more_providers: &str,
+    mcd_headers: &str,
+) -> Workspaces {
     let callback = |h: &str| format!("http://{h}:{proxy_port}/oauth2/callback");
     let idp = spawn_oidc_provider(
         shape,
@@ -62,7 +74,7 @@ email = "email"
         )
     };
     let config = ConfigDir::new("")
-        .workspace("mcd", &format!("{}{more_providers}", ws(MCD)))
+        .workspace("mcd", &format!("{}{mcd_headers}{more_providers}", ws(MCD)))
         .workspace("team", &ws(TEAM))
         .workspace(
             "perso",

