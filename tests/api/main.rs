@@ -9,6 +9,7 @@
 
 mod helpers;
 
+mod auth_request_headers;
 mod backchannel;
 mod browser_login;
 mod caddy_flow;

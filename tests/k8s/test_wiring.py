@@ -25,7 +25,8 @@ objects agree with each other and with authgate's config:
 - every Deployment has probes, requests and limits, and a non-root, read-only,
   no-capabilities security context;
 - cloudflared, ingress-nginx (the HelmChart) and authgate fit together (service names,
-  forwarded headers, trusted proxies, secrets, config files, spreading, PDBs, policies).
+  forwarded headers, trusted proxies, secrets, config files, spreading, PDBs, policies);
+- the Traefik variant's ForwardAuth passes authgate exactly the client headers it reads.
 
 Usage: python3 tests/k8s/test_wiring.py [--kubectl PATH]
 Renders k8s/ (and each directory that must apply alone) with `kubectl kustomize`, runs
@@ -467,11 +468,21 @@ TRAEFIK_ANN = "traefik.ingress.kubernetes.io/router.middlewares"
 AUTHGATE_ORIGIN = "http://authgate.authgate.svc.cluster.local"
 
 
+# The client headers authgate reads on the ForwardAuth route (/oauth2/auth/<ws>/redirect):
+# the session cookie, a bearer token, Accept (a browser gets the 302, an API client the 401),
+# and the two a CORS preflight of a [[public]] rule with cors_preflight is told by. Traefik
+# passes a client's every header to the auth address unless authRequestHeaders names the ones
+# to pass; it writes the X-Forwarded-* headers itself after that filter.
+TRAEFIK_AUTH_REQUEST_HEADERS = ("Accept", "Authorization", "Cookie", "Origin",
+                                "Access-Control-Request-Method")
+
+
 @check
 def traefik_variant_pins_every_route_to_its_workspace(t: Tree):
     """k8s/traefik: every app Ingress of a workspace is of class traefik and uses its own
-    namespace's ForwardAuth Middleware, whose address is /oauth2/auth/<that workspace>/redirect
-    and whose authResponseHeaders are every header authgate can send; every /oauth2
+    namespace's ForwardAuth Middleware, whose address is /oauth2/auth/<that workspace>/redirect,
+    whose authResponseHeaders are every header authgate can send and whose authRequestHeaders
+    are exactly the client headers authgate reads, with trustForwardHeader off; every /oauth2
     Ingress routes exactly the browser's actions (Exact /oauth2/<action>, nothing else under
     /oauth2) through the rewrite Middleware of the workspace it is labelled with, rewriting to
     /oauth2/<action>/<that workspace>, on that workspace's hosts only; no ingress-nginx auth
@@ -526,6 +537,19 @@ def traefik_variant_pins_every_route_to_its_workspace(t: Tree):
         for host, *_ in ingress_routes(ing):
             if owners.get(host) != ws:
                 problems.append(f"{name(ing)} (workspace {ws}) serves {host}")
+    for (space, mw_name), spec in sorted(mw.items()):
+        if "forwardAuth" not in spec:
+            continue
+        fa = spec["forwardAuth"]
+        passed = fa.get("authRequestHeaders", [])
+        if sorted(h.lower() for h in passed) != sorted(h.lower() for h in TRAEFIK_AUTH_REQUEST_HEADERS):
+            problems.append(f"{space}/{mw_name}: authRequestHeaders {passed}, want exactly "
+                            f"{list(TRAEFIK_AUTH_REQUEST_HEADERS)} (without the list Traefik "
+                            "passes every client header, X-Original-URL included)")
+        if fa.get("trustForwardHeader", False) is not False:
+            problems.append(f"{space}/{mw_name}: trustForwardHeader is "
+                            f"{fa.get('trustForwardHeader')!r} (the client's X-Forwarded-* "
+                            "would describe the request authgate judges)")
     fail_if(problems)
 
 
