@@ -5,8 +5,9 @@ resources checked here against our own schemas.
 kubernetes-validate ships the Kubernetes API schemas only; for a custom resource it prints
 "Couldn't find schema" and passes it. So every custom resource the tree uses has a JSON
 schema in tests/k8s/schemas/<group>_<version>_<Kind>.json (today: K3s's HelmChart and, in
-the Traefik variant k8s/traefik/, Traefik's Middleware) and is validated here instead,
-values included (a HelmChart's valuesContent must parse as a YAML mapping). scripts/check-k8s
+the Traefik variant k8s/traefik/, K3s's HelmChartConfig and Traefik's Middleware) and is
+validated here instead, values included (a HelmChart's or HelmChartConfig's valuesContent
+must parse as a YAML mapping). scripts/check-k8s
 treats any "Couldn't find schema" from kubernetes-validate as a failure, so a new custom
 resource without a schema here cannot slip through.
 
@@ -33,7 +34,7 @@ def schema_for(obj: dict) -> Path | None:
 
 
 def extra_checks(obj: dict) -> list[str]:
-    if obj["kind"] == "HelmChart":
+    if obj["kind"] in ("HelmChart", "HelmChartConfig"):
         try:
             values = yaml.safe_load(obj["spec"].get("valuesContent", ""))
         except yaml.YAMLError as e:

@@ -26,7 +26,9 @@ objects agree with each other and with authgate's config:
   no-capabilities security context;
 - cloudflared, ingress-nginx (the HelmChart) and authgate fit together (service names,
   forwarded headers, trusted proxies, secrets, config files, spreading, PDBs, policies);
-- the Traefik variant's ForwardAuth passes authgate exactly the client headers it reads.
+- the Traefik variant (k8s/traefik/) is as closed: K3s's Traefik gets a ClusterIP Service and
+  trusts X-Forwarded-* from the pod network only (its HelmChartConfig), admits only
+  cloudflared, and its ForwardAuth passes authgate exactly the client headers it reads.
 
 Usage: python3 tests/k8s/test_wiring.py [--kubectl PATH]
 Renders k8s/ (and each directory that must apply alone) with `kubectl kustomize`, runs
@@ -550,6 +552,89 @@ def traefik_variant_pins_every_route_to_its_workspace(t: Tree):
             problems.append(f"{space}/{mw_name}: trustForwardHeader is "
                             f"{fa.get('trustForwardHeader')!r} (the client's X-Forwarded-* "
                             "would describe the request authgate judges)")
+    fail_if(problems)
+
+
+def traefik_chart_values(t: Tree) -> tuple[dict, dict]:
+    """K3s's Traefik chart config in k8s/traefik, and its values."""
+    configs = [o for o in t.traefik() if o["kind"] == "HelmChartConfig"]
+    assert len(configs) == 1, f"expected one HelmChartConfig in k8s/traefik, found {len(configs)}"
+    config = configs[0]
+    return config, yaml.safe_load(config["spec"].get("valuesContent", "")) or {}
+
+
+@check
+def traefik_listens_only_inside_the_cluster_and_keeps_the_browsers_address(t: Tree):
+    """k8s/traefik adjusts K3s's bundled Traefik (its HelmChart kube-system/traefik) as the
+    ingress-nginx HelmChart is set: a ClusterIP Service (ServiceLB would otherwise bind ports
+    80 and 443 on every node), no hostPort or hostNetwork; the web entrypoint trusts
+    X-Forwarded-* from exactly the network ingress-nginx's proxy-real-ip-cidr names (the pod
+    network, where cloudflared lives), never from everyone; cloudflared goes to that Service;
+    and a NetworkPolicy admits only cloudflared to the web entrypoint."""
+    problems = []
+    config, values = traefik_chart_values(t)
+    if (ns(config), config["metadata"]["name"]) != ("kube-system", "traefik"):
+        problems.append(f"{name(config)} does not configure K3s's Traefik (kube-system/traefik)")
+    service = values.get("service", {})
+    if service.get("type") != "ClusterIP":
+        problems.append(f"Traefik's service.type is {service.get('type')!r}, want ClusterIP "
+                        "(a LoadBalancer listens on the home network through ServiceLB)")
+    if service.get("externalIPs"):
+        problems.append("Traefik's Service has externalIPs")
+    if values.get("hostNetwork"):
+        problems.append("Traefik runs on the host network")
+    ports = values.get("ports", {})
+    for port, spec in ports.items():
+        if (spec or {}).get("hostPort"):
+            problems.append(f"Traefik's port {port} binds hostPort {spec['hostPort']}")
+        for what in ("forwardedHeaders", "proxyProtocol"):
+            if (spec or {}).get(what, {}).get("insecure"):
+                problems.append(f"Traefik's port {port}: {what}.insecure trusts everyone")
+    _, nginx = t.helmchart()
+    cidr = nginx.get("controller", {}).get("config", {}).get("proxy-real-ip-cidr", "")
+    want = sorted(n.strip() for n in cidr.split(",") if n.strip())
+    web = ports.get("web", {}) or {}
+    trusted = web.get("forwardedHeaders", {}).get("trustedIPs", [])
+    if sorted(trusted) != want or not want:
+        problems.append(f"Traefik's web entrypoint trusts X-Forwarded-* from {trusted}, want "
+                        f"exactly ingress-nginx's proxy-real-ip-cidr {want}")
+    authgate_trusts = [ipaddress.ip_network(n) for n in t.server.get("trusted_proxies", [])]
+    for net in trusted:
+        net = ipaddress.ip_network(net)
+        if not any(net.version == tn.version and net.subnet_of(tn) for tn in authgate_trusts):
+            problems.append(f"Traefik's trusted {net} is not within authgate's trusted_proxies")
+    # cloudflared sends everything to this Service (the chart names it after the release).
+    objs = t.traefik()
+    cm = next((o for o in objs if o["kind"] == "ConfigMap" and ns(o) == "cloudflare"
+               and o["metadata"]["name"].startswith("cloudflared-config")), None)
+    service_url = f"http://{config['metadata']['name']}.kube-system.svc.cluster.local:80"
+    rules = yaml.safe_load(cm["data"]["config.yaml"]).get("ingress", []) if cm else []
+    if not rules or any(r.get("service") != service_url for r in rules):
+        problems.append(f"cloudflared's rules {rules} do not all go to {service_url}")
+    # Only cloudflared reaches the web entrypoint, whose forwarded headers are believed.
+    policies = [o for o in objs if o["kind"] == "NetworkPolicy" and ns(o) == "kube-system"
+                and selects(o["spec"]["podSelector"].get("matchLabels", {}),
+                            {"app.kubernetes.io/name": "traefik",
+                             "app.kubernetes.io/instance": "traefik-kube-system"})]
+    if not policies:
+        problems.append("no NetworkPolicy selects Traefik's pods")
+    web_port = web.get("port", 8000)
+    for p in policies:
+        if "Ingress" not in p["spec"].get("policyTypes", []):
+            problems.append(f"{name(p)} does not restrict Ingress")
+        for rule in p["spec"].get("ingress", []):
+            peers = rule.get("from", [])
+            if not peers:
+                problems.append(f"{name(p)} admits everyone")
+            for peer in peers:
+                src = peer.get("namespaceSelector", {}).get("matchLabels", {})
+                pod = peer.get("podSelector", {}).get("matchLabels", {})
+                if src != {"kubernetes.io/metadata.name": "cloudflare"} or \
+                        pod.get("app.kubernetes.io/name") != "cloudflared":
+                    problems.append(f"{name(p)} admits {peer}")
+            if [q.get("port") for q in rule.get("ports", [])] != [web_port]:
+                problems.append(f"{name(p)} admits ports {rule.get('ports')}, want only the web "
+                                f"entrypoint's {web_port}")
     fail_if(problems)
 
 
