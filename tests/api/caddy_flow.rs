@@ -1,6 +1,6 @@
 //! End to end through a real Caddy 2 (`forward_auth` to `/oauth2/auth/<workspace>/redirect?`,
-//! `/oauth2/*` rewritten to `/oauth2/<action>/<workspace>`: the Caddyfile of README's "With
-//! Caddy"), the real authgate binary, the real OpenID Provider and the echoing upstream.
+//! the five browser routes rewritten to `/oauth2/<action>/<workspace>`: the shipped
+//! `examples/caddy/Caddyfile`), the real authgate binary, the real OpenID Provider and the echoing upstream.
 
 use crate::helpers::caddy::{spawn_caddy_at, Caddy};
 use crate::helpers::platform::{

@@ -35,3 +35,4 @@ mod reload_watch;
 mod schema;
 mod tenant;
 mod traefik_flow;
+mod trust_matrix;

@@ -83,7 +83,8 @@ AUTH_SIGNIN = "https://$host/oauth2/start?rd=$escaped_request_uri"
 # Every identity header authgate can send (src/http/auth.rs): NGINX overwrites only the listed
 # ones, so all of them are listed in every workspace, login or not.
 IDENTITY_HEADERS = ("X-Auth-Request-User", "X-Auth-Request-Email",
-                    "X-Auth-Request-Preferred-Username", "X-Auth-Request-Groups")
+                    "X-Auth-Request-Preferred-Username", "X-Auth-Request-Groups",
+                    "X-Auth-Request-Access-Token", "X-Auth-Request-Id-Token")
 AUTH_HEADERS = ",".join(IDENTITY_HEADERS)
 ANN = "nginx.ingress.kubernetes.io/"
 # authgate's routes for the browser, the only ones the /oauth2 Ingresses route: never

@@ -1,6 +1,6 @@
 //! A real NGINX (Debian's `nginx` with `libnginx-mod-http-set-misc`) configured the way
-//! ingress-nginx renders the `auth-url`, `auth-signin`, `auth-response-headers` (all four
-//! identity headers, as `k8s/` lists them) and
+//! ingress-nginx renders the `auth-url`, `auth-signin`, `auth-response-headers` (the list
+//! `k8s/components/authgate-protected` writes, read from it: [`auth_response_headers`]) and
 //! `auth-keepalive` annotations, and each workspace's `/oauth2` Ingress.
 //!
 //! Buffer sizes are the controller's ConfigMap values the manifests set
@@ -103,6 +103,25 @@ pub fn parse_size(size: &str) -> usize {
         _ => (size, 1),
     };
     digits.parse::<usize>().expect("an NGINX size") * unit
+}
+
+/// The file whose auth annotations every protected app Ingress carries.
+pub const AUTH_ANNOTATIONS_MANIFEST: &str = "k8s/components/authgate-protected/kustomization.yaml";
+
+/// The `auth-response-headers` annotation of [`AUTH_ANNOTATIONS_MANIFEST`]: the headers NGINX
+/// copies from authgate's answer onto the request to the app, overwriting a client's copies.
+pub fn auth_response_headers() -> Vec<String> {
+    let text = std::fs::read_to_string(repo().join(AUTH_ANNOTATIONS_MANIFEST)).unwrap();
+    let value = text
+        .lines()
+        .find_map(|l| {
+            let rest = l
+                .trim()
+                .strip_prefix("nginx.ingress.kubernetes.io/auth-response-headers:")?;
+            Some(rest.trim().trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| panic!("{AUTH_ANNOTATIONS_MANIFEST}: no auth-response-headers"));
+    value.split(',').map(|h| h.trim().to_string()).collect()
 }
 
 /// The `/oauth2` Ingress of every workspace (`k8s/authgate/ingress-oauth2.yaml`): its regex
@@ -315,15 +334,9 @@ fn server_block(site: &Site, oauth2: &OAuth2Route, authgate: u16, upstream: u16)
     for path in &site.paths {
         writeln!(s, "    location {path} {{").unwrap();
         if site.auth {
-            let auth = protected_location(
-                &format!("/_external-auth-{id}"),
-                &[
-                    "X-Auth-Request-User",
-                    "X-Auth-Request-Email",
-                    "X-Auth-Request-Preferred-Username",
-                    "X-Auth-Request-Groups",
-                ],
-            );
+            let names = auth_response_headers();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let auth = protected_location(&format!("/_external-auth-{id}"), &names);
             writeln!(
                 s,
                 r#"{auth}      set_escape_uri      $escaped_request_uri $request_uri;

@@ -1,6 +1,6 @@
 //! The app behind NGINX: answers every request with the headers it received, one per line, so
-//! tests (and the browser) see exactly what reached the app; a path ending in `/missing` with
-//! a 404.
+//! tests (and the browser) see exactly what reached the app, and with its method and path in
+//! the answer's `X-App-Method` and `X-App-Path`; a path ending in `/missing` with a 404.
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::Router;
@@ -13,7 +13,11 @@ pub struct Upstream {
     _task: TaskGuard,
 }
 
-async fn echo(uri: axum::http::Uri, headers: HeaderMap) -> (StatusCode, String) {
+async fn echo(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> (StatusCode, [(&'static str, String); 2], String) {
     let mut out = format!("path: {uri}\n");
     for (k, v) in &headers {
         out.push_str(&format!("{}: {}\n", k, v.to_str().unwrap_or("?")));
@@ -24,7 +28,12 @@ async fn echo(uri: axum::http::Uri, headers: HeaderMap) -> (StatusCode, String) 
     } else {
         StatusCode::OK
     };
-    (status, out)
+    // The request line in headers too, for answers without a body (HEAD).
+    let seen = [
+        ("x-app-method", method.to_string()),
+        ("x-app-path", uri.to_string()),
+    ];
+    (status, seen, out)
 }
 
 /// Starts the echoing upstream.
