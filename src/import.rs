@@ -144,6 +144,9 @@ pub fn oauth2_proxy(
         }
     };
     let insecure = redirect_url.as_ref().is_some_and(|u| u.scheme() == "http");
+    // oauth2-proxy accepts bearer JWTs only with skip_jwt_bearer_tokens; authgate by default:
+    // the file says which, so an import never turns them on unasked.
+    let bearer = is_true(take("skip_jwt_bearer_tokens"));
 
     let mut out = String::new();
     let _ = writeln!(
@@ -152,6 +155,7 @@ pub fn oauth2_proxy(
     );
     let _ = writeln!(out, "hosts = [{}]", quote(&host));
     let _ = writeln!(out, "auth = \"oidc\"");
+    let _ = writeln!(out, "bearer = {bearer}");
     if insecure {
         let _ = writeln!(out, "insecure_http = true");
     }

@@ -337,6 +337,9 @@ pub enum BearerError {
     /// No provider has its metadata and keys yet, or none issues JWTs.
     #[error("no provider of this workspace can verify bearer tokens yet")]
     NoVerifier,
+    /// The workspace accepts no bearer tokens (`bearer = false`).
+    #[error("this workspace accepts no bearer tokens (bearer = false)")]
+    Off,
     /// The token did not verify with the provider that last judged it.
     #[error(transparent)]
     Refused(#[from] ProviderError),
