@@ -118,6 +118,17 @@ async fn process(
     let (provider, claims) = ws.verify_logout_token(&token, state.now()).await?;
     tracing::Span::current().record("provider", provider.as_str());
     match ws.end_by_logout_token(&provider, &claims).await {
+        Ok(Some(0)) => {
+            // Valid, and yet nothing ended: the IdP believes a logout happened that did not.
+            tracing::warn!(
+                workspace = ws.name(),
+                provider = %provider,
+                by_sid = claims.sid.is_some(),
+                by_sub = claims.subject.is_some(),
+                "back-channel logout ended no session: none is indexed under its sid or sub (signed in before backchannel_logout was on, already ended, or expired)"
+            );
+            Ok(0)
+        }
         Ok(Some(n)) => Ok(n),
         Ok(None) => Err(Refusal::Replayed),
         Err(e) => {

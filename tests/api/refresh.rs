@@ -8,15 +8,15 @@
 //! authgate runs in this process on a clock the test moves on, so "after the interval" needs no
 //! waiting; its log is captured (the tests run on one thread, the server's tasks too).
 
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use authgate::server::Application;
 use authgate::state::{Clock, SystemClock};
 use serde_json::{json, Value};
 
 use crate::helpers::browser::{run_browser, screenshots};
+use crate::helpers::log::capture;
 use crate::helpers::nginx::{spawn_nginx_at, Nginx, Site};
 use crate::helpers::node::{spawn_oidc_provider, Idp};
 use crate::helpers::redis::{spawn_redis, until_store_connected, Redis};
@@ -44,41 +44,6 @@ impl Clock for MovedClock {
     fn now(&self) -> u64 {
         SystemClock.now() + self.0.load(Ordering::SeqCst)
     }
-}
-
-/// Everything authgate logs while the guard lives, as text.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl Log {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Log {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture() -> (Log, tracing::subscriber::DefaultGuard) {
-    let log = Log::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    // Callsites another test's thread met while no subscriber wanted them keep that verdict
-    // until the cache is rebuilt: rebuild it with this one in place.
-    tracing::callsite::rebuild_interest_cache();
-    (log, guard)
 }
 
 /// oidc-provider, authgate (workspace `ws`, refreshed every [`INTERVAL`] seconds, admitting

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod caddy;
 pub mod client;
 pub mod forge;
+pub mod log;
 pub mod nginx;
 pub mod node;
 pub mod platform;
