@@ -32,9 +32,11 @@ pub enum AppError {
     /// The client has this many login requests in flight already.
     #[error("this client has {0} login requests in flight already")]
     ClientBusy(u32),
-    /// The set of spent login states is full: a new login could not be made single-use.
-    #[error("too many logins in progress: the spent-state set holds {0} entries")]
-    TooManyLogins(usize),
+    /// The client holds its bound of spent login states (within a login lifetime).
+    #[error(
+        "too many logins from this client: it has spent {0} login states within a login lifetime"
+    )]
+    TooManyLogins(u32),
     /// `/oauth2/auth` without a valid session.
     #[error("unauthenticated: {0}")]
     Unauthenticated(#[from] SessionError),
@@ -134,8 +136,8 @@ impl AppError {
             Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
             // The operator's to fix, and a retry fails the same way.
             SessionTooLarge => StatusCode::INTERNAL_SERVER_ERROR,
-            ClientBusy(_) => StatusCode::TOO_MANY_REQUESTS,
-            Provider(ProviderError::Unavailable(_)) | StoreUnavailable | TooManyLogins(_) => {
+            ClientBusy(_) | TooManyLogins(_) => StatusCode::TOO_MANY_REQUESTS,
+            Provider(ProviderError::Unavailable(_)) | StoreUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Provider(_) => StatusCode::BAD_REQUEST,
@@ -152,8 +154,8 @@ impl AppError {
                 Some(("Try again", "/oauth2/start")),
             ),
             TooManyLogins(_) => Page::error(
-                "Sign-in temporarily unavailable",
-                "Too many sign-ins are in progress right now. Try again in a few minutes.",
+                "Too many sign-ins from your address",
+                "Your address has signed in more often in the last few minutes than the sign-in service allows. Try again in a few minutes.",
                 Some(("Try again", "/oauth2/start")),
             ),
             Unauthenticated(_) | Bearer(_) => Page::error("Sign-in required", "Please sign in.", None),

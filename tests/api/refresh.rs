@@ -8,11 +8,9 @@
 //! authgate runs in this process on a clock the test moves on, so "after the interval" needs no
 //! waiting; its log is captured (the tests run on one thread, the server's tasks too).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use authgate::server::Application;
-use authgate::state::{Clock, SystemClock};
 use serde_json::{json, Value};
 
 use crate::helpers::browser::{run_browser, screenshots};
@@ -22,29 +20,14 @@ use crate::helpers::node::{spawn_oidc_provider, Idp};
 use crate::helpers::redis::{spawn_redis, until_store_connected, Redis};
 use crate::helpers::upstream::{spawn_upstream, Upstream};
 use crate::helpers::{
-    env_with, free_port, serve_in_process, spawn_authgate, Client, ConfigDir, InProcess, Resp,
+    env_with, free_port, serve_in_process, spawn_authgate, Client, ConfigDir, InProcess,
+    MovedClock, Resp,
 };
 
 const HOST: &str = "ws.localhost";
 /// g-auditors' object id in the Entra-shaped IdP (`tests/support/node/idp.mjs`).
 const AUDITORS: &str = "8c7e0b4a-3f5d-4e9c-9a2b-c3d4e5f6a703";
 const INTERVAL: u64 = 300;
-
-/// The system clock, moved on by the test.
-#[derive(Default)]
-struct MovedClock(AtomicU64);
-
-impl MovedClock {
-    fn advance(&self, secs: u64) {
-        self.0.fetch_add(secs, Ordering::SeqCst);
-    }
-}
-
-impl Clock for MovedClock {
-    fn now(&self) -> u64 {
-        SystemClock.now() + self.0.load(Ordering::SeqCst)
-    }
-}
 
 /// oidc-provider, authgate (workspace `ws`, refreshed every [`INTERVAL`] seconds, admitting
 /// `g-admins` only), an upstream that echoes its headers, and NGINX in front.
