@@ -1,7 +1,7 @@
 //! Who a request is and whether they may pass: the policy behind `/oauth2/auth`, free of HTTP.
 //!
 //! Owns the choice between the session cookie and a bearer token (the cookie wins; a token is
-//! read only when no session cookie was sent), the refresh of a session that is due
+//! read only when no session cookie was sent, and only in a workspace with `bearer` on), the refresh of a session that is due
 //! (`refresh`), and the authorization of the identity by the workspace's rules and the
 //! Ingress's narrowing query. Its errors are refusals only, so the auth endpoint cannot answer
 //! 5xx by construction: every [`AuthError`] is a 401, every [`Denial`] a 403.
@@ -59,6 +59,9 @@ impl Workspace {
     ) -> Result<Authenticated, AuthError> {
         match (self.session.open_headers(&creds.cookies, now), creds.bearer) {
             (Ok(session), _) => Ok(self.current(session, &creds.cookies, now).await?),
+            (Err(SessionError::Missing), Some(_)) if !self.config.bearer => {
+                Err(BearerError::Off.into())
+            }
             (Err(SessionError::Missing), Some(token)) => Ok(Authenticated {
                 identity: self.verify_bearer(token, now)?,
                 tokens: Tokens::default(),

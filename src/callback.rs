@@ -1,9 +1,13 @@
 //! The end of a login: from what the IdP sent back to `/oauth2/callback` to a session.
 //!
-//! Owns the checks, in order: the login state belongs to this workspace and is spent once
-//! (RFC 9700 §4.7: a replayed `state` is refused, and a full spent-state set refuses rather
-//! than forgets), the IdP's own error, the code, the provider's exchange and verification, an
-//! identity that can travel in headers, the workspace's `[authz]`, and the session established.
+//! Owns the checks, in order: the login state belongs to this workspace, the IdP's own error,
+//! the code, then the state spent once (RFC 9700 §4.7: a replayed `state` is refused; a client
+//! over its share of spent states is refused, no one else), the provider's exchange and
+//! verification, an identity that can travel in headers, the workspace's `[authz]`, and the
+//! session established. A callback that cannot complete a login (an `error`, no `code`) is
+//! refused before its state is recorded: recording it would let anyone fill the set with
+//! logins that never reach the IdP, and replaying it completes nothing either. One that can is
+//! recorded before the exchange, so that two callbacks with one state never both reach it.
 //! The HTTP handler only extracts and maps ([`crate::http`]); every refusal is a
 //! [`CallbackError`].
 
@@ -19,9 +23,12 @@ use crate::spent::Spend;
 use crate::state::AppState;
 use crate::workspace::Workspace;
 
-/// What the IdP's redirect to `/oauth2/callback` carried, besides `state`.
-#[derive(Debug, Clone, Default)]
+/// What the IdP's redirect to `/oauth2/callback` carried, besides `state`, and from where.
+#[derive(Debug, Clone)]
 pub struct CallbackParams {
+    /// The client's address ([`crate::http::Incoming::client`]): whose share of spent states
+    /// the state counts against.
+    pub client: std::net::IpAddr,
     /// `code`.
     pub code: Option<String>,
     /// RFC 9207 `iss`.
@@ -53,9 +60,11 @@ pub enum CallbackError {
     /// The `state` was used before.
     #[error("login state replayed")]
     Replayed,
-    /// The spent-state set is full: the state could not be made single-use.
-    #[error("too many logins in progress: the spent-state set holds {0} entries")]
-    TooManyLogins(usize),
+    /// The client holds its bound of spent login states: this one could not be recorded.
+    #[error(
+        "too many logins from this client: it has spent {0} login states within a login lifetime"
+    )]
+    TooManyLogins(u32),
     /// The IdP answered with an error.
     #[error("provider returned error {error:?}")]
     ProviderDenied {
@@ -102,17 +111,9 @@ impl AppState {
         redirect_uri: Url,
         cookie_headers: &[&str],
     ) -> Result<Completed, CallbackError> {
+        let client = params.client;
         if login.workspace != ws.name() {
             return Err(CallbackError::State(LoginError::StateMismatch));
-        }
-        match self.spend_state(ws.name(), returned_state) {
-            Spend::Fresh => {}
-            Spend::Replayed => return Err(CallbackError::Replayed),
-            Spend::Full => {
-                return Err(CallbackError::TooManyLogins(
-                    self.login_room().err().unwrap_or(0),
-                ))
-            }
         }
         if let Some(error) = params.error {
             return Err(CallbackError::ProviderDenied {
@@ -124,6 +125,16 @@ impl AppState {
             .code
             .filter(|c| !c.is_empty())
             .ok_or(CallbackError::CodeMissing)?;
+        match self.spend_state(ws.name(), returned_state, client, login.created) {
+            Spend::Fresh => {}
+            Spend::Replayed => return Err(CallbackError::Replayed),
+            Spend::BelowFloor => return Err(CallbackError::State(LoginError::BelowFloor)),
+            Spend::ClientFull => {
+                return Err(CallbackError::TooManyLogins(
+                    self.login_room(client).err().unwrap_or(0),
+                ))
+            }
+        }
         record("provider", &login.provider);
         let provider = ws
             .provider(Some(&login.provider))

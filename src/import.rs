@@ -98,7 +98,6 @@ const DROPPED: &[(&str, &str)] = &[
     ("htpasswd_file", "no local password logins: its users no longer get in"),
     ("htpasswd_user_groups", "no local password logins"),
     ("trusted_ips", "no address passes without a login: those clients now sign in"),
-    ("skip_jwt_bearer_tokens", "bearer tokens are verified against the workspace's providers only"),
     ("extra_jwt_issuers", "bearer tokens are verified against the workspace's providers only"),
     ("oidc_extra_audiences", "tokens must name the client_id as audience"),
     ("oidc_audience_claims", "tokens must name the client_id in `aud`"),
@@ -212,6 +211,9 @@ pub fn oauth2_proxy(text: &str, opts: &Options<'_>) -> Result<Imported, ImportEr
         }
     };
     let insecure = redirect_url.as_ref().is_some_and(|u| u.scheme() == "http");
+    // oauth2-proxy accepts bearer JWTs only with skip_jwt_bearer_tokens; authgate by default:
+    // the file says which, so an import never turns them on unasked.
+    let bearer = is_true(cfg.remove("skip_jwt_bearer_tokens"));
 
     let mut out = String::new();
     let _ = writeln!(
@@ -220,6 +222,7 @@ pub fn oauth2_proxy(text: &str, opts: &Options<'_>) -> Result<Imported, ImportEr
     );
     let _ = writeln!(out, "hosts = [{}]", quote(&host));
     let _ = writeln!(out, "auth = \"oidc\"");
+    let _ = writeln!(out, "bearer = {bearer}");
     if insecure {
         let _ = writeln!(out, "insecure_http = true");
     }

@@ -19,7 +19,8 @@
 //! - [`server`]: building the application, binding, serving, reloading.
 //! - [`watch`]: when to reload: SIGHUP, or a change of the config files seen by a bounded poll.
 //! - [`state`]: the shared handle handlers get.
-//! - [`spent`]: single use of login `state` values, bounded and refusing when full.
+//! - [`spent`]: single use of login `state` values, bounded per client and in all; full, it
+//!   forgets behind a floor instead of refusing others.
 //! - [`throttle`]: a bound on the login requests one client address has in flight.
 //! - [`secret`]: the type secrets travel in.
 //! - [`telemetry`]: logging setup.

@@ -3,6 +3,7 @@
 //! Owns what handlers share. `AppState` is a cheap-to-clone handle; the registry inside is
 //! swapped whole on reload (readers never block), so a request sees one config from start to end.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,9 +18,14 @@ use crate::throttle::{LoginThrottle, Slot};
 /// Login requests one client address may have in flight at once (each may wait on the IdP).
 pub const LOGINS_PER_CLIENT: u32 = 8;
 
-/// Login states remembered as spent at once. About 150 bytes each: 100 000 is ~15 MB at worst,
-/// reached only by 100 000 completed logins within one login lifetime (11 minutes).
+/// Login states remembered as spent at once, for the process. About 100 bytes each: 100 000 is
+/// ~10 MB at worst. A full set forgets its oldest behind a floor instead of refusing
+/// ([`SpentStates`]).
 pub const SPENT_STATES_CAPACITY: usize = 100_000;
+
+/// Login states one client (address, IPv6 /64) may have spent within a login lifetime (11
+/// minutes); beyond it that client alone is refused new logins until they age out.
+pub const SPENT_STATES_PER_CLIENT: u32 = 256;
 use crate::workspace::Registry;
 
 /// Seconds since the epoch; injected so expiry is tested without sleeping.
@@ -49,7 +55,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     /// Current workspaces; replaced whole on reload.
     registry: ArcSwap<Registry>,
-    /// `state` values already used at the callback, kept for a login's lifetime (single use).
+    /// `state` values already used at the callback, kept for a login's lifetime (single use),
+    /// bounded per client and in all.
     spent: SpentStates,
     /// Login requests in flight per client address.
     logins: Arc<LoginThrottle>,
@@ -64,7 +71,13 @@ pub struct Inner {
 impl AppState {
     /// State serving `registry`.
     pub fn new(registry: Registry, ctx: ProviderContext, clock: Arc<dyn Clock>) -> Self {
-        Self::with_spent_capacity(registry, ctx, clock, SPENT_STATES_CAPACITY)
+        Self::with_spent_limits(
+            registry,
+            ctx,
+            clock,
+            SPENT_STATES_CAPACITY,
+            SPENT_STATES_PER_CLIENT,
+        )
     }
 
     /// Same, with room for `capacity` spent login states (tests fill a small set).
@@ -74,20 +87,32 @@ impl AppState {
         clock: Arc<dyn Clock>,
         capacity: usize,
     ) -> Self {
-        Self::new_shared(Arc::new(registry), ctx, clock, capacity)
+        Self::with_spent_limits(registry, ctx, clock, capacity, SPENT_STATES_PER_CLIENT)
+    }
+
+    /// Same, with room for `capacity` spent login states, `per_client` of them for one client.
+    pub fn with_spent_limits(
+        registry: Registry,
+        ctx: ProviderContext,
+        clock: Arc<dyn Clock>,
+        capacity: usize,
+        per_client: u32,
+    ) -> Self {
+        Self::new_shared(Arc::new(registry), ctx, clock, (capacity, per_client))
     }
 
     fn new_shared(
         registry: Arc<Registry>,
         ctx: ProviderContext,
         clock: Arc<dyn Clock>,
-        capacity: usize,
+        (capacity, per_client): (usize, u32),
     ) -> Self {
         Self(Arc::new(Inner {
             registry: ArcSwap::new(registry),
             logins: LoginThrottle::new(LOGINS_PER_CLIENT),
             spent: SpentStates::new(
                 capacity,
+                per_client,
                 (LOGIN_LIFETIME + Duration::from_secs(60)).as_secs(),
             ),
             clock,
@@ -102,7 +127,7 @@ impl AppState {
             self.registry(),
             self.0.ctx.clone(),
             clock,
-            SPENT_STATES_CAPACITY,
+            (SPENT_STATES_CAPACITY, SPENT_STATES_PER_CLIENT),
         )
     }
 
@@ -121,11 +146,12 @@ impl AppState {
         self.0.clock.now()
     }
 
-    /// Spends a callback `state`: fresh, replayed, or refused because the set is full.
-    pub fn spend_state(&self, workspace: &str, state: &str) -> Spend {
+    /// Spends the `state` of a login of `workspace` started at `created`, whose callback came
+    /// from `client` ([`SpentStates::spend`]).
+    pub fn spend_state(&self, workspace: &str, state: &str, client: IpAddr, created: u64) -> Spend {
         self.0
             .spent
-            .spend(format!("{workspace}\n{state}"), self.now())
+            .spend(workspace, state, client, created, self.now())
     }
 
     /// A slot for one login request of `client`, held until the request ends; `Err` with the
@@ -137,13 +163,14 @@ impl AppState {
             .ok_or(self.0.logins.per_client())
     }
 
-    /// Whether a new login's state could still be made single-use; `Err` with the capacity
-    /// when the spent-state set is full.
-    pub fn login_room(&self) -> Result<(), usize> {
-        if self.0.spent.has_room(self.now()) {
+    /// Whether `client` may start a login: `Err` with its bound when it holds that many spent
+    /// login states already (its callback would be refused). Other clients are never refused
+    /// here: a full set makes room ([`SpentStates`]).
+    pub fn login_room(&self, client: IpAddr) -> Result<(), u32> {
+        if self.0.spent.has_room_for(client, self.now()) {
             Ok(())
         } else {
-            Err(self.0.spent.capacity())
+            Err(self.0.spent.per_client())
         }
     }
 

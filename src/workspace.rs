@@ -254,11 +254,13 @@ impl Workspace {
         Err(refusal.unwrap_or(LogoutError::NoProvider))
     }
 
-    /// Ends, on every replica, the sessions a verified logout token of `provider` names: those
-    /// of its `sid` when it has one (OIDC Back-Channel Logout §2.7), else every session of its
-    /// `sub`. `jti` is spent first, so a token is never accepted twice. Returns the number of
-    /// sessions ended, or `Ok(None)` for a replayed token. This process's ticket cache is
-    /// emptied; other replicas' expire within [`TICKET_CACHE_TTL`].
+    /// Ends, on every replica, the sessions a verified logout token of `provider` names (OIDC
+    /// Back-Channel Logout §2.7): those of its `sid`, and those of its `sub`: every one when it
+    /// has no `sid`, else the ones saved without a `sid` (their ID token had none, so no `sid`
+    /// index can name them; left alone they would outlive a logout the IdP was told succeeded).
+    /// `jti` is spent first, so a token is never accepted twice. Returns the number of sessions
+    /// ended, or `Ok(None)` for a replayed token. This process's ticket cache is emptied; other
+    /// replicas' expire within [`TICKET_CACHE_TTL`].
     pub async fn end_by_logout_token(
         &self,
         provider: &str,
@@ -272,22 +274,55 @@ impl Workspace {
         {
             return Ok(None);
         }
-        let index = match (&claims.sid, &claims.subject) {
-            (Some(sid), _) => index_key(IndexKind::Sid, self.name(), provider, sid),
-            (None, Some(sub)) => index_key(IndexKind::Sub, self.name(), provider, sub),
-            (None, None) => return Ok(Some(0)), // refused by verification already
-        };
-        match store.delete_indexed(&index).await {
+        match self.end_named(store, provider, claims).await {
             Ok(n) => {
                 self.ticket_cache.invalidate_all();
                 Ok(Some(n))
             }
             Err(e) => {
-                // Not ended: forget the jti (best effort) so that the IdP's retry is accepted.
+                // Not (all) ended: forget the jti (best effort) so that the IdP's retry is
+                // accepted; ending again what was ended is harmless.
                 let _ = store.delete(&jti).await;
                 Err(e)
             }
         }
+    }
+
+    /// Deletes the sessions `claims` names; see [`Workspace::end_by_logout_token`].
+    async fn end_named(
+        &self,
+        store: &RedisStore,
+        provider: &str,
+        claims: &LogoutClaims,
+    ) -> Result<usize, StoreError> {
+        let mut ended = 0;
+        if let Some(sid) = &claims.sid {
+            ended += store
+                .delete_indexed(&index_key(IndexKind::Sid, self.name(), provider, sid))
+                .await?;
+        }
+        if let Some(sub) = &claims.subject {
+            let index = index_key(IndexKind::Sub, self.name(), provider, sub);
+            ended += match claims.sid {
+                None => store.delete_indexed(&index).await?,
+                Some(_) => {
+                    let without_sid: Vec<String> = store
+                        .indexed(&index)
+                        .await?
+                        .into_iter()
+                        .filter(|(_, record)| {
+                            record
+                                .as_deref()
+                                .and_then(|json| serde_json::from_str::<Stored>(json).ok())
+                                .is_some_and(|s| s.identity.sid.is_none())
+                        })
+                        .map(|(key, _)| key)
+                        .collect();
+                    store.delete_from_index(&index, &without_sid).await?
+                }
+            };
+        }
+        Ok(ended)
     }
 
     /// The identity a bearer JWT proves, from the verified-token cache or the providers' cached
@@ -337,6 +372,9 @@ pub enum BearerError {
     /// No provider has its metadata and keys yet, or none issues JWTs.
     #[error("no provider of this workspace can verify bearer tokens yet")]
     NoVerifier,
+    /// The workspace accepts no bearer tokens (`bearer = false`).
+    #[error("this workspace accepts no bearer tokens (bearer = false)")]
+    Off,
     /// The token did not verify with the provider that last judged it.
     #[error(transparent)]
     Refused(#[from] ProviderError),

@@ -282,6 +282,8 @@ pub struct WorkspaceConfig {
     pub auth: AuthMode,
     /// Plain-http development: no `Secure`, no `__Host-`, http redirect targets allowed.
     pub insecure_http: bool,
+    /// Whether a bearer JWT of its providers authenticates a request without a session.
+    pub bearer: bool,
     /// The redirect URI registered at the IdP.
     pub callback_url: Url,
     /// Other hosts `rd` may point at.

@@ -98,6 +98,10 @@ pub(crate) struct RawWorkspace {
     /// Plain-http development: no `Secure`, no `__Host-`, `http://` redirects allowed.
     #[serde(default)]
     pub(crate) insecure_http: bool,
+    /// Accept an `Authorization: Bearer` JWT (an access token or ID token a provider of this
+    /// workspace issued for its client) on `/oauth2/auth` when no session cookie is sent
+    /// (default `true`); `false`: only a session counts.
+    pub(crate) bearer: Option<bool>,
     /// The redirect URI registered at the IdP (default `https://<first host>/oauth2/callback`).
     pub(crate) callback_url: Option<String>,
     /// Other hosts `rd` may point at.

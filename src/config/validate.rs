@@ -329,6 +329,7 @@ fn validate_workspace(
         hosts,
         auth,
         insecure_http,
+        bearer: raw.bearer.unwrap_or(true),
         callback_url: callback_url?,
         allowed_redirect_hosts,
         providers,

@@ -1,18 +1,20 @@
 //! `POST /oauth2/backchannel_logout`: OpenID Connect Back-Channel Logout 1.0 (§2.5, §2.8).
 //!
-//! A thin handler: reads the form field `logout_token` (body bounded by [`MAX_BODY`]), has the
+//! A thin handler: reads the form field `logout_token` (body bounded by [`MAX_BODY`] and by
+//! [`body::BODY_READ_TIMEOUT`]), has the
 //! workspace verify it ([`Workspace::verify_logout_token`]) and end the sessions it names
 //! ([`Workspace::end_by_logout_token`]). Its caller is the IdP, not a browser, so its answers are
 //! JSON (§2.8), not pages: 200 when processed, 400 with `{"error": …}` for a token it refuses
 //! (nothing is ended), 503 when the store or the provider cannot be reached — not 400, since the
 //! IdP may retry a 5xx and the token was not at fault.
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::body::{self, BodyError};
 use super::error::Logged;
 use super::Incoming;
 use crate::oidc::LogoutError;
@@ -24,9 +26,12 @@ pub(super) const MAX_BODY: usize = 16 * 1024;
 /// Why a logout request was not processed.
 #[derive(Debug, thiserror::Error)]
 enum Refusal {
-    /// No readable `logout_token` form field (or a body over [`MAX_BODY`]).
+    /// No readable `logout_token` form field.
     #[error("no logout_token in the form body ({0})")]
     Request(&'static str),
+    /// The body was not read: over [`MAX_BODY`], or not all there within the deadline.
+    #[error("{0}")]
+    Body(#[from] BodyError),
     /// The workspace does not accept back-channel logout.
     #[error("back-channel logout is not enabled for this workspace")]
     NotEnabled,
@@ -47,6 +52,7 @@ impl Refusal {
             Self::StoreUnavailable | Self::Token(LogoutError::Unavailable(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            Self::Body(BodyError::TooSlow) => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -56,7 +62,7 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let status = self.status();
         let error = match self {
-            Self::Request(_) | Self::NotEnabled => "invalid_request",
+            Self::Request(_) | Self::Body(_) | Self::NotEnabled => "invalid_request",
             Self::StoreUnavailable | Self::Token(LogoutError::Unavailable(_)) => {
                 "temporarily_unavailable"
             }
@@ -103,9 +109,7 @@ async fn process(
     if !ws.config.session.backchannel_logout {
         return Err(Refusal::NotEnabled);
     }
-    let bytes = to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| Refusal::Request("body unreadable or over 16 KB"))?;
+    let bytes = body::read(body, MAX_BODY).await?;
     let token = url::form_urlencoded::parse(&bytes)
         .find(|(k, _)| k == "logout_token")
         .map(|(_, v)| v.into_owned())
@@ -114,6 +118,17 @@ async fn process(
     let (provider, claims) = ws.verify_logout_token(&token, state.now()).await?;
     tracing::Span::current().record("provider", provider.as_str());
     match ws.end_by_logout_token(&provider, &claims).await {
+        Ok(Some(0)) => {
+            // Valid, and yet nothing ended: the IdP believes a logout happened that did not.
+            tracing::warn!(
+                workspace = ws.name(),
+                provider = %provider,
+                by_sid = claims.sid.is_some(),
+                by_sub = claims.subject.is_some(),
+                "back-channel logout ended no session: none is indexed under its sid or sub (signed in before backchannel_logout was on, already ended, or expired)"
+            );
+            Ok(0)
+        }
         Ok(Some(n)) => Ok(n),
         Ok(None) => Err(Refusal::Replayed),
         Err(e) => {

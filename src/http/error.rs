@@ -32,9 +32,11 @@ pub enum AppError {
     /// The client has this many login requests in flight already.
     #[error("this client has {0} login requests in flight already")]
     ClientBusy(u32),
-    /// The set of spent login states is full: a new login could not be made single-use.
-    #[error("too many logins in progress: the spent-state set holds {0} entries")]
-    TooManyLogins(usize),
+    /// The client holds its bound of spent login states (within a login lifetime).
+    #[error(
+        "too many logins from this client: it has spent {0} login states within a login lifetime"
+    )]
+    TooManyLogins(u32),
     /// `/oauth2/auth` without a valid session.
     #[error("unauthenticated: {0}")]
     Unauthenticated(#[from] SessionError),
@@ -134,8 +136,8 @@ impl AppError {
             Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
             // The operator's to fix, and a retry fails the same way.
             SessionTooLarge => StatusCode::INTERNAL_SERVER_ERROR,
-            ClientBusy(_) => StatusCode::TOO_MANY_REQUESTS,
-            Provider(ProviderError::Unavailable(_)) | StoreUnavailable | TooManyLogins(_) => {
+            ClientBusy(_) | TooManyLogins(_) => StatusCode::TOO_MANY_REQUESTS,
+            Provider(ProviderError::Unavailable(_)) | StoreUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Provider(_) => StatusCode::BAD_REQUEST,
@@ -152,8 +154,8 @@ impl AppError {
                 Some(("Try again", "/oauth2/start")),
             ),
             TooManyLogins(_) => Page::error(
-                "Sign-in temporarily unavailable",
-                "Too many sign-ins are in progress right now. Try again in a few minutes.",
+                "Too many sign-ins from your address",
+                "Your address has signed in more often in the last few minutes than the sign-in service allows. Try again in a few minutes.",
                 Some(("Try again", "/oauth2/start")),
             ),
             Unauthenticated(_) | Bearer(_) => Page::error("Sign-in required", "Please sign in.", None),
@@ -220,8 +222,8 @@ impl AppError {
     }
 }
 
-/// Refusal lines a second, for the whole process. Beyond it a refusal is counted, and the next
-/// line logged says how many were left out.
+/// Refusal and failure lines a second, for the whole process and every route. Beyond it a
+/// line is counted, and the next line logged says how many were left out.
 const REFUSALS_LOGGED_PER_SECOND: u64 = 50;
 
 static REFUSAL_LOG: LogBudget = LogBudget::new(REFUSALS_LOGGED_PER_SECOND);
@@ -251,7 +253,8 @@ enum LineKind {
     /// An [`AppError`]: 400, 401 and 403 are "refused" at info, within the rate budget; any
     /// other status "failed" at warn.
     App,
-    /// A refused back-channel logout: one info line each (the IdP sends few).
+    /// A refused back-channel logout, at info: anyone can post to that route, so its lines share
+    /// the budget too.
     Backchannel,
 }
 
@@ -288,7 +291,8 @@ pub(super) struct RefusalContext {
 
 /// The one place refusals and failures are logged: after the handler, from the error its answer
 /// carries ([`Logged`]), in the request's span (or the [`RefusalContext`]'s). Refusals (4xx) at
-/// info, at most [`REFUSALS_LOGGED_PER_SECOND`] lines a second; failures at warn.
+/// info, failures at warn; every kind, back-channel logout refusals included, at most
+/// [`REFUSALS_LOGGED_PER_SECOND`] lines a second together.
 pub(super) async fn log_errors(resp: Response) -> Response {
     if let Some(logged) = resp.extensions().get::<Logged>() {
         let log = || log_one(resp.status(), logged);
@@ -308,30 +312,44 @@ pub(super) async fn log_errors(resp: Response) -> Response {
 }
 
 fn log_one(status: StatusCode, logged: &Logged) {
-    let reason = &logged.error;
-    let code = status.as_u16();
-    if logged.kind == LineKind::Backchannel {
-        tracing::info!(status = code, reason = %reason, "back-channel logout refused");
-        return;
-    }
-    if !matches!(
-        status,
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST
-    ) {
-        tracing::warn!(status = code, reason = %reason, "failed");
-        return;
-    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    match REFUSAL_LOG.charge(now) {
-        Verdict::Log => tracing::info!(status = code, reason = %reason, "refused"),
-        Verdict::LogAfterSuppressing(n) => tracing::info!(
+    // Every line here is one a client can cause at will: each charges the one budget.
+    let left_out = match REFUSAL_LOG.charge(now) {
+        Verdict::Log => 0,
+        Verdict::LogAfterSuppressing(n) => n,
+        Verdict::Suppress => return,
+    };
+    let reason = &logged.error;
+    let code = status.as_u16();
+    let refused = matches!(
+        status,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST
+    );
+    match (logged.kind, refused, left_out) {
+        (LineKind::Backchannel, _, 0) => {
+            tracing::info!(status = code, reason = %reason, "back-channel logout refused")
+        }
+        (LineKind::Backchannel, _, n) => tracing::info!(
+            status = code,
+            reason = %reason,
+            not_logged = n,
+            "back-channel logout refused (and {n} more refusals not logged in the last second)"
+        ),
+        (LineKind::App, false, 0) => tracing::warn!(status = code, reason = %reason, "failed"),
+        (LineKind::App, false, n) => tracing::warn!(
+            status = code,
+            reason = %reason,
+            not_logged = n,
+            "failed (and {n} more refusals not logged in the last second)"
+        ),
+        (LineKind::App, true, 0) => tracing::info!(status = code, reason = %reason, "refused"),
+        (LineKind::App, true, n) => tracing::info!(
             status = code,
             reason = %reason,
             not_logged = n,
             "refused (and {n} more refusals not logged in the last second)"
         ),
-        Verdict::Suppress => {}
     }
 }

@@ -112,7 +112,7 @@ pub(super) async fn start(
         e
     };
     _state
-        .login_room()
+        .login_room(req.client())
         .map_err(|n| failed(AppError::TooManyLogins(n)))?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let request = AuthorizationRequest {
@@ -174,6 +174,7 @@ pub(super) async fn callback(
     let clear = ws.login.clear(&returned_state);
     let logins = ws.metrics.login(Some(&login.provider));
     let params = CallbackParams {
+        client: req.client(),
         code: req.query_param("code"),
         iss: req.query_param("iss"),
         error: req.query_param("error"),

@@ -6,6 +6,7 @@
 
 mod auth;
 mod backchannel;
+mod body;
 mod error;
 mod extract;
 mod log_budget;

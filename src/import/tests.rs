@@ -334,7 +334,7 @@ fn each_restriction_is_carried_or_refused() {
             Authz("groups = [\"admin\"]"),
         ),
         (
-            "what only opens more is dropped: htpasswd_file, trusted_ips, skip_jwt_bearer_tokens",
+            "what only opens more is dropped: htpasswd_file, trusted_ips",
             format!(
                 "{OIDC}email_domains = [\"example.com\"]\nhtpasswd_file = \"users\"\n\
                  trusted_ips = [\"10.0.0.0/8\"]\nskip_jwt_bearer_tokens = true\n"

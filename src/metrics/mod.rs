@@ -91,7 +91,7 @@ pub enum LoginFailure {
     IdentityUnusable,
     /// The provider's or the workspace's rules refuse the user.
     Denied,
-    /// The spent-state set is full.
+    /// The client holds its bound of spent login states.
     TooManyLogins,
     /// Redis cannot store the session.
     StoreUnavailable,

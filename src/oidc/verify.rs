@@ -3,6 +3,8 @@
 //! Implements OIDC Core §3.1.3.7 (ID Token Validation) for a relying party: signature with an
 //! allow-listed asymmetric algorithm (`none` and HMAC never), `iss`, `aud`, `azp`, `exp`, `iat`,
 //! `nonce`. Never fetches keys: an unknown `kid` is returned as such for the caller to refetch.
+//! A JWT made for another purpose (a back-channel logout token, any security event token) is
+//! refused here whatever it claims, so it never passes as an ID token or a bearer token.
 
 use base64::Engine;
 use jsonwebtoken::{Algorithm, Validation};
@@ -105,6 +107,10 @@ pub enum VerifyError {
     /// Tenant not allowed (Entra multi-tenant).
     #[error("tenant {0:?} not allowed")]
     Tenant(String),
+    /// A JWT of another purpose: its `typ` or its `events` claim says it is a logout token or
+    /// another security event token, never an ID or access token.
+    #[error("a {0} is not an ID token or access token")]
+    OtherPurpose(&'static str),
 }
 
 /// The header fields verification needs, read before any key is chosen.
@@ -114,6 +120,8 @@ pub struct Header {
     pub alg: Algorithm,
     /// `kid`.
     pub kid: Option<String>,
+    /// `typ`, when sent as a string (RFC 7515 §4.1.9).
+    pub typ: Option<String>,
 }
 
 /// Reads and screens the header: `none` and HMAC are refused here, by name.
@@ -142,8 +150,12 @@ pub fn header(token: &str, allowed: &[Algorithm]) -> Result<Header, VerifyError>
     if !allowed.contains(&alg) {
         return Err(VerifyError::AlgorithmNotAllowed(alg_text.to_string()));
     }
-    let kid = json.get("kid").and_then(Value::as_str).map(str::to_string);
-    Ok(Header { alg, kid })
+    let text = |name: &str| json.get(name).and_then(Value::as_str).map(str::to_string);
+    Ok(Header {
+        alg,
+        kid: text("kid"),
+        typ: text("typ"),
+    })
 }
 
 /// Verifies `token` against `keys` and `expect` at time `now` (seconds since the epoch).
@@ -153,9 +165,35 @@ pub fn verify(
     now: u64,
     token: &str,
 ) -> Result<Claims, VerifyError> {
-    let claims = verify_signature(keys, expect.algorithms, token)?;
+    let (header, claims) = signed(keys, expect.algorithms, token)?;
+    check_purpose(&header, &claims)?;
     check_claims(&claims, expect, now)?;
     Ok(claims)
+}
+
+/// Refuses a JWT typed for another purpose. A logout token is signed by the same keys, for the
+/// same `aud`, often with a `sub`, and carries no `nonce`: without this check it would pass as
+/// a bearer token (OIDC Back-Channel Logout 1.0 §2.4 types it `logout+jwt` and gives it an
+/// `events` claim precisely to tell it apart; RFC 8725 §3.11 explicit typing, §2.8 cross-JWT
+/// confusion). `events` marks every security event token (RFC 8417 §2.2), which no ID token
+/// or access token carries.
+pub fn check_purpose(header: &Header, claims: &Claims) -> Result<(), VerifyError> {
+    let typ = header.typ.as_deref().unwrap_or("").to_ascii_lowercase();
+    let typ = typ.strip_prefix("application/").unwrap_or(&typ);
+    if typ == "logout+jwt" {
+        return Err(VerifyError::OtherPurpose("logout token (typ logout+jwt)"));
+    }
+    if typ == "secevent+jwt" {
+        return Err(VerifyError::OtherPurpose(
+            "security event token (typ secevent+jwt)",
+        ));
+    }
+    if claims.contains_key("events") {
+        return Err(VerifyError::OtherPurpose(
+            "logout or security event token (events claim)",
+        ));
+    }
+    Ok(())
 }
 
 /// The claims of `token` once its signature verifies with a key of `keys` and an algorithm of
@@ -165,6 +203,15 @@ pub fn verify_signature(
     algorithms: &[Algorithm],
     token: &str,
 ) -> Result<Claims, VerifyError> {
+    signed(keys, algorithms, token).map(|(_, claims)| claims)
+}
+
+/// The screened header and the claims of `token` once its signature verifies.
+fn signed(
+    keys: &KeySet,
+    algorithms: &[Algorithm],
+    token: &str,
+) -> Result<(Header, Claims), VerifyError> {
     let header = header(token, algorithms)?;
     let candidates = keys.candidates(header.kid.as_deref(), header.alg);
     if candidates.is_empty() {
@@ -175,11 +222,12 @@ pub fn verify_signature(
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
-    Ok(candidates
+    let claims = candidates
         .iter()
         .find_map(|k| jsonwebtoken::decode::<Claims>(token, &k.key, &validation).ok())
         .ok_or(VerifyError::BadSignature)?
-        .claims)
+        .claims;
+    Ok((header, claims))
 }
 
 /// The claim checks of OIDC Core §3.1.3.7 after the signature.

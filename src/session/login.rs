@@ -206,4 +206,10 @@ pub enum LoginError {
     /// Older than [`LOGIN_LIFETIME`].
     #[error("login took too long")]
     Expired,
+    /// Started at or before the spent-state set's floor: the set forgot states that old to make
+    /// room, so this one may have been used already ([`crate::spent`]).
+    #[error(
+        "login started before the spent-state set's floor (it forgot states that old to make room)"
+    )]
+    BelowFloor,
 }

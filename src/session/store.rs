@@ -236,6 +236,37 @@ impl RedisStore {
         Ok(deleted)
     }
 
+    /// The keys the set `index` holds, each with its value (`None` once it expired or was
+    /// deleted).
+    pub async fn indexed(&self, index: &str) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let mut c = self.conn()?;
+        let members: Vec<String> = self.timed(c.smembers(index)).await?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<String>> = self
+            .timed(redis::cmd("MGET").arg(&members).query_async(&mut c))
+            .await?;
+        Ok(members.into_iter().zip(values).collect())
+    }
+
+    /// Deletes `keys` and takes them out of the set `index`, in one transaction. Returns how
+    /// many of them still existed.
+    pub async fn delete_from_index(
+        &self,
+        index: &str,
+        keys: &[String],
+    ) -> Result<usize, StoreError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut c = self.conn()?;
+        let mut pipe = redis::pipe();
+        pipe.atomic().del(keys).srem(index, keys).ignore();
+        let (deleted,): (usize,) = self.timed(pipe.query_async(&mut c)).await?;
+        Ok(deleted)
+    }
+
     /// Replaces the value of an existing `key`, keeping its time to live (`SET XX KEEPTTL`):
     /// false when the key has expired or been deleted meanwhile (a refresh then writes nothing).
     pub async fn replace(&self, key: &str, value: &str) -> Result<bool, StoreError> {

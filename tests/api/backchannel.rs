@@ -9,6 +9,7 @@ use testkit::config::oidc_workspace;
 
 use crate::forge_flow::{claims, mcd_toml, rs256, Env, CLIENT_ID, COOKIE, HOST};
 use crate::helpers::forge::{spawn_forge, tokens};
+use crate::helpers::log::capture;
 use crate::helpers::redis::{eventually, spawn_redis, until_store_connected, Redis};
 use crate::helpers::{env_with, spawn_in_process, Client, ConfigDir};
 
@@ -153,6 +154,63 @@ async fn logout_by_sid_ends_that_session_and_by_sub_every_session_of_the_user() 
     assert_eq!(auth(&env, &a2).await, 401);
     assert_eq!(auth(&env, &a3).await, 401);
     assert_eq!(auth(&env, &bob).await, 202, "another user's session stays");
+}
+
+/// A logout token naming both `sid` and `sub` also ends the user's sessions whose ID token had
+/// no `sid` (no `sid` index can name them), and leaves those of the user's other IdP sessions;
+/// a valid token that ends nothing is answered 200 and logged as a warning.
+#[tokio::test]
+async fn a_token_with_sid_and_sub_also_ends_the_users_sessions_saved_without_a_sid() {
+    let (log, _guard) = capture();
+    let redis = spawn_redis();
+    let mut env = setup(&redis).await;
+    env.client = Client::new();
+    let r = env
+        .login_with_token(|iss, nonce| {
+            let mut c = claims(iss, nonce);
+            c["sub"] = json!("alice-sub");
+            rs256(&c) // no sid
+        })
+        .await;
+    assert_eq!(r.status, 302, "{}", r.body);
+    let without_sid = format!("{COOKIE}={}", env.client.cookie(HOST, COOKIE).unwrap());
+    let other_idp_session = login(&mut env, "alice-sub", "sid-2").await;
+    let bob = login(&mut env, "bob-sub", "sid-b").await;
+    for c in [&without_sid, &other_idp_session, &bob] {
+        assert_eq!(auth(&env, c).await, 202);
+    }
+    let iss = env.forge.issuer.clone();
+    let token = logout_token(&logout_claims(&iss, |c| {
+        c.insert("sid".into(), json!("sid-1"));
+    }));
+    let (status, body, _) = post_logout(&env, &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        auth(&env, &without_sid).await,
+        401,
+        "the session saved without a sid ended"
+    );
+    assert_eq!(
+        auth(&env, &other_idp_session).await,
+        202,
+        "the user's session of another IdP session stays"
+    );
+    assert_eq!(auth(&env, &bob).await, 202, "another user's session stays");
+    assert!(!log.text().contains("ended no session"), "{}", log.text());
+
+    // A valid token naming no session: processed (200), and the operator is told.
+    let nothing = logout_token(&logout_claims(&iss, |c| {
+        c.insert("sid".into(), json!("sid-unknown"));
+        c.insert("sub".into(), json!("nobody-sub"));
+    }));
+    let (status, body, _) = post_logout(&env, &nothing).await;
+    assert_eq!(status, 200, "{body}");
+    let text = log.text();
+    let warning = text
+        .lines()
+        .find(|l| l.contains("back-channel logout ended no session"))
+        .unwrap_or_else(|| panic!("no warning in:\n{text}"));
+    assert!(warning.contains("WARN"), "{warning}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

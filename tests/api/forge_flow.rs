@@ -872,6 +872,94 @@ async fn bearer_jwt_from_the_workspace_provider_is_accepted_from_cached_keys() {
     }
 }
 
+/// `/oauth2/auth/mcd` as NGINX asks it, with `Authorization: Bearer <token>`.
+async fn auth_with_bearer(env: &Env, token: &str) -> Resp {
+    Client::new()
+        .get(
+            &env.url("authgate.svc", "/oauth2/auth/mcd"),
+            &[
+                ("x-original-url", "http://mcd.test/api"),
+                ("authorization", &format!("Bearer {token}")),
+            ],
+        )
+        .await
+}
+
+/// A back-channel logout token of the workspace's own provider, for its client and naming a
+/// user, signed with the provider's key: never a bearer credential, typed or not.
+#[tokio::test]
+async fn a_logout_token_never_passes_as_a_bearer_token() {
+    let mut env = setup().await;
+    assert_eq!(
+        env.login_with_token(|iss, nonce| rs256(&claims(iss, nonce)))
+            .await
+            .status,
+        302
+    );
+    let iss = env.forge.issuer.clone();
+    let logout = edited(&iss, "", |c| {
+        let c = c.as_object_mut().unwrap();
+        c.remove("nonce");
+        c.insert("jti".into(), json!("jti-bearer"));
+        c.insert(
+            "events".into(),
+            json!({"http://schemas.openid.net/event/backchannel-logout": {}}),
+        );
+    });
+    let typed = |typ: Option<&str>| {
+        let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
+        header.kid = Some(tokens::RSA_KID.into());
+        header.typ = typ.map(str::to_string);
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(tokens::RSA_PRIVATE.as_bytes()).unwrap();
+        jsonwebtoken::encode(&header, &logout, &key).unwrap()
+    };
+    for (name, token) in [
+        ("typ logout+jwt", typed(Some("logout+jwt"))),
+        ("untyped, with events", typed(None)),
+    ] {
+        let r = auth_with_bearer(&env, &token).await;
+        assert_eq!(r.status, 401, "{name}");
+        assert!(r.header("x-auth-request-user").is_none(), "{name}");
+    }
+    // The same claims as an access token pass: only the logout token's marks refuse it.
+    let access = rs256(&edited(&iss, "", |c| {
+        drop(c.as_object_mut().unwrap().remove("nonce"))
+    }));
+    assert_eq!(auth_with_bearer(&env, &access).await.status, 202);
+}
+
+/// `bearer = false`: a token that would pass elsewhere is refused, and the session still counts.
+#[tokio::test]
+async fn a_workspace_with_bearer_off_refuses_every_bearer_token() {
+    let forge = spawn_forge().await;
+    let ws = mcd_toml(&forge.issuer).replace("auth = \"oidc\"", "auth = \"oidc\"\nbearer = false");
+    let config = ConfigDir::new("").workspace("mcd", &ws);
+    let app = spawn_in_process(&config, env_with(&[("MCD_SECRET", "s3cret")])).await;
+    let mut env = Env::new(forge, app.owning(config));
+    assert_eq!(
+        env.login_with_token(|iss, nonce| rs256(&claims(iss, nonce)))
+            .await
+            .status,
+        302
+    );
+    let iss = env.forge.issuer.clone();
+    let good = rs256(&edited(&iss, "", |c| {
+        drop(c.as_object_mut().unwrap().remove("nonce"))
+    }));
+    assert_eq!(auth_with_bearer(&env, &good).await.status, 401);
+    let cookie = env.client.cookie(HOST, COOKIE).unwrap();
+    let r = Client::new()
+        .get(
+            &env.url("authgate.svc", "/oauth2/auth/mcd"),
+            &[
+                ("x-original-url", "http://mcd.test/api"),
+                ("cookie", &format!("{COOKIE}={cookie}")),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 202, "the session still counts");
+}
+
 #[tokio::test]
 async fn bearer_with_unknown_kid_is_refused_and_refetches_in_the_background() {
     let mut env = setup().await;

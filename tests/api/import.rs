@@ -389,3 +389,26 @@ fn the_output_file_is_never_replaced() {
     assert_ne!(out.status.code(), Some(0));
     assert_eq!(std::fs::read_to_string(&output).unwrap(), "kept");
 }
+
+/// oauth2-proxy accepts bearer JWTs only with `skip_jwt_bearer_tokens = true`: the imported
+/// file says `bearer = false` without it (never authgate's default on, unasked), and
+/// `bearer = true` with it; either file passes `authgate check`.
+#[test]
+fn bearer_tokens_follow_skip_jwt_bearer_tokens() {
+    let base = r#"
+provider = "oidc"
+oidc_issuer_url = "https://sso.example.com/realms/platform"
+client_id = "app"
+redirect_url = "https://app.example.com/oauth2/callback"
+email_domains = ["example.com"]
+"#;
+    let (ws, notes) = import_and_check(base, &[]);
+    assert!(ws.lines().any(|l| l == "bearer = false"), "{ws}");
+    let (ws, _) = import_and_check(&format!("{base}skip_jwt_bearer_tokens = false\n"), &[]);
+    assert!(ws.lines().any(|l| l == "bearer = false"), "{ws}");
+    let (ws, notes_on) = import_and_check(&format!("{base}skip_jwt_bearer_tokens = true\n"), &[]);
+    assert!(ws.lines().any(|l| l == "bearer = true"), "{ws}");
+    for n in [&notes, &notes_on] {
+        assert!(!n.contains("skip_jwt_bearer_tokens"), "carried over: {n}");
+    }
+}

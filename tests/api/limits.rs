@@ -121,3 +121,84 @@ async fn a_request_head_beyond_the_bound_gets_431() {
     assert_eq!(r.status, 431, "{}", r.text);
     task.abort();
 }
+
+/// A workspace that accepts back-channel logout (the one route that reads a body), its Redis at
+/// an address where nothing listens: the body is read before Redis is asked anything.
+async fn spawn_backchannel() -> (u16, tokio::task::JoinHandle<()>, ConfigDir) {
+    let ws = "hosts = [\"bc.test\"]\nauth = \"oidc\"\ninsecure_http = true\n\
+        [[provider]]\nissuer = \"https://idp.invalid\"\nclient_id = \"c\"\nclient_secret_env = \"SECRET\"\n\
+        [session]\nstore = \"redis\"\nbackchannel_logout = true\n\
+        [authz]\nallow_any_account = true\n";
+    let config = ConfigDir::new("[redis]\nurl_env = \"REDIS_URL\"\n").workspace("bc", ws);
+    let redis_url = format!("redis://127.0.0.1:{}", crate::helpers::free_port());
+    let app = Application::build(
+        config.path(),
+        Some("127.0.0.1:0".parse().unwrap()),
+        Arc::new(env_with(&[("SECRET", "s"), ("REDIS_URL", &redis_url)])),
+    )
+    .await
+    .unwrap();
+    let port = app.port();
+    let task = tokio::spawn(async move {
+        app.run_until_stopped().await.unwrap();
+    });
+    (port, task, config)
+}
+
+/// A POST that announces a body and never sends it is answered within the body deadline (a few
+/// seconds) and its connection closed, instead of holding one of the connections every
+/// workspace shares for as long as the client likes.
+#[tokio::test]
+async fn a_body_that_never_arrives_is_cut_off_at_the_read_deadline() {
+    let (port, task, _config) = spawn_backchannel().await;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(
+        b"POST /oauth2/backchannel_logout/bc HTTP/1.1\r\nHost: bc.test\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 16000\r\n\r\n\
+          logout_token=",
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut answer)).await;
+    assert!(
+        closed.is_ok(),
+        "still open after {:?}: {}",
+        started.elapsed(),
+        String::from_utf8_lossy(&answer)
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // A body that does arrive is still read: the route answers for the token, not the body.
+    let r = crate::helpers::Client::new()
+        .post_form(
+            &format!("http://bc.test:{port}/oauth2/backchannel_logout/bc"),
+            &[("logout_token", "not-a-jwt")],
+        )
+        .await;
+    assert!(r.body.contains("logout token refused"), "{}", r.body);
+    task.abort();
+}
+
+/// A route that reads no body answers at once and closes the connection, whatever body the
+/// request announced.
+#[tokio::test]
+async fn a_route_that_reads_no_body_never_waits_for_one() {
+    let (port, task, _config) = spawn_with(Limits::default()).await;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(
+        b"POST /oauth2/sign_out HTTP/1.1\r\nHost: open.test\r\nContent-Length: 16000\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut answer)).await;
+    assert!(closed.is_ok(), "the connection is still open");
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 302"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    task.abort();
+}

@@ -378,3 +378,46 @@ async fn a_flood_of_refusals_logs_at_a_bounded_rate() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// Refused back-channel logouts share the refusal budget: anyone can post to that route, so
+/// 300 garbage logout tokens cost at most the budget's lines a second, not 300.
+#[tokio::test]
+async fn back_channel_refusals_share_the_log_budget() {
+    let forge = spawn_forge().await;
+    let config = config(&forge.issuer);
+    let ag = spawn(&config, &[("RUST_LOG", "info")], "logs-backchannel-flood");
+    let url = format!("http://{HOST}:{}/oauth2/backchannel_logout/mcd", ag.port);
+    let floods: Vec<_> = (0..6)
+        .map(|t| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let mut c = Client::new();
+                for i in 0..50 {
+                    let token = format!("garbage-{t}-{i}");
+                    let r = c.post_form(&url, &[("logout_token", &token)]).await;
+                    assert_eq!(r.status, 400, "{}", r.body);
+                }
+            })
+        })
+        .collect();
+    for f in floods {
+        f.await.unwrap();
+    }
+    let mut per_second = std::collections::BTreeMap::<String, u64>::new();
+    for line in ag
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("back-channel logout refused"))
+    {
+        *per_second
+            .entry(line.chars().take(19).collect())
+            .or_default() += 1;
+    }
+    let busiest = per_second.values().copied().max().unwrap_or(0);
+    assert!(
+        busiest <= 50,
+        "a second logged {busiest} refusals: {per_second:?}"
+    );
+    let logged: u64 = per_second.values().sum();
+    assert!(logged < 300, "every refusal was logged ({logged})");
+}

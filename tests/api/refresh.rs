@@ -8,78 +8,26 @@
 //! authgate runs in this process on a clock the test moves on, so "after the interval" needs no
 //! waiting; its log is captured (the tests run on one thread, the server's tasks too).
 
-use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use authgate::server::Application;
-use authgate::state::{Clock, SystemClock};
 use serde_json::{json, Value};
 
 use crate::helpers::browser::{run_browser, screenshots};
+use crate::helpers::log::capture;
 use crate::helpers::nginx::{spawn_nginx_at, Nginx, Site};
 use crate::helpers::node::{spawn_oidc_provider, Idp};
 use crate::helpers::redis::{spawn_redis, until_store_connected, Redis};
 use crate::helpers::upstream::{spawn_upstream, Upstream};
 use crate::helpers::{
-    env_with, free_port, serve_in_process, spawn_authgate, Client, ConfigDir, InProcess, Resp,
+    env_with, free_port, serve_in_process, spawn_authgate, Client, ConfigDir, InProcess,
+    MovedClock, Resp,
 };
 
 const HOST: &str = "ws.localhost";
 /// g-auditors' object id in the Entra-shaped IdP (`tests/support/node/idp.mjs`).
 const AUDITORS: &str = "8c7e0b4a-3f5d-4e9c-9a2b-c3d4e5f6a703";
 const INTERVAL: u64 = 300;
-
-/// The system clock, moved on by the test.
-#[derive(Default)]
-struct MovedClock(AtomicU64);
-
-impl MovedClock {
-    fn advance(&self, secs: u64) {
-        self.0.fetch_add(secs, Ordering::SeqCst);
-    }
-}
-
-impl Clock for MovedClock {
-    fn now(&self) -> u64 {
-        SystemClock.now() + self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// Everything authgate logs while the guard lives, as text.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl Log {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Log {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture() -> (Log, tracing::subscriber::DefaultGuard) {
-    let log = Log::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    // Callsites another test's thread met while no subscriber wanted them keep that verdict
-    // until the cache is rebuilt: rebuild it with this one in place.
-    tracing::callsite::rebuild_interest_cache();
-    (log, guard)
-}
 
 /// oidc-provider, authgate (workspace `ws`, refreshed every [`INTERVAL`] seconds, admitting
 /// `g-admins` only), an upstream that echoes its headers, and NGINX in front.

@@ -20,7 +20,7 @@ use tower::ServiceExt;
 use crate::forge_flow::{claims, config_for, edited, param, rs256, setup, Env, COOKIE, HOST};
 use crate::helpers::client::raw_bytes;
 use crate::helpers::forge::{spawn_forge, tokens};
-use crate::helpers::{env_with, spawn_in_process, Client, ConfigDir, Resp};
+use crate::helpers::{env_with, spawn_in_process, Client, ConfigDir, MovedClock, Resp};
 
 /// `/oauth2/auth<route>` as NGINX asks it: Host is authgate's service, the original URL and
 /// the cookie are the client's.
@@ -277,57 +277,202 @@ async fn bearer_identities_that_are_not_header_safe_are_refused() {
     }
 }
 
-/// When the set of spent login states is full, new logins are refused (503 page) rather than
-/// old states forgotten, which would let them be replayed.
-#[tokio::test]
-async fn a_full_spent_state_set_refuses_new_logins_and_forgets_nothing() {
-    let forge = spawn_forge().await;
-    let config = config_for(&forge.issuer, "");
+/// The in-process router over `state`, asked as the `/oauth2` Ingress asks it: from NGINX on
+/// loopback (a trusted proxy), the client's address in `X-Forwarded-For`.
+struct Routed {
+    app: axum::Router,
+}
+
+/// An answer: status, `Location`, the `Set-Cookie` pairs, the body.
+struct Answer {
+    status: u16,
+    location: String,
+    cookies: String,
+    body: String,
+}
+
+impl Routed {
+    fn new(state: AppState) -> Self {
+        Self {
+            app: authgate::http::app(state),
+        }
+    }
+
+    async fn get(&self, uri: &str, cookie: &str, client: &str) -> Answer {
+        let mut req = axum::http::Request::get(uri)
+            .header("host", HOST)
+            .header("x-forwarded-for", client);
+        if !cookie.is_empty() {
+            req = req.header("cookie", cookie);
+        }
+        let mut req = req.body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                40_000,
+            ))));
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let header = |name: &str| {
+            resp.headers()
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let (status, location, cookies) = (
+            resp.status().as_u16(),
+            header("location"),
+            header("set-cookie"),
+        );
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        Answer {
+            status,
+            location,
+            cookies,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// `/oauth2/start` from `client`: the login-state cookie and the callback query for it
+    /// (`extra` added, e.g. `code=…` or `error=…`).
+    async fn start(&self, client: &str) -> Result<(String, String, String), Answer> {
+        let start = self.get("/oauth2/start/mcd?rd=%2Fapp", "", client).await;
+        if start.status != 302 {
+            return Err(start);
+        }
+        let location = url::Url::parse(&start.location).unwrap();
+        Ok((
+            start.cookies,
+            param(&location, "state"),
+            param(&location, "nonce"),
+        ))
+    }
+
+    async fn callback(&self, cookie: &str, state: &str, extra: &str, client: &str) -> Answer {
+        let uri = format!("/oauth2/callback/mcd?state={state}&{extra}");
+        self.get(&uri, cookie, client).await
+    }
+}
+
+fn app_state(
+    issuer: &str,
+    build: impl FnOnce(authgate::workspace::Registry, ProviderContext) -> AppState,
+) -> (AppState, ConfigDir) {
+    let config = config_for(issuer, "");
     let env = env_with(&[("MCD_SECRET", "s3cret")]);
     let http = authgate::server::http_client().unwrap();
     let ctx = ProviderContext::new(http.clone(), JwksCache::new(http, Duration::from_secs(30)));
     let (_, registry) = authgate::server::load_registry(config.path(), &env, &ctx).unwrap();
-    let state = AppState::with_spent_capacity(registry, ctx, Arc::new(SystemClock), 1);
-    let app = authgate::http::app(state);
-    let get = |uri: String, cookie: String| {
-        let app = app.clone();
-        async move {
-            let mut req = axum::http::Request::get(uri).header("host", HOST);
-            if !cookie.is_empty() {
-                req = req.header("cookie", cookie);
-            }
-            app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap()
-        }
-    };
-    let start = get("/oauth2/start/mcd?rd=%2Fapp".into(), String::new()).await;
-    assert_eq!(start.status(), 302);
-    let location = url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
-    let q = |k: &str| param(&location, k);
-    let login_cookie: String = start
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .collect::<Vec<_>>()
-        .join("; ");
-    forge.answer_id_token(&rs256(&claims(&forge.issuer, &q("nonce"))));
-    let callback = format!(
-        "/oauth2/callback/mcd?code=c&state={}&iss={}",
-        q("state"),
-        urlencode(&forge.issuer)
-    );
-    let done = get(callback.clone(), login_cookie.clone()).await;
-    assert_eq!(done.status(), 302, "the first login completes");
-    // The set (capacity 1) now holds that state: a new login is refused with a page.
-    let refused = get("/oauth2/start/mcd?rd=%2Fapp".into(), String::new()).await;
-    assert_eq!(refused.status(), 503);
-    let body = axum::body::to_bytes(refused.into_body(), 1 << 16)
+    (build(registry, ctx), config)
+}
+
+const FLOODER: &str = "198.51.100.66";
+const VICTIM: &str = "203.0.113.5";
+
+/// One address floods logins (each a real `/oauth2/start`, then a callback: with `error=`,
+/// which is refused before its state is recorded, and with a `code`, which is recorded) into a
+/// spent-state set of capacity 4. Another client's login still starts and completes, and no
+/// state spent during the flood, forgotten or not, can be used again.
+#[tokio::test]
+async fn a_login_flood_from_one_address_never_refuses_another_clients_login() {
+    let forge = spawn_forge().await;
+    let clock = Arc::new(MovedClock::default());
+    let (state, _config) = app_state(&forge.issuer, |r, ctx| {
+        AppState::with_spent_capacity(r, ctx, clock.clone(), 4)
+    });
+    let app = Routed::new(state);
+    // Error callbacks: nothing the IdP said, nothing recorded, however many.
+    for _ in 0..20 {
+        let (cookie, st, _) = app
+            .start(FLOODER)
+            .await
+            .unwrap_or_else(|a| panic!("{}", a.status));
+        let r = app
+            .callback(&cookie, &st, "error=access_denied", FLOODER)
+            .await;
+        assert_eq!(r.status, 403, "{}", r.body);
+    }
+    // Callbacks with a code: each recorded before the exchange (which fails).
+    forge.answer(json!({"error": "invalid_grant"}));
+    let mut spent = Vec::new();
+    for _ in 0..12 {
+        let (cookie, st, _) = app
+            .start(FLOODER)
+            .await
+            .unwrap_or_else(|a| panic!("{}", a.status));
+        let r = app.callback(&cookie, &st, "code=garbage", FLOODER).await;
+        assert_ne!(r.status, 302, "{}", r.body);
+        spent.push((cookie, st));
+    }
+    // Another client signs in, a moment later.
+    clock.advance(2);
+    let (cookie, st, nonce) = app
+        .start(VICTIM)
         .await
-        .unwrap();
-    assert!(String::from_utf8_lossy(&body).contains("Too many sign-ins"));
-    // And the spent state was not forgotten to make room: replaying it is still refused.
-    let replay = get(callback, login_cookie).await;
-    assert_eq!(replay.status(), 400);
+        .unwrap_or_else(|a| panic!("the victim's start was refused: {} {}", a.status, a.body));
+    forge.answer_id_token(&rs256(&claims(&forge.issuer, &nonce)));
+    let iss = format!("code=c&iss={}", urlencode(&forge.issuer));
+    let done = app.callback(&cookie, &st, &iss, VICTIM).await;
+    assert_eq!(
+        (done.status, done.location.as_str()),
+        (302, "/app"),
+        "{}",
+        done.body
+    );
+    // Every state spent, the forgotten ones included, stays spent, from any address.
+    for (cookie, st) in spent.iter().chain([&(cookie, st)]) {
+        let replay = app.callback(cookie, st, &iss, VICTIM).await;
+        assert_eq!(replay.status, 400, "{}", replay.body);
+    }
+}
+
+/// A client that has spent its share of login states is refused new logins (429, at the start
+/// already); another client is not.
+#[tokio::test]
+async fn a_client_over_its_share_of_spent_states_is_refused_alone() {
+    let forge = spawn_forge().await;
+    let (state, _config) = app_state(&forge.issuer, |r, ctx| {
+        AppState::with_spent_limits(r, ctx, Arc::new(SystemClock), 100, 3)
+    });
+    let app = Routed::new(state);
+    forge.answer(json!({"error": "invalid_grant"}));
+    for _ in 0..3 {
+        let (cookie, st, _) = app
+            .start(FLOODER)
+            .await
+            .unwrap_or_else(|a| panic!("{}", a.status));
+        app.callback(&cookie, &st, "code=garbage", FLOODER).await;
+    }
+    let refused = app
+        .start(FLOODER)
+        .await
+        .expect_err("the fourth start is refused");
+    assert_eq!(refused.status, 429);
+    assert!(
+        refused.body.contains("Too many sign-ins from your address"),
+        "{}",
+        refused.body
+    );
+    // A login it started before reaching its share is refused at the callback too.
+    let (cookie, st, nonce) = app
+        .start(VICTIM)
+        .await
+        .unwrap_or_else(|a| panic!("{}", a.status));
+    forge.answer_id_token(&rs256(&claims(&forge.issuer, &nonce)));
+    let iss = format!("code=c&iss={}", urlencode(&forge.issuer));
+    let r = app.callback(&cookie, &st, &iss, FLOODER).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    // From its own address, the other client completes (its state was not recorded above).
+    let done = app.callback(&cookie, &st, &iss, VICTIM).await;
+    assert_eq!(
+        (done.status, done.location.as_str()),
+        (302, "/app"),
+        "{}",
+        done.body
+    );
 }
 
 /// A header that names a host but is not text is refused, never read as absent: absent would

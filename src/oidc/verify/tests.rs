@@ -246,3 +246,56 @@ fn exp_at_the_end_of_time_is_far_future_not_an_overflow() {
         assert_eq!(claims["exp"], json!(exp));
     }
 }
+
+/// Signs `claims` with the fixture RSA key and `typ` in the header.
+fn sign_typed(typ: Option<&str>, claims: &Value) -> String {
+    let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
+    header.kid = Some(tokens::RSA_KID.into());
+    header.typ = typ.map(str::to_string);
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(tokens::RSA_PRIVATE.as_bytes()).unwrap();
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+/// A back-channel logout token (or any security event token) of the same issuer, for the same
+/// client, valid in every other way, never verifies as an ID token or bearer token: by its
+/// `typ`, and by its `events` claim when it is not typed.
+#[test]
+fn a_logout_token_is_never_an_id_or_bearer_token() {
+    let rule = IssuerRule::Exact(ISS.into());
+    let bearer = Expectations {
+        max_age: None,
+        ..expect(&rule, None)
+    };
+    let event = json!({"http://schemas.openid.net/event/backchannel-logout": {}});
+    let logout = claims_with(|c| {
+        let c = c.as_object_mut().unwrap();
+        c.remove("nonce");
+        c.insert("events".into(), event.clone());
+        c.insert("jti".into(), json!("j-1"));
+    });
+    let plain = claims_with(|c| drop(c.as_object_mut().unwrap().remove("nonce")));
+    let keys = tokens::keyset();
+    for (name, token) in [
+        (
+            "typed and with events",
+            sign_typed(Some("logout+jwt"), &logout),
+        ),
+        ("untyped, with events", sign_typed(None, &logout)),
+        ("typ JWT, with events", sign_typed(Some("JWT"), &logout)),
+        (
+            "media type, without events",
+            sign_typed(Some("application/logout+jwt"), &plain),
+        ),
+        ("secevent+jwt", sign_typed(Some("secevent+jwt"), &plain)),
+    ] {
+        let refused = verify(&keys, &bearer, NOW, &token).unwrap_err();
+        assert!(
+            matches!(refused, VerifyError::OtherPurpose(_)),
+            "{name}: {refused:?}"
+        );
+    }
+    // The same claims without what marks a logout token still pass as a bearer token, and
+    // typed access tokens (RFC 9068 `at+jwt`) too.
+    verify(&keys, &bearer, NOW, &sign_typed(Some("JWT"), &plain)).unwrap();
+    verify(&keys, &bearer, NOW, &sign_typed(Some("at+jwt"), &plain)).unwrap();
+}

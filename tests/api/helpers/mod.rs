@@ -6,6 +6,7 @@ pub mod browser;
 pub mod caddy;
 pub mod client;
 pub mod forge;
+pub mod log;
 pub mod nginx;
 pub mod node;
 pub mod platform;
@@ -22,6 +23,23 @@ use authgate::server::Application;
 pub use client::{Client, Resp};
 pub use testkit::{env_with, free_port, wait_for_port, ConfigDir, COOKIE_SECRET};
 use testkit::{ChildGuard, TaskGuard};
+
+/// The system clock, moved on by the test: "later" without waiting.
+#[derive(Default)]
+pub struct MovedClock(std::sync::atomic::AtomicU64);
+
+impl MovedClock {
+    /// Moves it on by `secs`.
+    pub fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl authgate::state::Clock for MovedClock {
+    fn now(&self) -> u64 {
+        authgate::state::SystemClock.now() + self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
 
 /// The repository root.
 pub fn repo() -> PathBuf {
