@@ -9,6 +9,10 @@
 //! an IdP session and a user have (TTL: the session lifetime, renewed by each login), and
 //! `authgate:jti:<workspace>:<sha256 of issuer, NUL, jti>` marks a logout token as used.
 //!
+//! A refresh takes `<session key>:refreshing` as a lock ([`RedisStore::lock`]): its value is
+//! random, and only a holder of that value releases or extends it (compare-and-delete in one
+//! `EVAL`), so a replica whose lock ran out never deletes the lock another replica took since.
+//!
 //! A request never waits for a connection to be made. A background task (`link`) connects
 //! (each attempt bounded by [`COMMAND_TIMEOUT`], retried with [`backoff`]) and then watches the
 //! connection; until it has one, every command fails at once with [`StoreError::Unavailable`],
