@@ -23,8 +23,10 @@
 //! (compare-and-delete); the record the lock guards is read again under it, and its refresh
 //! token (not a copy a cache may hold) is the one spent; and a renewal that cannot be saved is
 //! **Kept**, not served as renewed: the lock stays (no replica refreshes with the spent token
-//! until it runs out) and this process writes the renewal again after [`SAVE_RETRY_AFTER`]
-//! without asking the provider.
+//! until it runs out) and the session's next request in this process, [`SAVE_RETRY_AFTER`] or
+//! more later, writes the renewal without asking the provider. The renewal waits in the
+//! flight's outcome, so for as long as flights are remembered (one interval, at most ten
+//! minutes); a store that takes no write for that long loses it.
 
 use std::sync::Arc;
 use std::time::Duration;
