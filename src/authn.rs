@@ -112,12 +112,14 @@ impl Workspace {
             current: stored.clone(),
             last,
             keep: self.keeps(),
+            unsaved: None,
         };
         let outcome = refresher.run(job, now).await;
         self.metrics.refresh(match outcome {
             Outcome::Renewed(_) => RefreshResult::Renewed,
             Outcome::Ended => RefreshResult::Ended,
-            Outcome::Kept { .. } => RefreshResult::Kept,
+            // The identity was not read again: counted as kept, though the tokens are new.
+            Outcome::Kept { .. } | Outcome::TokensOnly(_) => RefreshResult::Kept,
         });
         match outcome {
             Outcome::Kept { .. } => Ok(as_is(stored)),
@@ -127,7 +129,7 @@ impl Workspace {
                 }
                 Err(SessionError::Ended)
             }
-            Outcome::Renewed(renewed) => {
+            Outcome::Renewed(renewed) | Outcome::TokensOnly(renewed) => {
                 let cookies = match &ticket {
                     // The record was rewritten in place; the cookie, a ticket, stays.
                     Some(t) => {

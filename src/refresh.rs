@@ -13,6 +13,20 @@
 //!   something that cannot be trusted: the request is refused, never passed.
 //! - **Kept**: the provider could not be reached: the session is served as it is until it
 //!   ends, and the refresh is tried again after [`RETRY_AFTER`].
+//! - **Tokens only**: the provider renewed the tokens but the identity could not be read again
+//!   (`RefreshError::Unconfirmed`): the new tokens are kept with the identity as it was, and
+//!   the identity is read again after [`RETRY_AFTER`].
+//!
+//! A rotated refresh token is never dropped: the provider call is bounded by
+//! [`REFRESH_BUDGET`], half the Redis lock's life ([`LOCK_TTL`]), so the lock cannot run out
+//! under it; the lock holds a random value and is released only by its owner
+//! (compare-and-delete); the record the lock guards is read again under it, and its refresh
+//! token (not a copy a cache may hold) is the one spent; and a renewal that cannot be saved is
+//! **Kept**, not served as renewed: the lock stays (no replica refreshes with the spent token
+//! until it runs out) and the session's next request in this process, [`SAVE_RETRY_AFTER`] or
+//! more later, writes the renewal without asking the provider. The renewal waits in the
+//! flight's outcome, so for as long as flights are remembered (one interval, at most ten
+//! minutes); a store that takes no write for that long loses it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,18 +34,25 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use crate::provider::{Provider, RefreshError};
+use crate::provider::{Provider, RefreshError, REFRESH_BUDGET};
 use crate::secret::Secret;
-use crate::session::{Keep, RedisStore, Tokens};
+use crate::session::{Keep, LockToken, RedisStore, Tokens};
 use crate::workspace::Stored;
 
 /// After a refresh failed for want of the provider, how long (seconds) the session is served
 /// as it is before the provider is asked again.
 pub const RETRY_AFTER: u64 = 30;
 
-/// How long a replica holds the Redis refresh lock at most: longer than any provider call
-/// (the outbound HTTP client gives up after 10 s; Graph and GitHub's listings make a few).
-const LOCK_TTL: Duration = Duration::from_secs(30);
+/// After a renewal could not be saved, how long (seconds) before this process writes it again.
+pub const SAVE_RETRY_AFTER: u64 = 1;
+
+/// How long a replica holds the Redis refresh lock at most: twice [`REFRESH_BUDGET`], so the
+/// provider call always ends while the lock is held.
+pub const LOCK_TTL: Duration = Duration::from_secs(30);
+
+/// The provider call as this module bounds it: [`REFRESH_BUDGET`], and a second more for a
+/// provider that does not bound itself (each built-in one does, keeping a rotated token).
+const PROVIDER_DEADLINE: Duration = REFRESH_BUDGET.saturating_add(Duration::from_secs(1));
 
 /// How often a replica that did not get the lock reads the record for the winner's outcome.
 const PEER_POLL: Duration = Duration::from_millis(50);
@@ -46,19 +67,67 @@ pub enum Outcome {
     Renewed(Arc<Stored>),
     /// Ended by the provider: refuse the request.
     Ended,
-    /// Kept as it is, the provider being unreachable since `since` (seconds since the epoch).
+    /// The provider renewed the tokens but the identity was not read again: the new tokens with
+    /// the identity as it was, due again [`RETRY_AFTER`] after this refresh.
+    TokensOnly(Arc<Stored>),
+    /// Kept as it is, the provider being unreachable (or the renewal unsaved) since `since`
+    /// (seconds since the epoch).
     Kept {
         /// When the refresh failed.
         since: u64,
+        /// A renewal the provider answered that could not be saved: written again, without
+        /// asking the provider, by the next flight ([`SAVE_RETRY_AFTER`] later).
+        unsaved: Option<Unsaved>,
     },
+}
+
+/// A renewal that is not in the store yet, and the refresh lock still held for it.
+#[derive(Clone)]
+pub struct Unsaved {
+    /// What the provider's answer made of the session: [`Outcome::Renewed`] or
+    /// [`Outcome::TokensOnly`].
+    renewed: Box<Outcome>,
+    /// The lock on the record, left to run out rather than released.
+    lock: LockToken,
+}
+
+impl Outcome {
+    /// Kept since `since`, nothing unsaved.
+    fn kept(since: u64) -> Self {
+        Self::Kept {
+            since,
+            unsaved: None,
+        }
+    }
+
+    /// When a flight with this outcome is to be replaced by a new one: a kept one, after
+    /// [`RETRY_AFTER`] (after [`SAVE_RETRY_AFTER`] with a renewal unsaved).
+    fn retry_due(&self, now: u64) -> bool {
+        match self {
+            Self::Kept {
+                since,
+                unsaved: None,
+            } => now >= since + RETRY_AFTER,
+            Self::Kept {
+                since,
+                unsaved: Some(_),
+            } => now >= since + SAVE_RETRY_AFTER,
+            _ => false,
+        }
+    }
 }
 
 impl std::fmt::Debug for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Renewed(s) => write!(f, "Renewed({})", s.identity.user),
+            Self::TokensOnly(s) => write!(f, "TokensOnly({})", s.identity.user),
             Self::Ended => f.write_str("Ended"),
-            Self::Kept { since } => write!(f, "Kept {{ since: {since} }}"),
+            Self::Kept { since, unsaved } => write!(
+                f,
+                "Kept {{ since: {since}, unsaved: {} }}",
+                unsaved.is_some()
+            ),
         }
     }
 }
@@ -105,22 +174,32 @@ impl Refresher {
     /// Runs `job` unless a flight for the same session is in progress or done (then its
     /// outcome), and returns the outcome. A kept outcome older than [`RETRY_AFTER`] is
     /// replaced by a new flight.
-    pub async fn run(&self, job: Job, now: u64) -> Outcome {
+    pub async fn run(&self, mut job: Job, now: u64) -> Outcome {
+        let key = job.flight_key();
+        let before = self.flights.get(&key);
         let cell = self
             .flights
-            .entry(job.flight_key())
+            .entry(key)
             .or_insert_with_if(
                 || Arc::new(OnceCell::new()),
-                |cell| matches!(cell.get(), Some(Outcome::Kept { since }) if now >= since + RETRY_AFTER),
+                |cell| cell.get().is_some_and(|o| o.retry_due(now)),
             )
             .into_value();
         if let Some(done) = cell.get() {
             return done.clone();
         }
+        // A renewal the last flight could not save is what this one writes.
+        if let Some(Outcome::Kept {
+            unsaved: Some(u), ..
+        }) = before.as_ref().and_then(|c| c.get())
+        {
+            job.unsaved = Some(u.clone());
+        }
+        let interval = self.interval;
         // In a task of its own: the waiting request may go away, the refresh may not.
-        tokio::spawn(async move { cell.get_or_init(|| job.run(now)).await.clone() })
+        tokio::spawn(async move { cell.get_or_init(|| job.run(now, interval)).await.clone() })
             .await
-            .unwrap_or(Outcome::Kept { since: now })
+            .unwrap_or(Outcome::kept(now))
     }
 }
 
@@ -138,12 +217,14 @@ pub struct Job {
     pub last: u64,
     /// The tokens the workspace keeps.
     pub keep: Keep,
+    /// A renewal of this session an earlier flight could not save (set by [`Refresher::run`]).
+    pub unsaved: Option<Unsaved>,
 }
 
 /// A server-side record as seen by a replica that may not be the only one refreshing it.
 enum Peek {
-    /// Still as this replica knows it.
-    Same,
+    /// Not renewed since this replica's copy: the record as the store has it.
+    Same(Box<Stored>),
     /// Renewed by another replica.
     Newer(Arc<Stored>),
     /// Signed out, ended or expired.
@@ -175,48 +256,65 @@ impl Job {
         h.finalize().into()
     }
 
-    async fn run(self, now: u64) -> Outcome {
+    async fn run(self, now: u64, interval: Duration) -> Outcome {
         match &self.record {
-            None => self.renew(now).await,
-            Some((store, key)) => self.renew_shared(store, key, now).await,
+            None => self.renew(&self.current, now, interval).await,
+            Some((store, key)) => self.renew_shared(store, key, now, interval).await,
         }
     }
 
-    /// Asks the provider.
-    async fn renew(&self, now: u64) -> Outcome {
-        let user = &self.current.identity.user;
-        let (Some(provider), Some(token)) = (&self.provider, &self.current.tokens.refresh) else {
+    /// Asks the provider to renew `current`, within [`PROVIDER_DEADLINE`].
+    async fn renew(&self, current: &Stored, now: u64, interval: Duration) -> Outcome {
+        let user = &current.identity.user;
+        let (Some(provider), Some(token)) = (&self.provider, &current.tokens.refresh) else {
             tracing::info!(workspace = %self.workspace, %user, "session ended: its provider is no longer configured");
             return Outcome::Ended;
         };
-        let answer = provider
-            .refresh(&Secret::new(token.clone()), &self.current.identity, now)
-            .await
-            .and_then(|login| match login.identity.check_usable() {
-                Ok(()) => Ok(login),
-                Err(e) => Err(RefreshError::Rejected(
-                    crate::provider::ProviderError::Incomplete(e.into()),
-                )),
-            });
+        let token = Secret::new(token.clone());
+        let asked = provider.refresh(&token, &current.identity, now);
+        let answer = match tokio::time::timeout(PROVIDER_DEADLINE, asked).await {
+            Ok(answer) => answer,
+            Err(_) => Err(RefreshError::Unavailable(format!(
+                "no answer within {PROVIDER_DEADLINE:?}"
+            ))),
+        }
+        .and_then(|login| match login.identity.check_usable() {
+            Ok(()) => Ok(login),
+            Err(e) => Err(RefreshError::Rejected(
+                crate::provider::ProviderError::Incomplete(e.into()),
+            )),
+        });
+        let merged = |new: Tokens| {
+            let was = &current.tokens;
+            Tokens {
+                access: new.access.or_else(|| was.access.clone()),
+                id: new.id.or_else(|| was.id.clone()),
+                refresh: new.refresh.or_else(|| was.refresh.clone()),
+            }
+            .keep(self.keep)
+        };
         match answer {
             Ok(login) => {
-                let was = &self.current.tokens;
-                let tokens = Tokens {
-                    access: login.tokens.access.or_else(|| was.access.clone()),
-                    id: login.tokens.id.or_else(|| was.id.clone()),
-                    refresh: login.tokens.refresh.or_else(|| was.refresh.clone()),
-                }
-                .keep(self.keep);
                 tracing::info!(workspace = %self.workspace, %user, provider = provider.id(), groups = login.identity.groups.len(), "session refreshed");
                 Outcome::Renewed(Arc::new(Stored {
                     identity: login.identity,
-                    tokens,
+                    tokens: merged(login.tokens),
                     refreshed_at: Some(now),
+                }))
+            }
+            Err(RefreshError::Unconfirmed { why, tokens }) => {
+                tracing::warn!(workspace = %self.workspace, %user, provider = provider.id(), error = %why, retry_in_s = RETRY_AFTER, "session tokens renewed, but the identity could not be read again: kept as it was until the retry");
+                // Dated so that it is due again RETRY_AFTER from now.
+                let dated = (now + RETRY_AFTER).saturating_sub(interval.as_secs());
+                Outcome::TokensOnly(Arc::new(Stored {
+                    identity: current.identity.clone(),
+                    tokens: merged(tokens),
+                    refreshed_at: Some(dated.max(current.refreshed_at.unwrap_or(0))),
                 }))
             }
             Err(RefreshError::Unavailable(why)) => {
                 tracing::warn!(workspace = %self.workspace, %user, provider = provider.id(), error = %why, retry_in_s = RETRY_AFTER, "session not refreshed: the provider cannot be reached; the session is kept until it ends");
-                Outcome::Kept { since: now }
+                Outcome::kept(now)
             }
             Err(e) => {
                 tracing::info!(workspace = %self.workspace, %user, provider = provider.id(), reason = %e, "session ended at refresh");
@@ -225,53 +323,120 @@ impl Job {
         }
     }
 
-    /// Renews a server-side session once across replicas: the one that sets the lock asks the
-    /// provider and writes the record; the others wait for the record to change.
-    async fn renew_shared(&self, store: &RedisStore, key: &str, now: u64) -> Outcome {
+    /// Renews a server-side session once across replicas: the one that takes the lock reads
+    /// the record again, asks the provider with the record's refresh token (or writes the
+    /// renewal an earlier flight could not save) and writes the record; the others wait for
+    /// the record to change.
+    async fn renew_shared(
+        &self,
+        store: &RedisStore,
+        key: &str,
+        now: u64,
+        interval: Duration,
+    ) -> Outcome {
         let lock = format!("{key}:refreshing");
-        match store.put_once(&lock, LOCK_TTL).await {
-            Ok(true) => {}
-            Ok(false) => return self.await_peer(store, key, &lock, now).await,
-            Err(e) => {
-                tracing::warn!(workspace = %self.workspace, error = %e, "session not refreshed: the store cannot be reached");
-                return Outcome::Kept { since: now };
+        let mut token = None;
+        if let Some(u) = &self.unsaved {
+            // Still ours when it has not run out: held on for the write.
+            if matches!(store.extend_lock(&lock, &u.lock, LOCK_TTL).await, Ok(true)) {
+                token = Some(u.lock.clone());
             }
         }
+        let token = match token {
+            Some(t) => t,
+            None => match store.lock(&lock, LOCK_TTL).await {
+                Ok(Some(t)) => t,
+                Ok(None) => return self.await_peer(store, key, &lock, now).await,
+                Err(e) => {
+                    tracing::warn!(workspace = %self.workspace, error = %e, "session not refreshed: the store cannot be reached");
+                    return self.still_unsaved(now);
+                }
+            },
+        };
         // The lock is ours; another replica may have renewed the record just before.
         let outcome = match self.peek(store, key).await {
             Peek::Newer(s) => Outcome::Renewed(s),
             Peek::Gone => Outcome::Ended,
-            Peek::Unknown => Outcome::Kept { since: now },
-            Peek::Same => match self.renew(now).await {
-                Outcome::Renewed(s) => self.save(store, key, s).await,
-                Outcome::Ended => {
-                    if let Err(e) = store.delete(key).await {
-                        tracing::warn!(workspace = %self.workspace, error = %e, "cannot delete the ended session");
-                    }
-                    Outcome::Ended
+            Peek::Unknown => self.still_unsaved(now),
+            Peek::Same(record) => match &self.unsaved {
+                Some(u) => {
+                    self.save(store, key, (*u.renewed).clone(), &token, now)
+                        .await
                 }
-                kept => kept,
+                None => match self.renew(&record, now, interval).await {
+                    renewed @ (Outcome::Renewed(_) | Outcome::TokensOnly(_)) => {
+                        self.save(store, key, renewed, &token, now).await
+                    }
+                    Outcome::Ended => {
+                        if let Err(e) = store.delete(key).await {
+                            tracing::warn!(workspace = %self.workspace, error = %e, "cannot delete the ended session");
+                        }
+                        Outcome::Ended
+                    }
+                    kept => kept,
+                },
             },
         };
-        if let Err(e) = store.delete(&lock).await {
-            tracing::debug!(workspace = %self.workspace, error = %e, "refresh lock left to expire");
+        // A renewal left unsaved keeps the lock until it runs out: released, another replica
+        // would refresh with the refresh token the provider has already replaced.
+        if !matches!(
+            outcome,
+            Outcome::Kept {
+                unsaved: Some(_),
+                ..
+            }
+        ) {
+            match store.unlock(&lock, &token).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(workspace = %self.workspace, "the refresh lock ran out before the refresh ended")
+                }
+                Err(e) => {
+                    tracing::debug!(workspace = %self.workspace, error = %e, "refresh lock left to expire")
+                }
+            }
         }
         outcome
     }
 
+    /// Kept since `now`, with the renewal an earlier flight could not save still unsaved.
+    fn still_unsaved(&self, now: u64) -> Outcome {
+        Outcome::Kept {
+            since: now,
+            unsaved: self.unsaved.clone(),
+        }
+    }
+
     /// Writes a renewed record, keeping its time to live. A record gone meanwhile (signed out
-    /// elsewhere) stays gone.
-    async fn save(&self, store: &RedisStore, key: &str, renewed: Arc<Stored>) -> Outcome {
-        let Ok(json) = serde_json::to_string(&*renewed) else {
+    /// elsewhere) stays gone. A failed write is kept, with the renewal and the lock, for the
+    /// next flight to write: answered as renewed, it would live only in this process while the
+    /// record keeps a refresh token the provider may have replaced.
+    async fn save(
+        &self,
+        store: &RedisStore,
+        key: &str,
+        renewed: Outcome,
+        lock: &LockToken,
+        now: u64,
+    ) -> Outcome {
+        let (Outcome::Renewed(record) | Outcome::TokensOnly(record)) = &renewed else {
+            return renewed;
+        };
+        let Ok(json) = serde_json::to_string(&**record) else {
             return Outcome::Ended;
         };
         match store.replace(key, &json).await {
-            Ok(true) => Outcome::Renewed(renewed),
+            Ok(true) => renewed,
             Ok(false) => Outcome::Ended,
             Err(e) => {
-                // The provider may have rotated the refresh token: serve what it answered here.
-                tracing::warn!(workspace = %self.workspace, error = %e, "cannot save the refreshed session");
-                Outcome::Renewed(renewed)
+                tracing::warn!(workspace = %self.workspace, error = %e, retry_in_s = SAVE_RETRY_AFTER, "cannot save the refreshed session: kept as it was, the renewal is written again");
+                Outcome::Kept {
+                    since: now,
+                    unsaved: Some(Unsaved {
+                        renewed: Box::new(renewed),
+                        lock: lock.clone(),
+                    }),
+                }
             }
         }
     }
@@ -282,7 +447,7 @@ impl Job {
             Ok(None) => Peek::Gone,
             Ok(Some(json)) => match serde_json::from_str::<Stored>(&json) {
                 Ok(s) if s.refreshed_at.is_some_and(|t| t > self.last) => Peek::Newer(Arc::new(s)),
-                Ok(_) => Peek::Same,
+                Ok(s) => Peek::Same(Box::new(s)),
                 Err(_) => Peek::Gone,
             },
             Err(_) => Peek::Unknown,
@@ -290,7 +455,7 @@ impl Job {
     }
 
     /// Another replica holds the lock: waits (at most [`LOCK_TTL`]) for its outcome in the
-    /// record. A lock released without a change means its provider call failed: kept.
+    /// record. A lock released or run out without a change means its refresh failed: kept.
     async fn await_peer(&self, store: &RedisStore, key: &str, lock: &str, now: u64) -> Outcome {
         let deadline = tokio::time::Instant::now() + LOCK_TTL;
         while tokio::time::Instant::now() < deadline {
@@ -298,19 +463,19 @@ impl Job {
             match self.peek(store, key).await {
                 Peek::Newer(s) => return Outcome::Renewed(s),
                 Peek::Gone => return Outcome::Ended,
-                Peek::Unknown => return Outcome::Kept { since: now },
-                Peek::Same => {}
+                Peek::Unknown => return Outcome::kept(now),
+                Peek::Same(_) => {}
             }
             if !store.exists(lock).await.unwrap_or(false) {
                 // Released: read once more, the write happens before the release.
                 return match self.peek(store, key).await {
                     Peek::Newer(s) => Outcome::Renewed(s),
                     Peek::Gone => Outcome::Ended,
-                    _ => Outcome::Kept { since: now },
+                    _ => Outcome::kept(now),
                 };
             }
         }
-        Outcome::Kept { since: now }
+        Outcome::kept(now)
     }
 }
 
@@ -416,6 +581,7 @@ mod tests {
                 id: false,
                 refresh: true,
             },
+            unsaved: None,
         }
     }
 
@@ -505,7 +671,10 @@ mod tests {
         };
         assert!(matches!(
             r.run(j(), NOW).await,
-            Outcome::Kept { since: NOW }
+            Outcome::Kept {
+                since: NOW,
+                unsaved: None
+            }
         ));
         assert!(matches!(
             r.run(j(), NOW + RETRY_AFTER - 1).await,
@@ -529,6 +698,51 @@ mod tests {
         });
         p.gate.add_permits(1);
         assert!(matches!(r.run(job(&p), NOW).await, Outcome::Ended));
+    }
+
+    /// A provider that never answers is given up on within the budget: kept, not waited on
+    /// for ever (nor past the Redis lock's life).
+    #[tokio::test(start_paused = true)]
+    async fn a_provider_that_never_answers_is_given_up_on_within_the_budget() {
+        let r = Refresher::new(Duration::from_secs(300));
+        let silent = Scripted::new(renewed); // its gate never opens
+        let started = tokio::time::Instant::now();
+        let outcome = tokio::time::timeout(LOCK_TTL, r.run(job(&silent), NOW))
+            .await
+            .expect("given up on before the lock would run out");
+        assert!(
+            matches!(outcome, Outcome::Kept { since: NOW, .. }),
+            "{outcome:?}"
+        );
+        assert!(started.elapsed() <= PROVIDER_DEADLINE + Duration::from_secs(1));
+    }
+
+    /// The token endpoint rotated the refresh token but the identity was not read again: the new
+    /// tokens are kept (the old refresh token is spent) with the identity as it was, dated so
+    /// that the identity is read again after the retry delay.
+    #[tokio::test]
+    async fn tokens_renewed_without_an_identity_are_kept_and_due_again_soon() {
+        let r = Refresher::new(Duration::from_secs(300));
+        let p = Scripted::new(|_| {
+            Err(RefreshError::Unconfirmed {
+                why: "Graph did not answer".into(),
+                tokens: Tokens {
+                    access: Some("at-2".into()),
+                    id: None,
+                    refresh: Some("rt-2".into()),
+                },
+            })
+        });
+        p.gate.add_permits(1);
+        let Outcome::TokensOnly(s) = r.run(job(&p), NOW).await else {
+            panic!("not kept with its new tokens")
+        };
+        assert_eq!(s.tokens.refresh.as_deref(), Some("rt-2"));
+        assert_eq!(s.tokens.access.as_deref(), Some("at-2"));
+        assert_eq!(s.identity.groups, ["admins"], "the identity as it was");
+        let last = s.refreshed_at.unwrap();
+        assert!(!r.due(last, NOW + RETRY_AFTER - 1));
+        assert!(r.due(last, NOW + RETRY_AFTER));
     }
 
     #[test]

@@ -6,9 +6,9 @@
 //! `/oauth2/start` issued), and it carries a `code`, not an `error` (the caller checks both
 //! first). Two bounds, each O(1) to check:
 //!
-//! - **Per client** (`forward::client_address`, an IPv6 client by its /64): at most
-//!   [`SpentStates::per_client`] entries. A client at its bound is refused new logins, at
-//!   `/oauth2/start` and at the callback, until its entries age out; no one else is.
+//! - **Per client** (the address `http::Incoming::client` resolves, an IPv6 client by its
+//!   /64): at most [`SpentStates::per_client`] entries. A client at its bound is refused new
+//!   logins, at `/oauth2/start` and at the callback, until its entries age out; no one else is.
 //! - **For the process**: at most [`SpentStates::capacity`] entries. A full set never refuses:
 //!   it forgets its oldest entry and raises a *floor* to that login's start time, and a
 //!   callback for a login started at or before the floor is refused as a replay. Every

@@ -27,7 +27,7 @@ use crate::state::AppState;
 
 pub use error::AppError;
 pub use extract::Incoming;
-pub use serve::{serve, Limits};
+pub use serve::{serve, Limits, MAX_HEADERS};
 
 /// The router, ready for `axum::serve` or `oneshot` in tests.
 ///

@@ -5,8 +5,9 @@
 //! here they are chosen so that a request NGINX forwarded is answered by authgate rather than
 //! refused by the parser: NGINX passes the client's headers to the auth subrequest as they came,
 //! and anything but 2xx, 401 or 403 there becomes a 500 for the user. A header line hyper cannot
-//! parse (a control byte in a value) is dropped, never a 400; the connections served at once
-//! are bounded; a client that sends its head slowly is cut off.
+//! parse (a control byte in a value) is dropped, never a 400; a request with as many header
+//! lines as NGINX forwards is parsed, never a 431 ([`Limits::max_headers`]); the connections
+//! served at once are bounded; a client that sends its head slowly is cut off.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,14 +31,27 @@ pub struct Limits {
     pub max_connections: usize,
     /// Time a client has to send a request's head.
     pub header_read_timeout: Duration,
+    /// Header lines parsed in one request head; a request with more is answered 431.
+    pub max_headers: usize,
 }
 
+/// Header lines NGINX can forward with the manifests' `large-client-header-buffers: 4 16k`: a
+/// client head of at most 4 × 16 KiB, each line at least 3 bytes (`a:` and a line feed), is
+/// 21 846 lines, and NGINX adds a dozen of its own to the auth subrequest. hyper's default of
+/// 100 made a client with 89 headers of its own a 500 from NGINX. Parsing keeps two arrays of
+/// this many entries (64 bytes a line together) on the heap for the length of the parse, never
+/// written beyond the lines a request has: an allocation and a free per head, whatever the
+/// bound (benches/README.md).
+pub const MAX_HEADERS: usize = 22 * 1024;
+
 impl Default for Limits {
-    /// 4 096 connections (NGINX keeps 32 idle per worker with `auth-keepalive`), 10 s per head.
+    /// 4 096 connections (NGINX keeps 32 idle per worker with `auth-keepalive`), 10 s per head,
+    /// [`MAX_HEADERS`] header lines.
     fn default() -> Self {
         Self {
             max_connections: 4_096,
             header_read_timeout: Duration::from_secs(10),
+            max_headers: MAX_HEADERS,
         }
     }
 }
@@ -52,6 +66,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.ignore_invalid_headers(true)
+        .max_headers(limits.max_headers)
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     let slots = Arc::new(Semaphore::new(limits.max_connections));

@@ -13,7 +13,8 @@ use url::Url;
 use super::claims::{identity_from_claims, EmailRule};
 use super::oauth::{exchange_code, refresh_grant, token_client, tokens_of, TokenClient};
 use super::{
-    AuthorizationRequest, BoxFuture, Callback, Login, Provider, ProviderError, RefreshError,
+    within_budget, AuthorizationRequest, BoxFuture, Callback, Login, Provider, ProviderError,
+    RefreshError, REFRESH_BUDGET,
 };
 use crate::config::{HeaderMapping, ProviderConfig, ProviderKind};
 use crate::identity::Identity;
@@ -333,21 +334,28 @@ impl Provider for GithubProvider {
         previous: &'a Identity,
         _now: u64,
     ) -> BoxFuture<'a, Result<Login, RefreshError>> {
+        // Within REFRESH_BUDGET; the grant's tokens are kept when the user is not read after it.
+        let deadline = tokio::time::Instant::now() + REFRESH_BUDGET;
         Box::pin(async move {
-            let tokens = refresh_grant(&self.client()?, &self.http, refresh_token).await?;
-            let identity = self.identity(tokens.access_token().secret()).await?;
-            if identity.subject != previous.subject {
-                return Err(RefreshError::Rejected(ProviderError::Incomplete(
-                    "the refreshed token belongs to another GitHub user".into(),
-                )));
-            }
-            Ok(Login {
-                identity,
-                tokens: Tokens {
+            let grant = async { refresh_grant(&self.client()?, &self.http, refresh_token).await };
+            within_budget(
+                deadline,
+                grant,
+                |tokens| Tokens {
                     id: None,
-                    ..tokens_of(&tokens)
+                    ..tokens_of(tokens)
                 },
-            })
+                |tokens| async move {
+                    let identity = self.identity(tokens.access_token().secret()).await?;
+                    if identity.subject != previous.subject {
+                        return Err(RefreshError::Rejected(ProviderError::Incomplete(
+                            "the refreshed token belongs to another GitHub user".into(),
+                        )));
+                    }
+                    Ok(identity)
+                },
+            )
+            .await
         })
     }
 

@@ -15,6 +15,7 @@ mod oidc;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use url::Url;
 
@@ -118,6 +119,52 @@ pub enum RefreshError {
     /// The provider could not be reached or failed: the session is kept until it ends.
     #[error("the provider could not refresh: {0}")]
     Unavailable(String),
+    /// The token endpoint renewed the tokens, but the identity could not be read again (the
+    /// provider, Graph or the GitHub API unreachable, or not within [`REFRESH_BUDGET`]). The new
+    /// tokens must still be kept: a provider that rotates refresh tokens accepts only the new
+    /// one from now on.
+    #[error("the provider renewed the tokens, but the identity could not be read again: {why}")]
+    Unconfirmed {
+        /// Why the identity was not read.
+        why: String,
+        /// What the token endpoint answered.
+        tokens: Tokens,
+    },
+}
+
+/// The longest one refresh may spend at the provider: the refresh grant (the outbound client
+/// gives up on one call after 10 s) and reading the identity again (a JWKS refetch, Graph or
+/// the GitHub API, a few calls). Half the Redis refresh lock's life (`refresh::LOCK_TTL`), so
+/// the lock never runs out while the provider is asked; a provider that answered the grant
+/// and then runs out of time answers [`RefreshError::Unconfirmed`] with the new tokens.
+pub const REFRESH_BUDGET: Duration = Duration::from_secs(15);
+
+/// What a refresh grant renewed and the identity read again, each step within `deadline`: a
+/// late or failed identity after the grant keeps the grant's tokens
+/// ([`RefreshError::Unconfirmed`]).
+pub(crate) async fn within_budget<G, I>(
+    deadline: tokio::time::Instant,
+    grant: impl Future<Output = Result<G, RefreshError>>,
+    tokens_of: impl FnOnce(&G) -> Tokens,
+    identity: impl FnOnce(G) -> I,
+) -> Result<Login, RefreshError>
+where
+    I: Future<Output = Result<Identity, RefreshError>>,
+{
+    let late = || format!("no answer within {REFRESH_BUDGET:?}");
+    let granted = tokio::time::timeout_at(deadline, grant)
+        .await
+        .map_err(|_| RefreshError::Unavailable(late()))??;
+    let tokens = tokens_of(&granted);
+    match tokio::time::timeout_at(deadline, identity(granted)).await {
+        Ok(Ok(identity)) => Ok(Login { identity, tokens }),
+        Ok(Err(RefreshError::Unavailable(why))) => Err(RefreshError::Unconfirmed { why, tokens }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(RefreshError::Unconfirmed {
+            why: late(),
+            tokens,
+        }),
+    }
 }
 
 impl From<ProviderError> for RefreshError {

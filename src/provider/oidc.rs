@@ -18,8 +18,8 @@ use super::oauth::{
     exchange_code, refresh_grant, token_client, tokens_of, TokenClient, TokenResponse,
 };
 use super::{
-    AuthorizationRequest, BearerIdentity, BoxFuture, Callback, Login, Provider, ProviderContext,
-    ProviderError, RefreshError,
+    within_budget, AuthorizationRequest, BearerIdentity, BoxFuture, Callback, Login, Provider,
+    ProviderContext, ProviderError, RefreshError, REFRESH_BUDGET,
 };
 use crate::config::{HeaderMapping, ProviderConfig, ProviderKind};
 use crate::identity::Identity;
@@ -258,40 +258,58 @@ impl OidcProvider {
     /// the login but for the nonce, which a refreshed ID token does not carry; it must name the
     /// same user (§12.2). The identity is then built as at the login, so groups and roles
     /// (Graph overage, Keycloak's access-token roles) are read again. A provider that sends no
-    /// new ID token leaves the identity as it was.
+    /// new ID token leaves the identity as it was. All of it within [`REFRESH_BUDGET`]; the
+    /// grant's tokens are kept when the identity is not read after it ([`within_budget`]).
     async fn renew(
         &self,
         refresh_token: &Secret,
         previous: &Identity,
         now: u64,
     ) -> Result<Login, RefreshError> {
-        let d = self.discovered().await?;
-        let tokens = refresh_grant(
-            &self.token_client(&d.metadata),
-            &self.ctx.http,
-            refresh_token,
+        let deadline = tokio::time::Instant::now() + REFRESH_BUDGET;
+        let grant = async {
+            let d = self.discovered().await?;
+            let tokens = refresh_grant(
+                &self.token_client(&d.metadata),
+                &self.ctx.http,
+                refresh_token,
+            )
+            .await?;
+            Ok((d, tokens))
+        };
+        within_budget(
+            deadline,
+            grant,
+            |(_, tokens)| tokens_of(tokens),
+            |(d, tokens)| async move { self.refreshed_identity(&d, &tokens, previous, now).await },
         )
-        .await?;
-        let identity = match &tokens.extra_fields().id_token {
+        .await
+    }
+
+    /// Who the user is after a refresh grant answered `tokens`.
+    async fn refreshed_identity(
+        &self,
+        d: &Discovered,
+        tokens: &TokenResponse,
+        previous: &Identity,
+        now: u64,
+    ) -> Result<Identity, RefreshError> {
+        match &tokens.extra_fields().id_token {
             Some(raw) => {
-                let claims = self.verify_jwt(&d, raw, None, None, now).await?;
+                let claims = self.verify_jwt(d, raw, None, None, now).await?;
                 let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("");
                 if sub != previous.subject {
                     return Err(RefreshError::Rejected(ProviderError::Incomplete(
                         "the refreshed ID token names another user (OIDC Core §12.2)".into(),
                     )));
                 }
-                self.flavor.identity(self, &tokens, &d, claims, now).await?
+                Ok(self.flavor.identity(self, tokens, d, claims, now).await?)
             }
             None => {
                 tracing::debug!(provider = %self.config.id, "the refresh response has no ID token: the identity is kept");
-                previous.clone()
+                Ok(previous.clone())
             }
-        };
-        Ok(Login {
-            identity,
-            tokens: tokens_of(&tokens),
-        })
+        }
     }
 }
 

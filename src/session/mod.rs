@@ -29,7 +29,9 @@ pub use login::{
 };
 pub use seal::MAX_SEALED_LEN;
 
-pub use store::{index_key, key as store_key, IndexKind, RedisStore, StoreCache, StoreError};
+pub use store::{
+    index_key, key as store_key, IndexKind, LockToken, RedisStore, StoreCache, StoreError,
+};
 
 /// Why a session cookie does not authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -9,6 +9,10 @@
 //! an IdP session and a user have (TTL: the session lifetime, renewed by each login), and
 //! `authgate:jti:<workspace>:<sha256 of issuer, NUL, jti>` marks a logout token as used.
 //!
+//! A refresh takes `<session key>:refreshing` as a lock ([`RedisStore::lock`]): its value is
+//! random, and only a holder of that value releases or extends it (compare-and-delete in one
+//! `EVAL`), so a replica whose lock ran out never deletes the lock another replica took since.
+//!
 //! A request never waits for a connection to be made. A background task (`link`) connects
 //! (each attempt bounded by [`COMMAND_TIMEOUT`], retried with [`backoff`]) and then watches the
 //! connection; until it has one, every command fails at once with [`StoreError::Unavailable`],
@@ -50,6 +54,23 @@ pub enum StoreError {
     #[error("Redis did not answer within {COMMAND_TIMEOUT:?}")]
     Timeout,
 }
+
+/// A lock taken with [`RedisStore::lock`]: the random value only its owner knows, so that it
+/// is released or extended only by its owner ([`RedisStore::unlock`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct LockToken(String);
+
+impl std::fmt::Debug for LockToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LockToken(<redacted>)")
+    }
+}
+
+/// Deletes `KEYS[1]` only while it holds `ARGV[1]`: the owner's release (compare-and-delete).
+const UNLOCK: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end"#;
+
+/// Sets a new time to live (`ARGV[2]` ms) on `KEYS[1]` only while it holds `ARGV[1]`.
+const EXTEND: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) else return 0 end"#;
 
 /// The Redis session store: a cheap handle on a connection made in the background.
 pub struct RedisStore {
@@ -107,6 +128,11 @@ pub fn index_key(kind: IndexKind, workspace: &str, scope: &str, value: &str) -> 
         IndexKind::Jti => "jti",
     };
     format!("authgate:{kind}:{workspace}:{hex}")
+}
+
+/// `d` in whole milliseconds, at least one.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 /// The wait after failed connection attempt number `attempt` (from 0): doubling from
@@ -288,6 +314,64 @@ impl RedisStore {
     pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
         let mut c = self.conn()?;
         self.timed(c.exists::<_, bool>(key)).await
+    }
+
+    /// Takes the lock `key` for `ttl` unless someone holds it (`SET NX PX` with a random value):
+    /// the token to release or extend it with, or `None` when it is held.
+    pub async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<LockToken>, StoreError> {
+        let token = LockToken(format!("{:032x}", rand::random::<u128>()));
+        let mut c = self.conn()?;
+        let set: Option<String> = self
+            .timed(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(&token.0)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis(ttl))
+                    .query_async(&mut c),
+            )
+            .await?;
+        Ok(set.map(|_| token))
+    }
+
+    /// Releases the lock `key` if `token` still holds it: false when it expired meanwhile (and
+    /// may be another's now, which stays).
+    pub async fn unlock(&self, key: &str, token: &LockToken) -> Result<bool, StoreError> {
+        let mut c = self.conn()?;
+        let deleted: i64 = self
+            .timed(
+                redis::cmd("EVAL")
+                    .arg(UNLOCK)
+                    .arg(1)
+                    .arg(key)
+                    .arg(&token.0)
+                    .query_async(&mut c),
+            )
+            .await?;
+        Ok(deleted == 1)
+    }
+
+    /// Holds the lock `key` for `ttl` more if `token` still holds it: false otherwise.
+    pub async fn extend_lock(
+        &self,
+        key: &str,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut c = self.conn()?;
+        let extended: i64 = self
+            .timed(
+                redis::cmd("EVAL")
+                    .arg(EXTEND)
+                    .arg(1)
+                    .arg(key)
+                    .arg(&token.0)
+                    .arg(millis(ttl))
+                    .query_async(&mut c),
+            )
+            .await?;
+        Ok(extended == 1)
     }
 
     /// Sets `key` for `ttl` unless it exists (`SET NX`): true the first time, false after.

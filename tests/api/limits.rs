@@ -202,3 +202,44 @@ async fn a_route_that_reads_no_body_never_waits_for_one() {
     );
     task.abort();
 }
+
+/// A client's headers reach authgate in the auth subrequest as they came. As many as NGINX
+/// accepts (the test NGINX stops at 1 000 lines; without that bound, the manifests' buffers
+/// stop it near 22 000) are parsed, and authgate answers (here the 401 NGINX turns into the
+/// sign-in redirect), never a 431 that NGINX would turn into a 500.
+#[tokio::test]
+async fn a_request_with_as_many_headers_as_nginx_accepts_is_answered_not_a_500() {
+    let p = spawn_platform("limits-headers", "generic", false).await;
+    let mut req = format!(
+        "GET /landing HTTP/1.1\r\nHost: {}:{}\r\n",
+        crate::nginx_flow::MCD,
+        p.nginx.port
+    );
+    for i in 0..990 {
+        req.push_str(&format!("X-Extra-{i}: {i}\r\n"));
+    }
+    req.push_str("Connection: close\r\n\r\n");
+    let r = raw_bytes(p.nginx.port, req.as_bytes()).await;
+    assert_eq!(r.status, 302, "{}", r.text);
+    assert!(r.text.contains("/oauth2/start"), "{}", r.text);
+    let errors = std::fs::read_to_string(p.nginx.dir.path().join("error.log")).unwrap();
+    assert!(
+        !errors.contains("auth request unexpected status"),
+        "the auth subrequest failed:\n{errors}"
+    );
+}
+
+/// Straight at authgate, a head of 20 000 header lines (what NGINX forwards at most with the
+/// manifests' buffers, less a margin) is parsed and answered.
+#[tokio::test]
+async fn twenty_thousand_header_lines_are_parsed_not_refused() {
+    let (port, task, _config) = spawn_with(Limits::default()).await;
+    let mut req = b"GET /oauth2/auth HTTP/1.1\r\nHost: open.test\r\n".to_vec();
+    for _ in 0..20_000 {
+        req.extend_from_slice(b"a: \r\n");
+    }
+    req.extend_from_slice(b"Connection: close\r\n\r\n");
+    let r = raw_bytes(port, &req).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    task.abort();
+}

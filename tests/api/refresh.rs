@@ -9,6 +9,7 @@
 //! waiting; its log is captured (the tests run on one thread, the server's tasks too).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use authgate::server::Application;
 use serde_json::{json, Value};
@@ -17,7 +18,7 @@ use crate::helpers::browser::{run_browser, screenshots};
 use crate::helpers::log::capture;
 use crate::helpers::nginx::{spawn_nginx_at, Nginx, Site};
 use crate::helpers::node::{spawn_oidc_provider, Idp};
-use crate::helpers::redis::{spawn_redis, until_store_connected, Redis};
+use crate::helpers::redis::{eventually, spawn_redis, until_store_connected, Redis};
 use crate::helpers::upstream::{spawn_upstream, Upstream};
 use crate::helpers::{
     env_with, free_port, serve_in_process, spawn_authgate, Client, ConfigDir, InProcess,
@@ -513,6 +514,154 @@ async fn with_the_redis_store_replicas_refresh_a_session_once() {
     // The first replica reads the second's outcome from the record: no refresh of its own.
     assert_eq!(p.auth(&cookie).await.status, 403);
     assert_eq!(p.idp_stats().await, (2, 0));
+}
+
+/// Runs `ACL SETUSER default <rules>` on `redis` (the user authgate connects as).
+async fn acl_default(redis: &Redis, rules: &[&str]) {
+    let mut cmd = redis::cmd("ACL");
+    cmd.arg("SETUSER").arg("default");
+    for r in rules {
+        cmd.arg(*r);
+    }
+    let _: () = cmd.query_async(&mut redis.connect().await).await.unwrap();
+}
+
+/// The refresh token in the one session record `redis` holds.
+async fn stored_refresh_token(redis: &Redis) -> String {
+    let keys: Vec<String> = redis
+        .session_keys()
+        .await
+        .into_iter()
+        .filter(|k| !k.ends_with(":refreshing"))
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let json: String = redis::cmd("GET")
+        .arg(&keys[0])
+        .query_async(&mut redis.connect().await)
+        .await
+        .unwrap();
+    let record: Value = serde_json::from_str(&json).unwrap();
+    record["t"]["r"]
+        .as_str()
+        .expect("a refresh token")
+        .to_string()
+}
+
+/// With a provider that rotates refresh tokens (and revokes the grant when a spent one comes
+/// back), the renewed record cannot be saved (its key is read-only for authgate's Redis user a
+/// while): the request is served the session as it was, not a renewal only this process knows,
+/// and the renewal, rotated refresh token included, is written once the store takes writes
+/// again. The other replica then reads it instead of spending the old token, and the next
+/// interval's refresh uses the rotated one.
+#[tokio::test]
+async fn a_renewal_that_cannot_be_saved_is_kept_and_its_rotated_token_written_later() {
+    let (log, _guard) = capture();
+    let mut p = platform(json!({"rotate_refresh_tokens": true}), true).await;
+    p.login("alice").await;
+    let cookie = p.cookie();
+    let second = replica(&p).await;
+    until_store_connected(second.app.port).await;
+    let redis = p._redis.as_ref().unwrap();
+    let first_token = stored_refresh_token(redis).await;
+    // Session records read-only; the refresh lock (`…:refreshing`) and the rest writable.
+    acl_default(
+        redis,
+        &["resetkeys", "%R~authgate:session:*", "%RW~*:refreshing"],
+    )
+    .await;
+    p.clock.advance(INTERVAL);
+    second.clock.advance(INTERVAL);
+    let r = p.auth(&cookie).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(p.idp_stats().await, (1, 0), "the IdP rotated the token");
+    assert!(
+        log.text().contains("cannot save the refreshed session"),
+        "{}",
+        log.text()
+    );
+    assert_eq!(stored_refresh_token(redis).await, first_token, "not saved");
+
+    // Redis takes writes again; a little later the renewal is written, without the IdP.
+    acl_default(redis, &["allkeys"]).await;
+    p.clock.advance(authgate::refresh::RETRY_AFTER);
+    second.clock.advance(authgate::refresh::RETRY_AFTER);
+    assert_eq!(p.auth(&cookie).await.status, 202);
+    assert_eq!(p.idp_stats().await, (1, 0));
+    let rotated = stored_refresh_token(redis).await;
+    assert_ne!(
+        rotated, first_token,
+        "the rotated refresh token is in the record"
+    );
+
+    // The other replica reads the renewal: no refresh with the spent token (which would be
+    // refused, and revoke the grant).
+    assert_eq!(
+        auth_at(second.app.port, p.nginx.port, cookie.clone())
+            .await
+            .status,
+        202
+    );
+    assert_eq!(p.idp_stats().await, (1, 0));
+    // The next interval's refresh, on either replica, spends the rotated token.
+    p.clock.advance(INTERVAL);
+    second.clock.advance(INTERVAL);
+    assert_eq!(
+        auth_at(second.app.port, p.nginx.port, cookie.clone())
+            .await
+            .status,
+        202
+    );
+    assert_eq!(p.idp_stats().await, (2, 0), "no spent token came back");
+}
+
+/// A refresh lock that ran out while its owner was still asking the provider (held here at the
+/// token endpoint) and was taken by another replica is not deleted by the first owner: only the
+/// owner's own value is ever released.
+#[tokio::test]
+async fn a_refresh_never_releases_a_lock_another_replica_holds() {
+    let mut p = platform(json!({"rotate_refresh_tokens": true}), true).await;
+    p.login("alice").await;
+    let cookie = p.cookie();
+    let redis = p._redis.as_ref().unwrap();
+    let lock_key = format!("{}:refreshing", redis.session_keys().await[0]);
+    p.idp_control("/test/token/hold").await;
+    p.clock.advance(INTERVAL);
+    let refreshing = tokio::spawn(auth_at(p.app.port, p.nginx.port, cookie.clone()));
+    // The refresh holds the lock and waits at the token endpoint.
+    eventually(
+        Duration::from_secs(10),
+        "the refresh reaches the IdP",
+        || async { (stats(&p.idp).await["token_waiting"].as_u64() == Some(1)).then_some(()) },
+    )
+    .await;
+    let mut c = redis.connect().await;
+    let held: Option<String> = redis::cmd("GET")
+        .arg(&lock_key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(held.is_some(), "the refresh holds the lock");
+    // Its lock runs out and another replica takes it.
+    let _: () = redis::cmd("SET")
+        .arg(&lock_key)
+        .arg("another-replica")
+        .arg("PX")
+        .arg(60_000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    p.idp_control("/test/token/release").await;
+    assert_eq!(refreshing.await.unwrap().status, 202);
+    let after: Option<String> = redis::cmd("GET")
+        .arg(&lock_key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        after.as_deref(),
+        Some("another-replica"),
+        "the other replica's lock stays"
+    );
 }
 
 /// A second authgate process with the same config, its own clock.

@@ -278,7 +278,8 @@ async fn bearer_identities_that_are_not_header_safe_are_refused() {
 }
 
 /// The in-process router over `state`, asked as the `/oauth2` Ingress asks it: from NGINX on
-/// loopback (a trusted proxy), the client's address in `X-Forwarded-For`.
+/// loopback (a trusted proxy), the client's address in `X-Real-IP` and `X-Forwarded-For`, as
+/// the Ingress sets both.
 struct Routed {
     app: axum::Router,
 }
@@ -301,6 +302,7 @@ impl Routed {
     async fn get(&self, uri: &str, cookie: &str, client: &str) -> Answer {
         let mut req = axum::http::Request::get(uri)
             .header("host", HOST)
+            .header("x-real-ip", client)
             .header("x-forwarded-for", client);
         if !cookie.is_empty() {
             req = req.header("cookie", cookie);

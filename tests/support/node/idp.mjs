@@ -531,8 +531,19 @@ provider.on('server_error', (_ctx, err) => console.error('idp server_error:', er
 //   POST /test/accounts/<login>/realm_roles?set=a  its Keycloak realm roles become a
 //   POST /test/accounts/<login>/revoke        ends every grant of the account (as an admin
 //                                             revoking the user's sessions at the IdP)
+//   POST /test/token/hold                     token endpoint requests wait (counted in
+//                                             stats.token_waiting) until
+//   POST /test/token/release                  lets them (and later ones) through
 // ---------------------------------------------------------------------------
-const stats = { refresh_grants: 0, refresh_errors: 0, refresh_tokens: [] };
+const stats = { refresh_grants: 0, refresh_errors: 0, refresh_tokens: [], token_waiting: 0 };
+let tokenHold = null; // { promise, release } while the token endpoint is held
+
+/** Resolves once the token endpoint is not held (at once when it is not). */
+function tokenEndpointOpen() {
+  if (!tokenHold) return Promise.resolve();
+  stats.token_waiting += 1;
+  return tokenHold.promise.then(() => { stats.token_waiting -= 1; });
+}
 const grantsOf = new Map();
 provider.on('grant.success', (ctx) => {
   if (ctx.oidc.params.grant_type === 'refresh_token') stats.refresh_grants += 1;
@@ -549,6 +560,19 @@ provider.on('refresh_token.saved', (token) => {
 async function testControl(req, res, url) {
   const path = url.pathname;
   if (req.method === 'GET' && path === '/test/stats') return sendJson(res, 200, stats);
+  if (req.method === 'POST' && path === '/test/token/hold') {
+    if (!tokenHold) {
+      let release;
+      const promise = new Promise((resolve) => { release = resolve; });
+      tokenHold = { promise, release };
+    }
+    return sendJson(res, 200, { held: true });
+  }
+  if (req.method === 'POST' && path === '/test/token/release') {
+    if (tokenHold) tokenHold.release();
+    tokenHold = null;
+    return sendJson(res, 200, { held: false });
+  }
   const m = /^\/test\/accounts\/([a-z]+)\/(groups|realm_roles|revoke)$/.exec(path);
   if (req.method !== 'POST' || !m || !ACCOUNTS[m[1]]) return sendJson(res, 404, { error: 'not_found', path });
   const [, login, what] = m;
@@ -644,7 +668,8 @@ async function keycloakUserinfo(req, res) {
 handle = (req, res) => {
   const url = new URL(req.url, origin);
   const path = url.pathname;
-  Promise.resolve().then(() => {
+  const held = req.method === 'POST' && path.endsWith('/token') ? tokenEndpointOpen() : Promise.resolve();
+  held.then(() => {
     if (path.startsWith('/test/')) return testControl(req, res, url);
     if (shape === 'azure') {
       if (req.method === 'GET' && (path === '/v1.0/me/memberOf' || path === '/v1.0/me/transitiveMemberOf')) {
