@@ -7,8 +7,9 @@
 //! - the app is reached without a login only on a public path, with a method its rule allows,
 //!   spelled exactly as the rule names it (checked on the path and method the app itself saw);
 //! - every public path still reaches the app;
-//! - no forged value reaches the app as an identity header, nor authgate's log at all (as a
-//!   user, a host, a client address or a request id).
+//! - no forged value reaches the app as an identity header, in any spelling of `-` and `_` a
+//!   CGI-style app server reads as the same name, nor authgate's log as authgate's own (as a
+//!   user, a host, a client address or its request id).
 
 use crate::helpers::caddy::spawn_caddy_at;
 use crate::helpers::client::{raw_request, RawResp};
@@ -73,7 +74,11 @@ fn forged_headers() -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    // Each identity header as authgate writes it, and as CGI-style app servers (WSGI, Rack,
+    // PHP) read it too: with `_` for `-`, all or some.
     for name in traefik::auth_response_headers() {
+        h.push((name.replace('-', "_"), FORGED_USER.into()));
+        h.push((name.replacen('-', "_", 1), FORGED_USER.into()));
         h.push((name, FORGED_USER.into()));
     }
     h
@@ -204,10 +209,15 @@ async fn try_every_request(proxy: &str, port: u16, forged: &[(String, String)]) 
                     public_as_seen(&seen_method, &seen_path),
                     "{what}: the app served {seen_method} {seen_path} without a login"
                 );
+                // A header the app would read as an identity header, `_` and `-` alike.
                 let identity = r
                     .text
                     .lines()
-                    .filter(|l| l.starts_with("x-auth-request-") || l.starts_with("authorization:"))
+                    .filter(|l| {
+                        l.to_ascii_lowercase()
+                            .replace('_', "-")
+                            .starts_with("x-auth-request-")
+                    })
                     .collect::<Vec<_>>();
                 assert!(
                     identity.iter().all(|l| !l.contains(FORGED_USER)),
