@@ -62,16 +62,17 @@ async fn decide(
     let decided = decision(&result.as_ref().map_err(|r| &r.error));
     let response = match result {
         Ok(allowed) => allowed,
-        // The route has no trace layer (it is the hot path); a refusal names the request
-        // ingress-nginx's log knows it by (or one made up here), the host it was for, the
-        // workspace the route names, and the user where one was known.
+        // The route has no trace layer (it is the hot path); a refusal names its own id, the
+        // id ingress-nginx's log knows the request by, the host it was for, the workspace the
+        // route names, and the user where one was known.
         Err(Refusal { error, user }) => {
             let mut resp = error.into_response();
             resp.extensions_mut().insert(RefusalContext {
                 host: req.host().to_string(),
                 route_workspace: req.pinned.clone().unwrap_or_default(),
                 user: user.unwrap_or_default(),
-                request_id: RequestId(req.request_id()).to_string(),
+                request_id: format!("{:032x}", rand::random::<u128>()),
+                proxy_request_id: req.proxy_request_id().to_string(),
             });
             // The hot path runs without middleware: the refusal goes to the one logging
             // function here, only when there is one.
@@ -145,19 +146,6 @@ impl<E: Into<AppError>> From<E> for Refusal {
         Self {
             error: e.into(),
             user: None,
-        }
-    }
-}
-
-/// ingress-nginx's `X-Request-ID`, or a fresh random one when the request came without.
-struct RequestId<'a>(&'a str);
-
-impl std::fmt::Display for RequestId<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.is_empty() {
-            write!(f, "{:032x}", rand::random::<u128>())
-        } else {
-            f.write_str(self.0)
         }
     }
 }

@@ -285,8 +285,11 @@ pub(super) struct RefusalContext {
     pub(super) route_workspace: String,
     /// The user, where one was known.
     pub(super) user: String,
-    /// ingress-nginx's `X-Request-ID`, or one made up.
+    /// authgate's own id for this refusal, made up here.
     pub(super) request_id: String,
+    /// The id the proxy sent in `X-Request-ID` (ingress-nginx's, or its client's: the
+    /// controller passes a client's own on), or "".
+    pub(super) proxy_request_id: String,
 }
 
 /// The one place refusals and failures are logged: after the handler, from the error its answer
@@ -303,6 +306,7 @@ pub(super) async fn log_errors(resp: Response) -> Response {
                 route_workspace = %c.route_workspace,
                 user = %c.user,
                 request_id = %c.request_id,
+                proxy_request_id = %c.proxy_request_id,
             )
             .in_scope(log),
             None => log(),

@@ -169,11 +169,11 @@ impl Incoming {
             .map(str::trim)
     }
 
-    /// The proxy's request id for log lines, where the route's proxy writes one
-    /// (ingress-nginx's `X-Request-ID` on its subrequest) and it is a plain token
-    /// ([`super::plain_request_id`]); empty otherwise. Traefik and Caddy write none: there a
-    /// client's would pass as the proxy's.
-    pub fn request_id(&self) -> &str {
+    /// The request id the route's proxy sent, for log lines beside authgate's own: ingress-nginx's
+    /// `X-Request-ID` on its subrequest (which the controller takes from the client when it
+    /// sent one), when a plain token ([`super::plain_request_id`]); empty otherwise. Traefik
+    /// and Caddy write none: there a client's would pass as the proxy's.
+    pub fn proxy_request_id(&self) -> &str {
         match self.form {
             RouteForm::Subrequest => header(&self.headers, "x-request-id")
                 .filter(|id| super::plain_request_id(id))

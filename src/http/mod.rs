@@ -45,7 +45,8 @@ pub use serve::{serve, Limits, MAX_HEADERS};
 ///
 /// `/oauth2/auth`, `/ping` and `/metrics` run without middleware: NGINX asks `/oauth2/auth` once per
 /// protected request, and the request-id and trace layers cost about as much CPU as the cookie
-/// check itself. Its refusals carry ingress-nginx's `X-Request-ID` to their log line instead
+/// check itself. Its refusals carry an id of their own and ingress-nginx's `X-Request-ID`
+/// (`proxy_request_id`) to their log line instead
 /// ([`error::log_errors`], the one place errors are logged). The
 /// login routes, where a request id in every log line helps follow one sign-in, keep the layers.
 pub fn app(state: AppState) -> Router {
@@ -73,22 +74,23 @@ pub fn app(state: AppState) -> Router {
         .route("/ready", get(ready))
         .layer(
             tower::ServiceBuilder::new()
-                .layer(axum::middleware::map_request(drop_unplain_request_id))
+                .layer(axum::middleware::map_request(own_request_id))
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                         // At info, so every line of a sign-in carries its request id at the default
                         // level; handlers fill in the workspace, provider and user as they learn them.
-                        let id = req
-                            .headers()
-                            .get("x-request-id")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("");
+                        let text = |v: Option<&axum::http::HeaderValue>| {
+                            v.and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+                        };
+                        let id = text(req.headers().get("x-request-id"));
+                        let proxy_id = text(req.extensions().get::<ProxyRequestId>().map(|p| &p.0));
                         tracing::info_span!(
                             "request",
                             method = %req.method(),
                             path = %req.uri().path(),
                             request_id = %id,
+                            proxy_request_id = %proxy_id,
                             workspace = tracing::field::Empty,
                             provider = tracing::field::Empty,
                             user = tracing::field::Empty,
@@ -203,15 +205,19 @@ fn plain_request_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// Drops an `X-Request-ID` that is not a plain token ([`plain_request_id`]) before the
-/// request-id layer keeps it: a client's value never reaches the log as something else.
-async fn drop_unplain_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
-    let plain = req
-        .headers()
-        .get("x-request-id")
-        .map(|v| v.to_str().is_ok_and(plain_request_id));
-    if plain == Some(false) {
-        req.headers_mut().remove("x-request-id");
+/// The `X-Request-ID` a request arrived with, when a plain token ([`plain_request_id`]):
+/// ingress-nginx's, or a client's that the proxy passed on.
+#[derive(Clone)]
+struct ProxyRequestId(axum::http::HeaderValue);
+
+/// Moves the `X-Request-ID` a request arrived with out of the way of the request-id layer,
+/// which then makes authgate's own: the log's `request_id` is always authgate's, and the
+/// proxy's (a client's, behind Traefik or Caddy) is kept, when plain, as `proxy_request_id`.
+async fn own_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
+    if let Some(v) = req.headers_mut().remove("x-request-id") {
+        if v.to_str().is_ok_and(plain_request_id) {
+            req.extensions_mut().insert(ProxyRequestId(v));
+        }
     }
     req
 }

@@ -175,18 +175,24 @@ async fn json_lines_name_workspace_provider_user_reason_and_request_id_at_the_de
     assert_eq!(bad.status, 400);
 
     let lines = json_lines(&ag.log_text());
-    let bad_lines = all(&lines, "refused", |l| l["request_id"] == "req-bad-cb");
+    let bad_lines = all(&lines, "refused", |l| l["proxy_request_id"] == "req-bad-cb");
     assert_eq!(bad_lines.len(), 1, "{bad_lines:?}");
     assert_eq!(bad_lines[0]["status"], 400);
-    let refused = find(&lines, "refused", |l| l["request_id"] == "req-anon-1");
+    let refused = find(&lines, "refused", |l| l["proxy_request_id"] == "req-anon-1");
     assert_eq!(refused["route_workspace"], "mcd");
     assert_eq!(refused["host"], HOST);
     assert!(
         refused["reason"].as_str().unwrap().contains("no session"),
         "{refused}"
     );
+    // authgate's own id on every line, never the one the proxy sent.
+    for line in all(&lines, "refused", |l| l["proxy_request_id"].is_string()) {
+        let id = line["request_id"].as_str().unwrap();
+        assert!(!id.starts_with("req-"), "{line}");
+        assert!(!id.is_empty(), "{line}");
+    }
     let made_up = find(&lines, "refused", |l| {
-        l["request_id"] != "req-anon-1" && l["request_id"] != "req-deny-1"
+        l["proxy_request_id"] == "" && l["route_workspace"] == "mcd"
     });
     let id = made_up["request_id"].as_str().unwrap();
     assert!(
@@ -194,20 +200,20 @@ async fn json_lines_name_workspace_provider_user_reason_and_request_id_at_the_de
         "{id}"
     );
     let started = find(&lines, "login started", |l| {
-        l["request_id"] == "req-login-1"
+        l["proxy_request_id"] == "req-login-1"
     });
     assert_eq!(
         (&started["workspace"], &started["provider"]),
         (&json!("mcd"), &json!("sso"))
     );
     let done = find(&lines, "login completed", |l| {
-        l["request_id"] == "req-login-1"
+        l["proxy_request_id"] == "req-login-1"
     });
     assert_eq!(
         (&done["workspace"], &done["provider"], &done["user"]),
         (&json!("mcd"), &json!("sso"), &json!("alice"))
     );
-    let deny = find(&lines, "refused", |l| l["request_id"] == "req-deny-1");
+    let deny = find(&lines, "refused", |l| l["proxy_request_id"] == "req-deny-1");
     assert_eq!(
         (&deny["user"], &deny["status"]),
         (&json!("alice"), &json!(403))
@@ -216,7 +222,9 @@ async fn json_lines_name_workspace_provider_user_reason_and_request_id_at_the_de
         deny["reason"].as_str().unwrap().contains("forbidden"),
         "{deny}"
     );
-    let out = find(&lines, "signed out", |l| l["request_id"] == "req-out-1");
+    let out = find(&lines, "signed out", |l| {
+        l["proxy_request_id"] == "req-out-1"
+    });
     assert_eq!(
         (&out["workspace"], &out["user"]),
         (&json!("mcd"), &json!("alice"))

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use testkit::nginx::{auth_location_headers, protected_location, SERVICE_HOST};
+use testkit::nginx::{auth_location_headers, protected_location, REQ_ID_MAP, SERVICE_HOST};
 use testkit::try_free_port;
 
 use crate::procfs;
@@ -169,7 +169,7 @@ http {{
   fastcgi_temp_path {p}/{name}-fastcgi;
   uwsgi_temp_path {p}/{name}-uwsgi;
   scgi_temp_path {p}/{name}-scgi;
-{http}}}
+{REQ_ID_MAP}{http}}}
 "#
     )
 }

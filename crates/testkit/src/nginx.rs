@@ -4,6 +4,12 @@
 /// The `Host` ingress-nginx sends with the auth subrequest: the auth Service's name.
 pub const SERVICE_HOST: &str = "authgate.authgate.svc.cluster.local";
 
+/// The `map` ingress-nginx renders into the `http` block for its `X-Request-ID`: `$req_id` is
+/// the client's own `X-Request-ID` when it sent one, else NGINX's `$request_id`. Every
+/// config using [`auth_location_headers`] needs it.
+pub const REQ_ID_MAP: &str =
+    "  map $http_x_request_id $req_id {\n    default $http_x_request_id;\n    \"\" $request_id;\n  }\n";
+
 /// The directives of the auth location ingress-nginx renders for the `auth-url` annotation,
 /// up to `proxy_buffering` (the buffer sizes, the HTTP version, the location's own
 /// `proxy_pass` and keep-alive settings follow in the caller's text), indented for a location
@@ -13,7 +19,7 @@ pub fn auth_location_headers(host: &str) -> String {
         r#"      proxy_pass_request_body     off;
       proxy_set_header            Content-Length          "";
       proxy_set_header            X-Forwarded-Proto       "";
-      proxy_set_header            X-Request-ID            $request_id;
+      proxy_set_header            X-Request-ID            $req_id;
       proxy_set_header            Host                    {host};
       proxy_set_header            X-Original-URL          $scheme://$http_host$request_uri;
       proxy_set_header            X-Original-Method       $request_method;

@@ -15,7 +15,7 @@
 
 use std::fmt::Write as _;
 use std::process::Command;
-use testkit::nginx::{auth_location_headers, protected_location, SERVICE_HOST};
+use testkit::nginx::{auth_location_headers, protected_location, REQ_ID_MAP, SERVICE_HOST};
 use testkit::ChildGuard;
 
 use super::{free_port, repo, wait_for_port};
@@ -401,7 +401,7 @@ http {{
   large_client_header_buffers {large_client_header_buffers};
   proxy_buffer_size {proxy_buffer_size};
   proxy_buffers 4 {proxy_buffer_size};
-{servers}}}
+{REQ_ID_MAP}{servers}}}
 "#
     )
 }
