@@ -133,10 +133,28 @@ const RESTRICTION_WORDS: &[&str] = &[
     "allow", "group", "role", "user", "team", "org", "repo", "project", "tenant", "email", "domain",
 ];
 
+/// The config with its option names in lower case, as oauth2-proxy reads them (its config
+/// loader, viper, ignores the case of keys: `Allowed_Groups` is `allowed_groups`). Two
+/// spellings of one option are refused: which one oauth2-proxy kept is not for us to guess.
+fn lower_case_keys(cfg: Table) -> Result<Table, ImportError> {
+    let mut out = Table::new();
+    for (k, v) in cfg {
+        let lower = k.to_ascii_lowercase();
+        if out.contains_key(&lower) {
+            return Err(ImportError::Unusable(format!(
+                "{k}: the option is written twice, in different cases; keep one"
+            )));
+        }
+        out.insert(lower, v);
+    }
+    Ok(out)
+}
+
 /// Converts the text of an oauth2-proxy config file.
 pub fn oauth2_proxy(text: &str, opts: &Options<'_>) -> Result<Imported, ImportError> {
-    let mut cfg: Table =
+    let cfg: Table =
         toml::from_str(text).map_err(|e| ImportError::Syntax(e.message().to_string()))?;
+    let mut cfg = lower_case_keys(cfg)?;
     let mut notes = Vec::new();
     let provider = str_of(cfg.remove("provider")).unwrap_or_else(|| "google".into());
     let issuer_url = str_of(cfg.remove("oidc_issuer_url"));

@@ -97,9 +97,30 @@ fn authz_of(workspace: &str) -> toml::Value {
 }
 
 #[test]
+fn one_option_in_two_cases_is_refused() {
+    let cfg = format!("{KEYCLOAK}{ANY}allowed_roles = [\"admin\"]\nALLOWED_ROLES = [\"x\"]\n");
+    assert!(
+        matches!(run(&cfg, false), Err(ImportError::Unusable(why)) if why.contains("ALLOWED_ROLES") || why.contains("allowed_roles")),
+        "{:?}",
+        run(&cfg, false)
+    );
+}
+
+#[test]
 fn each_restriction_is_carried_or_refused() {
     use Want::{Authz, AuthzAnd, Refused};
     let rows: Vec<(&str, String, Want)> = vec![
+        // oauth2-proxy's config loader ignores the case of option names.
+        (
+            "an option name in another case is the option",
+            format!("{KEYCLOAK}{ANY}ALLOWED_ROLES = [\"admin\"]\n"),
+            Authz("groups = [\"admin\"]"),
+        ),
+        (
+            "a restriction in mixed case that cannot be carried is refused",
+            format!("{KEYCLOAK}{ANY}Allowed_Roles = [\"grafana:editor\"]\n"),
+            Refused("allowed_roles"),
+        ),
         (
             "keycloak realm role",
             format!("{KEYCLOAK}{ANY}allowed_roles = [\"admin\"]\n"),

@@ -4,7 +4,10 @@
 //! the ID token, so the access token (a JWT) is verified against the realm's JWKS with our
 //! client id as audience (add an "Audience" mapper in Keycloak), and read: realm roles
 //! (`realm_access.roles`) as `role`, client roles (`resource_access.<client>.roles`) as
-//! `<client>:role`, group paths (`groups`, with a group-membership mapper) as `/path`.
+//! `<client>:role`, group paths (`groups`, with a group-membership mapper) as `/path`. Only
+//! full paths count as groups (the mapper's "Full group path", on by default): a bare group
+//! name would read as the realm role of the same name, so a member of group `admin` would pass
+//! a rule written for the role `admin`.
 //! The email counts only with `email_verified` true in the ID token, as for any OIDC provider
 //! (Keycloak sends it; "Email verified" is a per-user flag an admin or self-registration sets).
 
@@ -39,6 +42,13 @@ pub(super) fn roles(claims: &Claims, client_id: &str) -> Vec<String> {
     out
 }
 
+/// The `groups` claim's full group paths (`/team/admins`); bare names are left out.
+pub(super) fn group_paths(claims: &Claims) -> Vec<String> {
+    let mut groups = string_list(claims.get("groups"));
+    groups.retain(|g| g.starts_with('/'));
+    groups
+}
+
 impl Flavor for Keycloak {
     fn identity<'a>(
         &'a self,
@@ -70,7 +80,7 @@ impl Flavor for Keycloak {
                 ));
             }
             id.add_groups(roles(&access_claims, provider.client_id()));
-            id.add_groups(string_list(access_claims.get("groups")));
+            id.add_groups(group_paths(&access_claims));
             Ok(id)
         })
     }
@@ -98,6 +108,15 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn only_full_group_paths_are_groups_never_a_bare_name_that_reads_as_a_role() {
+        let claims: Claims = serde_json::from_value(json!({
+            "groups": ["/admins", "admin", "/team/ops", ""],
+        }))
+        .unwrap();
+        assert_eq!(group_paths(&claims), ["/admins", "/team/ops"]);
+    }
 
     #[test]
     fn realm_and_client_roles() {
