@@ -1003,6 +1003,17 @@ def ingress_nginx_helmchart(t: Tree):
     for key in ("image", "defaultBackend"):
         if key in ctrl and "image" in str(ctrl[key]) and ARCH_TAG.search(str(ctrl[key])):
             problems.append(f"controller.{key} names an architecture-specific image")
+    # The admission webhook (CVE-2025-1974's way in) must not run, and no NetworkPolicy rule
+    # of the controller may admit every source.
+    if ctrl.get("admissionWebhooks", {}).get("enabled", True) is not False:
+        problems.append("controller.admissionWebhooks.enabled is not false")
+    for pol in t.of("NetworkPolicy"):
+        if ns(pol) != spec["targetNamespace"]:
+            continue
+        for rule in pol["spec"].get("ingress", []):
+            if not rule.get("from"):
+                problems.append(f"NetworkPolicy {pol['metadata']['name']} admits every source "
+                                f"to {rule.get('ports')}")
     fail_if(problems)
 
 
