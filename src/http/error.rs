@@ -228,6 +228,25 @@ const REFUSALS_LOGGED_PER_SECOND: u64 = 50;
 
 static REFUSAL_LOG: LogBudget = LogBudget::new(REFUSALS_LOGGED_PER_SECOND);
 
+/// Lines a second for what any client may do at will without being refused (a login started),
+/// a budget of their own so that a flood of them neither fills the log nor hides refusals.
+const ACTIVITY_LOGGED_PER_SECOND: u64 = 50;
+
+static ACTIVITY_LOG: LogBudget = LogBudget::new(ACTIVITY_LOGGED_PER_SECOND);
+
+/// Whether a line any client can cause at will fits this second's budget: `Some(n)`, `n` such
+/// lines having been left out before it, or `None` to leave it out.
+pub(super) fn activity_budget() -> Option<u64> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match ACTIVITY_LOG.charge(now) {
+        Verdict::Log => Some(0),
+        Verdict::LogAfterSuppressing(n) => Some(n),
+        Verdict::Suppress => None,
+    }
+}
+
 impl IntoResponse for AppError {
     /// The error's page, with the error attached for [`log_errors`] to log.
     fn into_response(self) -> Response {

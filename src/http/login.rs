@@ -138,11 +138,15 @@ pub(super) async fn start(
     };
     let mut cookies = ws.login.evict_oldest(req.cookie_headers());
     cookies.extend(ws.login.issue(&login));
-    tracing::info!(
-        workspace = ws.name(),
-        provider = provider.id(),
-        "login started"
-    );
+    // Anyone may start logins at will: their lines share one budget.
+    if let Some(not_logged) = super::error::activity_budget() {
+        tracing::info!(
+            workspace = ws.name(),
+            provider = provider.id(),
+            not_logged,
+            "login started"
+        );
+    }
     logins.started();
     Ok(redirect(url.as_str(), cookies))
 }
@@ -226,6 +230,7 @@ pub(super) async fn sign_out(
         .ok();
     let mut provider = None;
     let mut id_token = None;
+    let ended = session.is_some();
     if let Some(s) = session {
         if let Ok(c) = ws.contents_of(s.clone()).await {
             record("user", &c.identity.user);
@@ -243,11 +248,17 @@ pub(super) async fn sign_out(
     let idp_logout = provider
         .and_then(|id| ws.provider(Some(&id)).cloned())
         .and_then(|p| p.logout_url(&post_logout, id_token.as_deref()));
-    tracing::info!(
-        workspace = ws.name(),
-        idp_logout = idp_logout.is_some(),
-        "signed out"
-    );
+    // A sign-out that ended a session is worth a line; one without a session, which anyone
+    // may send at will, only at debug.
+    if ended {
+        tracing::info!(
+            workspace = ws.name(),
+            idp_logout = idp_logout.is_some(),
+            "signed out"
+        );
+    } else {
+        tracing::debug!(workspace = ws.name(), "sign-out without a session");
+    }
     let target = idp_logout.map(String::from).unwrap_or(rd);
     Ok(redirect(
         &target,

@@ -171,29 +171,43 @@ pub fn verify(
     Ok(claims)
 }
 
-/// Refuses a JWT typed for another purpose. A logout token is signed by the same keys, for the
-/// same `aud`, often with a `sub`, and carries no `nonce`: without this check it would pass as
-/// a bearer token (OIDC Back-Channel Logout 1.0 §2.4 types it `logout+jwt` and gives it an
-/// `events` claim precisely to tell it apart; RFC 8725 §3.11 explicit typing, §2.8 cross-JWT
-/// confusion). `events` marks every security event token (RFC 8417 §2.2), which no ID token
-/// or access token carries.
+/// Admits only JWTs typed as ID tokens or access tokens, by an allowlist. A logout token is
+/// signed by the same keys, for the same `aud`, often with a `sub`, and carries no `nonce`:
+/// without this check it would pass as a bearer token (OIDC Back-Channel Logout 1.0 §2.4 types
+/// it `logout+jwt` and gives it an `events` claim precisely to tell it apart; RFC 8725 §3.11
+/// explicit typing, §2.8 cross-JWT confusion), and so would a DPoP proof or an introspection
+/// answer signed by the same issuer. The header's `typ` must be absent, `JWT` or `at+jwt`
+/// (RFC 9068 §2.1; `application/` allowed, any case, nothing else around it); a `typ` claim, as
+/// Keycloak writes one, must be `ID` or `Bearer`; and `events`, which marks every security
+/// event token (RFC 8417 §2.2), must be absent.
 pub fn check_purpose(header: &Header, claims: &Claims) -> Result<(), VerifyError> {
-    let typ = header.typ.as_deref().unwrap_or("").to_ascii_lowercase();
-    let typ = typ.strip_prefix("application/").unwrap_or(&typ);
-    if typ == "logout+jwt" {
-        return Err(VerifyError::OtherPurpose("logout token (typ logout+jwt)"));
-    }
-    if typ == "secevent+jwt" {
-        return Err(VerifyError::OtherPurpose(
-            "security event token (typ secevent+jwt)",
-        ));
+    if let Some(typ) = header.typ.as_deref() {
+        let lower = typ.to_ascii_lowercase();
+        let bare = lower.strip_prefix("application/").unwrap_or(&lower);
+        if bare != "jwt" && bare != "at+jwt" {
+            return Err(VerifyError::OtherPurpose(match bare {
+                "logout+jwt" => "logout token (typ logout+jwt)",
+                "secevent+jwt" => "security event token (typ secevent+jwt)",
+                _ => "JWT of another type (its typ is not JWT or at+jwt)",
+            }));
+        }
     }
     if claims.contains_key("events") {
         return Err(VerifyError::OtherPurpose(
             "logout or security event token (events claim)",
         ));
     }
-    Ok(())
+    match claims.get("typ") {
+        None => Ok(()),
+        Some(Value::String(t))
+            if t.eq_ignore_ascii_case("id") || t.eq_ignore_ascii_case("bearer") =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(VerifyError::OtherPurpose(
+            "token whose typ claim is not ID or Bearer (a refresh or logout token)",
+        )),
+    }
 }
 
 /// The claims of `token` once its signature verifies with a key of `keys` and an algorithm of

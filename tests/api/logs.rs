@@ -429,3 +429,48 @@ async fn back_channel_refusals_share_the_log_budget() {
     let logged: u64 = per_second.values().sum();
     assert!(logged < 300, "every refusal was logged ({logged})");
 }
+
+/// Anyone may start logins and sign out without a session at will: "login started" lines share
+/// a budget of their own (at most 50 a second), and a sign-out without a session is no info
+/// line at all.
+#[tokio::test]
+async fn a_flood_of_login_starts_and_empty_sign_outs_logs_at_a_bounded_rate() {
+    let forge = spawn_forge().await;
+    let config = config(&forge.issuer);
+    let ag = spawn(&config, &[("RUST_LOG", "info")], "logs-start-flood");
+    let base = format!("http://{HOST}:{}", ag.port);
+    let floods: Vec<_> = (0..6)
+        .map(|_| {
+            let base = base.clone();
+            tokio::spawn(async move {
+                let mut c = Client::new();
+                for _ in 0..50 {
+                    let r = c.get(&format!("{base}/oauth2/start?rd=%2F"), &[]).await;
+                    assert_eq!(r.status, 302, "{}", r.body);
+                    let r = c.get(&format!("{base}/oauth2/sign_out?rd=%2F"), &[]).await;
+                    assert_eq!(r.status, 302, "{}", r.body);
+                }
+            })
+        })
+        .collect();
+    for f in floods {
+        f.await.unwrap();
+    }
+    let log = ag.log_text();
+    let mut per_second = std::collections::BTreeMap::<String, u64>::new();
+    for line in log.lines().filter(|l| l.contains("login started")) {
+        *per_second
+            .entry(line.chars().take(19).collect())
+            .or_default() += 1;
+    }
+    let busiest = per_second.values().copied().max().unwrap_or(0);
+    assert!(
+        busiest <= 50,
+        "a second logged {busiest} starts: {per_second:?}"
+    );
+    assert!(busiest > 0, "no login started line at all");
+    assert!(
+        !log.contains("signed out"),
+        "a sign-out without a session was logged at info"
+    );
+}

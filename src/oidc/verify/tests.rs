@@ -287,6 +287,40 @@ fn a_logout_token_is_never_an_id_or_bearer_token() {
             sign_typed(Some("application/logout+jwt"), &plain),
         ),
         ("secevent+jwt", sign_typed(Some("secevent+jwt"), &plain)),
+        // Only ID and access token types pass: never one merely not on a list of bad ones.
+        (
+            "logout+jwt with a space",
+            sign_typed(Some(" logout+jwt"), &plain),
+        ),
+        ("logout+jwt;x", sign_typed(Some("logout+jwt;x"), &plain)),
+        ("dpop+jwt", sign_typed(Some("dpop+jwt"), &plain)),
+        (
+            "token-introspection+jwt",
+            sign_typed(Some("token-introspection+jwt"), &plain),
+        ),
+        ("empty typ", sign_typed(Some(""), &plain)),
+        (
+            "Keycloak refresh token",
+            sign_typed(
+                Some("JWT"),
+                &claims_with(|c| {
+                    let c = c.as_object_mut().unwrap();
+                    c.remove("nonce");
+                    c.insert("typ".into(), json!("Refresh"));
+                }),
+            ),
+        ),
+        (
+            "Keycloak logout token without events",
+            sign_typed(
+                Some("JWT"),
+                &claims_with(|c| {
+                    let c = c.as_object_mut().unwrap();
+                    c.remove("nonce");
+                    c.insert("typ".into(), json!("Logout"));
+                }),
+            ),
+        ),
     ] {
         let refused = verify(&keys, &bearer, NOW, &token).unwrap_err();
         assert!(
@@ -298,4 +332,20 @@ fn a_logout_token_is_never_an_id_or_bearer_token() {
     // typed access tokens (RFC 9068 `at+jwt`) too.
     verify(&keys, &bearer, NOW, &sign_typed(Some("JWT"), &plain)).unwrap();
     verify(&keys, &bearer, NOW, &sign_typed(Some("at+jwt"), &plain)).unwrap();
+    verify(
+        &keys,
+        &bearer,
+        NOW,
+        &sign_typed(Some("application/at+jwt"), &plain),
+    )
+    .unwrap();
+    verify(&keys, &bearer, NOW, &sign_typed(None, &plain)).unwrap();
+    for typ in ["ID", "Bearer"] {
+        let keycloak = claims_with(|c| {
+            let c = c.as_object_mut().unwrap();
+            c.remove("nonce");
+            c.insert("typ".into(), json!(typ));
+        });
+        verify(&keys, &bearer, NOW, &sign_typed(Some("JWT"), &keycloak)).unwrap();
+    }
 }
