@@ -112,7 +112,6 @@ impl Workspace {
             current: stored.clone(),
             last,
             keep: self.keeps(),
-            unsaved: None,
         };
         let outcome = refresher.run(job, now).await;
         self.metrics.refresh(match outcome {

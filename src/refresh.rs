@@ -4,8 +4,10 @@
 //! carrying one old session renew it once: in this process one flight per session (the others
 //! wait for its outcome, and later requests with the same old cookie reuse it), and with the
 //! Redis store across replicas too (a lock next to the session's record; a replica that does not
-//! get it waits for the record to change). The refresh runs in its own task, so a request that
-//! goes away mid-refresh never loses a refresh token the provider has already rotated.
+//! get it waits [`PEER_WAIT`] at most for the record to change, then serves the session as it
+//! is: it never refreshes with the record's token while the lock exists). The refresh runs in
+//! its own task, so a request that goes away mid-refresh never loses a refresh token the
+//! provider has already rotated.
 //!
 //! - **Renewed**: the identity read again (groups and roles included) and the new tokens; the
 //!   session still ends when it would have.
@@ -22,11 +24,19 @@
 //! under it; the lock holds a random value and is released only by its owner
 //! (compare-and-delete); the record the lock guards is read again under it, and its refresh
 //! token (not a copy a cache may hold) is the one spent; and a renewal that cannot be saved is
-//! **Kept**, not served as renewed: the lock stays (no replica refreshes with the spent token
-//! until it runs out) and the session's next request in this process, [`SAVE_RETRY_AFTER`] or
-//! more later, writes the renewal without asking the provider. The renewal waits in the
-//! flight's outcome, so for as long as flights are remembered (one interval, at most ten
-//! minutes); a store that takes no write for that long loses it.
+//! **Kept**, not served as renewed: a task of this process (not tied to a request, started once
+//! per flight) writes it every [`SAVE_RETRY_AFTER`], each time first extending its lock
+//! (owner-checked), so that no replica refreshes with the spent token meanwhile. Once written,
+//! the lock is released and later requests get the renewal; while it is not, this process
+//! serves the session as it was, and other replicas (finding the lock held) too. The task stops
+//! when the lock is no longer its own (another replica owns the refresh now), and gives up
+//! (a warning; the lock then runs out) after as long as flights are remembered (one interval,
+//! at most ten minutes).
+//!
+//! The limit: the renewal lives only in this process's memory until written. A process that
+//! stops (restart, crash) with a renewal unsaved loses it; once its lock has run out another
+//! replica refreshes with the stored token, which a provider that rotates refresh tokens refuses:
+//! the session ends (401), it is never passed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,8 +53,13 @@ use crate::workspace::Stored;
 /// as it is before the provider is asked again.
 pub const RETRY_AFTER: u64 = 30;
 
-/// After a renewal could not be saved, how long (seconds) before this process writes it again.
+/// After a renewal could not be saved, how long (seconds) between this process's attempts to
+/// write it.
 pub const SAVE_RETRY_AFTER: u64 = 1;
+
+/// How long at most a replica that finds the refresh lock held waits for the holder's outcome in
+/// the record (far less than [`LOCK_TTL`]) before serving the session as it is.
+pub const PEER_WAIT: Duration = Duration::from_secs(2);
 
 /// How long a replica holds the Redis refresh lock at most: twice [`REFRESH_BUDGET`], so the
 /// provider call always ends while the lock is held.
@@ -75,20 +90,29 @@ pub enum Outcome {
     Kept {
         /// When the refresh failed.
         since: u64,
-        /// A renewal the provider answered that could not be saved: written again, without
-        /// asking the provider, by the next flight ([`SAVE_RETRY_AFTER`] later).
+        /// A renewal the provider answered that could not be saved: written by a task of its
+        /// own ([`Unsaved::write`]), which replaces this outcome once it is.
         unsaved: Option<Unsaved>,
     },
 }
 
-/// A renewal that is not in the store yet, and the refresh lock still held for it.
+/// A renewal that is not in the store yet, and the refresh lock still held for it: what the
+/// task writing it needs.
 #[derive(Clone)]
 pub struct Unsaved {
     /// What the provider's answer made of the session: [`Outcome::Renewed`] or
     /// [`Outcome::TokensOnly`].
     renewed: Box<Outcome>,
-    /// The lock on the record, left to run out rather than released.
+    /// The record as it is to be written.
+    json: Arc<str>,
+    /// The store, the record's key and its lock's key.
+    store: Arc<RedisStore>,
+    key: String,
+    lock_key: String,
+    /// The lock on the record, held for the write.
     lock: LockToken,
+    /// The workspace's name, for logs.
+    workspace: String,
 }
 
 impl Outcome {
@@ -101,17 +125,13 @@ impl Outcome {
     }
 
     /// When a flight with this outcome is to be replaced by a new one: a kept one, after
-    /// [`RETRY_AFTER`] (after [`SAVE_RETRY_AFTER`] with a renewal unsaved).
+    /// [`RETRY_AFTER`]; never one whose renewal is being written (its task replaces it).
     fn retry_due(&self, now: u64) -> bool {
         match self {
             Self::Kept {
                 since,
                 unsaved: None,
             } => now >= since + RETRY_AFTER,
-            Self::Kept {
-                since,
-                unsaved: Some(_),
-            } => now >= since + SAVE_RETRY_AFTER,
             _ => false,
         }
     }
@@ -137,10 +157,16 @@ pub struct Refresher {
     /// How old a session may get before it is renewed.
     interval: Duration,
     /// Each session's refresh by [`Job::flight_key`]: in progress, or its outcome. Kept for
-    /// one interval (at least [`RETRY_AFTER`], at most ten minutes), so that a request still
-    /// carrying the old cookie reuses the outcome instead of spending the refresh token again.
-    flights: moka::sync::Cache<[u8; 32], Arc<OnceCell<Outcome>>>,
+    /// [`Refresher::remembered`], so that a request still carrying the old cookie reuses the
+    /// outcome instead of spending the refresh token again.
+    flights: Flights,
+    /// How long an outcome is remembered: one interval, at least [`RETRY_AFTER`], at most ten
+    /// minutes. An unsaved renewal is written for that long at most.
+    remembered: Duration,
 }
+
+/// The flights of one refresher, by [`Job::flight_key`].
+type Flights = moka::sync::Cache<[u8; 32], Arc<OnceCell<Outcome>>>;
 
 impl std::fmt::Debug for Refresher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,16 +179,16 @@ impl std::fmt::Debug for Refresher {
 impl Refresher {
     /// A refresher renewing sessions older than `interval`.
     pub fn new(interval: Duration) -> Self {
+        // At least RETRY_AFTER, or a kept outcome would expire before its retry is due and
+        // every request past the interval would ask the provider again.
+        let remembered = interval.clamp(Duration::from_secs(RETRY_AFTER), Duration::from_secs(600));
         Self {
             interval,
             flights: moka::sync::Cache::builder()
                 .max_capacity(FLIGHTS)
-                // At least RETRY_AFTER, or a kept outcome would expire before its retry is due
-                // and every request past the interval would ask the provider again.
-                .time_to_live(
-                    interval.clamp(Duration::from_secs(RETRY_AFTER), Duration::from_secs(600)),
-                )
+                .time_to_live(remembered)
                 .build(),
+            remembered,
         }
     }
 
@@ -173,10 +199,10 @@ impl Refresher {
 
     /// Runs `job` unless a flight for the same session is in progress or done (then its
     /// outcome), and returns the outcome. A kept outcome older than [`RETRY_AFTER`] is
-    /// replaced by a new flight.
-    pub async fn run(&self, mut job: Job, now: u64) -> Outcome {
+    /// replaced by a new flight. A flight whose renewal cannot be saved starts the one task that
+    /// writes it ([`Unsaved::write`]).
+    pub async fn run(&self, job: Job, now: u64) -> Outcome {
         let key = job.flight_key();
-        let before = self.flights.get(&key);
         let cell = self
             .flights
             .entry(key)
@@ -188,18 +214,95 @@ impl Refresher {
         if let Some(done) = cell.get() {
             return done.clone();
         }
-        // A renewal the last flight could not save is what this one writes.
-        if let Some(Outcome::Kept {
-            unsaved: Some(u), ..
-        }) = before.as_ref().and_then(|c| c.get())
-        {
-            job.unsaved = Some(u.clone());
-        }
-        let interval = self.interval;
+        let (interval, remembered) = (self.interval, self.remembered);
+        let flights = self.flights.clone();
         // In a task of its own: the waiting request may go away, the refresh may not.
-        tokio::spawn(async move { cell.get_or_init(|| job.run(now, interval)).await.clone() })
+        tokio::spawn(async move {
+            let flight = cell.clone();
+            cell.get_or_init(|| async move {
+                let outcome = job.run(now, interval).await;
+                // Once per flight: the cell's value is set once, by this closure alone.
+                if let Outcome::Kept {
+                    unsaved: Some(u), ..
+                } = &outcome
+                {
+                    tokio::spawn(u.clone().write(flights, key, flight, remembered));
+                }
+                outcome
+            })
             .await
-            .unwrap_or(Outcome::kept(now))
+            .clone()
+        })
+        .await
+        .unwrap_or(Outcome::kept(now))
+    }
+}
+
+impl Unsaved {
+    /// Writes the renewal every [`SAVE_RETRY_AFTER`], first extending the lock each time, until
+    /// it is written (then the lock is released and `flight`'s entry becomes the renewal), the
+    /// lock is no longer ours (another replica owns the refresh now) or `remembered` has
+    /// passed (given up; the lock is left to run out).
+    async fn write(
+        self,
+        flights: Flights,
+        key: [u8; 32],
+        flight: Arc<OnceCell<Outcome>>,
+        remembered: Duration,
+    ) {
+        let give_up = tokio::time::Instant::now() + remembered;
+        let workspace = &self.workspace;
+        // The entry is replaced only while it is still this flight's (not expired and
+        // replaced by a newer one).
+        let ours = || {
+            flights
+                .get(&key)
+                .is_some_and(|cell| Arc::ptr_eq(&cell, &flight))
+        };
+        loop {
+            tokio::time::sleep(Duration::from_secs(SAVE_RETRY_AFTER)).await;
+            if tokio::time::Instant::now() >= give_up {
+                tracing::warn!(%workspace, after_s = remembered.as_secs(), "the refreshed session could not be saved: given up; its renewal is lost, and the provider may refuse the stored refresh token");
+                return;
+            }
+            match self
+                .store
+                .extend_lock(&self.lock_key, &self.lock, LOCK_TTL)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(%workspace, "the refreshed session was not saved before its refresh lock ran out: left to the replica that holds it now");
+                    if ours() {
+                        flights.invalidate(&key);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(%workspace, error = %e, "cannot extend the refresh lock: tried again");
+                    continue;
+                }
+            }
+            let outcome = match self.store.replace(&self.key, &self.json).await {
+                Ok(true) => {
+                    tracing::info!(%workspace, "refreshed session saved");
+                    (*self.renewed).clone()
+                }
+                // Signed out or expired meanwhile: it stays gone.
+                Ok(false) => Outcome::Ended,
+                Err(e) => {
+                    tracing::debug!(%workspace, error = %e, "cannot save the refreshed session yet: tried again");
+                    continue;
+                }
+            };
+            if let Err(e) = self.store.unlock(&self.lock_key, &self.lock).await {
+                tracing::debug!(%workspace, error = %e, "refresh lock left to expire");
+            }
+            if ours() {
+                flights.insert(key, Arc::new(OnceCell::new_with(Some(outcome))));
+            }
+            return;
+        }
     }
 }
 
@@ -217,8 +320,6 @@ pub struct Job {
     pub last: u64,
     /// The tokens the workspace keeps.
     pub keep: Keep,
-    /// A renewal of this session an earlier flight could not save (set by [`Refresher::run`]).
-    pub unsaved: Option<Unsaved>,
 }
 
 /// A server-side record as seen by a replica that may not be the only one refreshing it.
@@ -324,61 +425,44 @@ impl Job {
     }
 
     /// Renews a server-side session once across replicas: the one that takes the lock reads
-    /// the record again, asks the provider with the record's refresh token (or writes the
-    /// renewal an earlier flight could not save) and writes the record; the others wait for
-    /// the record to change.
+    /// the record again, asks the provider with the record's refresh token and writes the
+    /// record; the others wait a little for the record to change.
     async fn renew_shared(
         &self,
-        store: &RedisStore,
+        store: &Arc<RedisStore>,
         key: &str,
         now: u64,
         interval: Duration,
     ) -> Outcome {
         let lock = format!("{key}:refreshing");
-        let mut token = None;
-        if let Some(u) = &self.unsaved {
-            // Still ours when it has not run out: held on for the write.
-            if matches!(store.extend_lock(&lock, &u.lock, LOCK_TTL).await, Ok(true)) {
-                token = Some(u.lock.clone());
+        let token = match store.lock(&lock, LOCK_TTL).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return self.await_peer(store, key, &lock, now).await,
+            Err(e) => {
+                tracing::warn!(workspace = %self.workspace, error = %e, "session not refreshed: the store cannot be reached");
+                return Outcome::kept(now);
             }
-        }
-        let token = match token {
-            Some(t) => t,
-            None => match store.lock(&lock, LOCK_TTL).await {
-                Ok(Some(t)) => t,
-                Ok(None) => return self.await_peer(store, key, &lock, now).await,
-                Err(e) => {
-                    tracing::warn!(workspace = %self.workspace, error = %e, "session not refreshed: the store cannot be reached");
-                    return self.still_unsaved(now);
-                }
-            },
         };
         // The lock is ours; another replica may have renewed the record just before.
         let outcome = match self.peek(store, key).await {
             Peek::Newer(s) => Outcome::Renewed(s),
             Peek::Gone => Outcome::Ended,
-            Peek::Unknown => self.still_unsaved(now),
-            Peek::Same(record) => match &self.unsaved {
-                Some(u) => {
-                    self.save(store, key, (*u.renewed).clone(), &token, now)
-                        .await
+            Peek::Unknown => Outcome::kept(now),
+            Peek::Same(record) => match self.renew(&record, now, interval).await {
+                renewed @ (Outcome::Renewed(_) | Outcome::TokensOnly(_)) => {
+                    self.save(store, key, renewed, (&lock, &token), now).await
                 }
-                None => match self.renew(&record, now, interval).await {
-                    renewed @ (Outcome::Renewed(_) | Outcome::TokensOnly(_)) => {
-                        self.save(store, key, renewed, &token, now).await
+                Outcome::Ended => {
+                    if let Err(e) = store.delete(key).await {
+                        tracing::warn!(workspace = %self.workspace, error = %e, "cannot delete the ended session");
                     }
-                    Outcome::Ended => {
-                        if let Err(e) = store.delete(key).await {
-                            tracing::warn!(workspace = %self.workspace, error = %e, "cannot delete the ended session");
-                        }
-                        Outcome::Ended
-                    }
-                    kept => kept,
-                },
+                    Outcome::Ended
+                }
+                kept => kept,
             },
         };
-        // A renewal left unsaved keeps the lock until it runs out: released, another replica
-        // would refresh with the refresh token the provider has already replaced.
+        // A renewal left unsaved keeps the lock (its writer extends it): released, another
+        // replica would refresh with the refresh token the provider has already replaced.
         if !matches!(
             outcome,
             Outcome::Kept {
@@ -399,24 +483,17 @@ impl Job {
         outcome
     }
 
-    /// Kept since `now`, with the renewal an earlier flight could not save still unsaved.
-    fn still_unsaved(&self, now: u64) -> Outcome {
-        Outcome::Kept {
-            since: now,
-            unsaved: self.unsaved.clone(),
-        }
-    }
-
     /// Writes a renewed record, keeping its time to live. A record gone meanwhile (signed out
-    /// elsewhere) stays gone. A failed write is kept, with the renewal and the lock, for the
-    /// next flight to write: answered as renewed, it would live only in this process while the
-    /// record keeps a refresh token the provider may have replaced.
+    /// elsewhere) stays gone. A failed write is kept, with the renewal and the lock (`lock`'s
+    /// key and value), for its own task to write ([`Unsaved::write`]): answered as renewed, it
+    /// would live only in this process while the record keeps a refresh token the provider may
+    /// have replaced.
     async fn save(
         &self,
-        store: &RedisStore,
+        store: &Arc<RedisStore>,
         key: &str,
         renewed: Outcome,
-        lock: &LockToken,
+        (lock_key, lock): (&str, &LockToken),
         now: u64,
     ) -> Outcome {
         let (Outcome::Renewed(record) | Outcome::TokensOnly(record)) = &renewed else {
@@ -433,8 +510,13 @@ impl Job {
                 Outcome::Kept {
                     since: now,
                     unsaved: Some(Unsaved {
+                        json: json.into(),
                         renewed: Box::new(renewed),
+                        store: store.clone(),
+                        key: key.to_string(),
+                        lock_key: lock_key.to_string(),
                         lock: lock.clone(),
+                        workspace: self.workspace.clone(),
                     }),
                 }
             }
@@ -454,10 +536,13 @@ impl Job {
         }
     }
 
-    /// Another replica holds the lock: waits (at most [`LOCK_TTL`]) for its outcome in the
-    /// record. A lock released or run out without a change means its refresh failed: kept.
+    /// Another replica holds the lock: waits (at most [`PEER_WAIT`]) for its outcome in the
+    /// record. A lock released or run out without a change means its refresh failed; a lock
+    /// still held after the wait, that the holder is still refreshing or writing its renewal:
+    /// kept either way, never refreshed with the record's token, which the holder may have
+    /// spent.
     async fn await_peer(&self, store: &RedisStore, key: &str, lock: &str, now: u64) -> Outcome {
-        let deadline = tokio::time::Instant::now() + LOCK_TTL;
+        let deadline = tokio::time::Instant::now() + PEER_WAIT;
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(PEER_POLL).await;
             match self.peek(store, key).await {
@@ -581,7 +666,6 @@ mod tests {
                 id: false,
                 refresh: true,
             },
-            unsaved: None,
         }
     }
 
@@ -743,6 +827,73 @@ mod tests {
         let last = s.refreshed_at.unwrap();
         assert!(!r.due(last, NOW + RETRY_AFTER - 1));
         assert!(r.due(last, NOW + RETRY_AFTER));
+    }
+
+    /// A store with nothing behind it: every command fails.
+    fn unreachable_store() -> Arc<RedisStore> {
+        let config = crate::config::RedisConfig::url_from_env("URL");
+        let secrets = crate::config::RedisSecrets {
+            url: Some(Secret::new("redis://127.0.0.1:1")),
+            ..Default::default()
+        };
+        Arc::new(RedisStore::new(&config, &secrets).unwrap())
+    }
+
+    fn unsaved(store: Arc<RedisStore>) -> Unsaved {
+        Unsaved {
+            renewed: Box::new(Outcome::Renewed(Arc::new(
+                job(&Scripted::new(renewed)).current,
+            ))),
+            json: "{}".into(),
+            store,
+            key: "authgate:session:mcd:k".into(),
+            lock_key: "authgate:session:mcd:k:refreshing".into(),
+            lock: LockToken::from_value("held"),
+            workspace: "mcd".into(),
+        }
+    }
+
+    #[test]
+    fn a_kept_outcome_is_retried_after_the_delay_unless_its_renewal_is_being_written() {
+        let saving = Outcome::Kept {
+            since: NOW,
+            unsaved: Some(unsaved(unreachable_store())),
+        };
+        let cases = [
+            (Outcome::kept(NOW), NOW + RETRY_AFTER - 1, false),
+            (Outcome::kept(NOW), NOW + RETRY_AFTER, true),
+            (saving.clone(), NOW + SAVE_RETRY_AFTER, false),
+            (saving, NOW + 600, false),
+            (Outcome::Ended, NOW + 600, false),
+        ];
+        for (outcome, now, due) in cases {
+            assert_eq!(outcome.retry_due(now), due, "{outcome:?} at {now}");
+        }
+    }
+
+    /// A renewal the store never takes is written for as long as outcomes are remembered, then
+    /// given up on: the task ends, and the kept outcome is not made a renewal.
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_the_store_never_takes_is_given_up_on() {
+        let r = Refresher::new(Duration::from_secs(300));
+        let u = unsaved(unreachable_store());
+        let cell = Arc::new(OnceCell::new_with(Some(Outcome::Kept {
+            since: NOW,
+            unsaved: Some(u.clone()),
+        })));
+        r.flights.insert([7; 32], cell.clone());
+        tokio::time::timeout(
+            r.remembered + Duration::from_secs(5),
+            u.write(r.flights.clone(), [7; 32], cell, r.remembered),
+        )
+        .await
+        .expect("given up on");
+        let kept = r.flights.get(&[7; 32]).unwrap();
+        assert!(
+            matches!(kept.get(), Some(Outcome::Kept { .. })),
+            "{:?}",
+            kept.get()
+        );
     }
 
     #[test]

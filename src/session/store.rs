@@ -60,6 +60,14 @@ pub enum StoreError {
 #[derive(Clone, PartialEq, Eq)]
 pub struct LockToken(String);
 
+#[cfg(test)]
+impl LockToken {
+    /// A token holding `value`, as if a lock had been taken.
+    pub(crate) fn from_value(value: &str) -> Self {
+        Self(value.to_string())
+    }
+}
+
 impl std::fmt::Debug for LockToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("LockToken(<redacted>)")

@@ -564,11 +564,7 @@ async fn a_renewal_that_cannot_be_saved_is_kept_and_its_rotated_token_written_la
     let redis = p._redis.as_ref().unwrap();
     let first_token = stored_refresh_token(redis).await;
     // Session records read-only; the refresh lock (`…:refreshing`) and the rest writable.
-    acl_default(
-        redis,
-        &["resetkeys", "%R~authgate:session:*", "%RW~*:refreshing"],
-    )
-    .await;
+    acl_default(redis, RECORDS_READ_ONLY).await;
     p.clock.advance(INTERVAL);
     second.clock.advance(INTERVAL);
     let r = p.auth(&cookie).await;
@@ -581,17 +577,17 @@ async fn a_renewal_that_cannot_be_saved_is_kept_and_its_rotated_token_written_la
     );
     assert_eq!(stored_refresh_token(redis).await, first_token, "not saved");
 
-    // Redis takes writes again; a little later the renewal is written, without the IdP.
+    // Redis takes writes again; a little later the renewal is written, without the IdP and
+    // without a request.
     acl_default(redis, &["allkeys"]).await;
-    p.clock.advance(authgate::refresh::RETRY_AFTER);
-    second.clock.advance(authgate::refresh::RETRY_AFTER);
+    eventually(
+        Duration::from_secs(10),
+        "the rotated refresh token is in the record",
+        || async { (stored_refresh_token(redis).await != first_token).then_some(()) },
+    )
+    .await;
     assert_eq!(p.auth(&cookie).await.status, 202);
     assert_eq!(p.idp_stats().await, (1, 0));
-    let rotated = stored_refresh_token(redis).await;
-    assert_ne!(
-        rotated, first_token,
-        "the rotated refresh token is in the record"
-    );
 
     // The other replica reads the renewal: no refresh with the spent token (which would be
     // refused, and revoke the grant).
@@ -612,6 +608,104 @@ async fn a_renewal_that_cannot_be_saved_is_kept_and_its_rotated_token_written_la
         202
     );
     assert_eq!(p.idp_stats().await, (2, 0), "no spent token came back");
+}
+
+/// Session records read-only for authgate's Redis user, the refresh lock (`…:refreshing`) and
+/// the rest writable: a renewal cannot be saved.
+const RECORDS_READ_ONLY: &[&str] = &["resetkeys", "%R~authgate:session:*", "%RW~*:refreshing"];
+
+/// How long a request to the replica that does not hold the refresh lock may take at most: the
+/// peer's outcome is waited for a short while (`PEER_WAIT`), far less than the lock's 30 s.
+const PEER_ANSWER: Duration = Duration::from_secs(8);
+
+/// `/oauth2/auth/ws` at the authgate on `port` with `cookie`: 202, answered within
+/// [`PEER_ANSWER`].
+async fn passes_soon(port: u16, site: u16, cookie: &str) {
+    let started = std::time::Instant::now();
+    let r = auth_at(port, site, cookie.to_string()).await;
+    let took = started.elapsed();
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(took < PEER_ANSWER, "answered after {took:?}");
+}
+
+/// A rotating IdP; replica A refreshes the session but cannot save the renewal, then Redis takes
+/// writes again at once and the session's next requests go to replica B. A writes the renewal
+/// itself, in the background (no request of its needed), while B waits only briefly for it and
+/// never spends the old refresh token: one refresh grant, none refused, the rotated token in the
+/// record, both replicas passing, and the next interval's refresh spends the rotated token.
+#[tokio::test]
+async fn an_unsaved_renewal_is_written_by_its_replica_while_another_serves_the_session() {
+    let mut p = platform(json!({"rotate_refresh_tokens": true}), true).await;
+    p.login("alice").await;
+    let cookie = p.cookie();
+    let second = replica(&p).await;
+    until_store_connected(second.app.port).await;
+    let redis = p._redis.as_ref().unwrap();
+    let first_token = stored_refresh_token(redis).await;
+    acl_default(redis, RECORDS_READ_ONLY).await;
+    p.clock.advance(INTERVAL);
+    second.clock.advance(INTERVAL);
+    assert_eq!(p.auth(&cookie).await.status, 202);
+    assert_eq!(p.idp_stats().await, (1, 0), "the IdP rotated the token");
+    assert_eq!(stored_refresh_token(redis).await, first_token, "not saved");
+
+    acl_default(redis, &["allkeys"]).await;
+    for _ in 0..3 {
+        passes_soon(second.app.port, p.nginx.port, &cookie).await;
+    }
+    let rotated = eventually(
+        Duration::from_secs(10),
+        "the renewal is written by the replica holding it",
+        || async {
+            let t = stored_refresh_token(redis).await;
+            (t != first_token).then_some(t)
+        },
+    )
+    .await;
+    assert!(
+        p.refresh_tokens().await.contains(&rotated),
+        "the record holds the token the IdP issued"
+    );
+    assert_eq!(p.idp_stats().await, (1, 0), "no spent token came back");
+    passes_soon(second.app.port, p.nginx.port, &cookie).await;
+    assert_eq!(p.auth(&cookie).await.status, 202);
+    assert_eq!(p.idp_stats().await, (1, 0));
+
+    // The next interval's refresh, on B, spends the rotated token.
+    p.clock.advance(INTERVAL);
+    second.clock.advance(INTERVAL);
+    passes_soon(second.app.port, p.nginx.port, &cookie).await;
+    assert_eq!(p.auth(&cookie).await.status, 202);
+    assert_eq!(p.idp_stats().await, (2, 0));
+}
+
+/// While the renewal stays unsaved (Redis read-only for session records), the replica that does
+/// not hold it serves the session as it is, soon, without asking the IdP: the record's refresh
+/// token has been spent by the other replica.
+#[tokio::test]
+async fn a_replica_serves_the_session_as_it_is_while_another_holds_an_unsaved_renewal() {
+    let mut p = platform(json!({"rotate_refresh_tokens": true}), true).await;
+    p.login("alice").await;
+    let cookie = p.cookie();
+    let second = replica(&p).await;
+    until_store_connected(second.app.port).await;
+    let redis = p._redis.as_ref().unwrap();
+    let first_token = stored_refresh_token(redis).await;
+    acl_default(redis, RECORDS_READ_ONLY).await;
+    p.clock.advance(INTERVAL);
+    second.clock.advance(INTERVAL);
+    assert_eq!(p.auth(&cookie).await.status, 202);
+    assert_eq!(p.idp_stats().await, (1, 0));
+
+    for _ in 0..3 {
+        passes_soon(second.app.port, p.nginx.port, &cookie).await;
+    }
+    // Past the retry delay, B looks again, and still leaves the IdP alone.
+    second.clock.advance(authgate::refresh::RETRY_AFTER);
+    passes_soon(second.app.port, p.nginx.port, &cookie).await;
+    assert_eq!(p.auth(&cookie).await.status, 202);
+    assert_eq!(p.idp_stats().await, (1, 0), "B never asked the IdP");
+    assert_eq!(stored_refresh_token(redis).await, first_token);
 }
 
 /// A refresh lock that ran out while its owner was still asking the provider (held here at the
