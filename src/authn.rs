@@ -13,8 +13,20 @@ use crate::config::AuthzRules;
 use crate::identity::Identity;
 use crate::metrics::RefreshResult;
 use crate::refresh::{Job, Outcome};
+use crate::rules::{Action, Rule, RuleRequest, Verdict};
 use crate::session::{store_key, Session, SessionError, Tokens};
 use crate::workspace::{BearerError, Stored, Workspace};
+
+/// What a request needs before its credentials are read ([`Workspace::gate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate<'r> {
+    /// 202 without login and without identity.
+    Public,
+    /// 403, signed in or not.
+    Deny(Denial),
+    /// Authenticate, then [`Workspace::authorize`] with this verdict.
+    Authenticate(Verdict<'r>),
+}
 
 /// What a request presents.
 #[derive(Debug, Clone)]
@@ -68,14 +80,49 @@ impl Workspace {
         }
     }
 
-    /// Whether `identity` may pass: the workspace's `[authz]`, then the rules of the Ingress's
-    /// narrowing query (`?allowed_groups=…`), when it has one.
+    /// What a request needs before any credential is read: the first of the workspace's rules
+    /// that matches ([`crate::rules::RuleSet::decide`]) may make it public or deny it; a
+    /// workspace without login passes everything else.
+    pub fn gate(&self, req: &RuleRequest<'_>) -> Gate<'_> {
+        let verdict = match self.config.rules.is_empty() {
+            true => Verdict::Default,
+            false => self.config.rules.decide(req),
+        };
+        match verdict {
+            Verdict::Rule(Rule {
+                action: Action::Public,
+                ..
+            }) => Gate::Public,
+            Verdict::Rule(
+                r @ Rule {
+                    action: Action::Deny,
+                    ..
+                },
+            ) => Gate::Deny(Denial::Rule(r.origin)),
+            _ if !self.requires_login() => Gate::Public,
+            v => Gate::Authenticate(v),
+        }
+    }
+
+    /// Whether `identity` may pass where `verdict` decided: the `allow` rule's subject, or
+    /// with no rule the workspace's `[authz]` (which admits users, never a machine client);
+    /// then the rules of the Ingress's narrowing query (`?allowed_groups=…`), when it has one.
     pub fn authorize(
         &self,
         identity: &Identity,
+        verdict: Verdict<'_>,
         narrowing: Option<&[(String, String)]>,
     ) -> Result<(), Denial> {
-        self.config.authz.check(identity)?;
+        match verdict {
+            Verdict::Rule(Rule {
+                action: Action::Allow(subject),
+                ..
+            }) => subject.check(identity)?,
+            _ => match &identity.client {
+                Some(client) => return Err(Denial::Client(client.clone())),
+                None => self.config.authz.check(identity)?,
+            },
+        }
         match narrowing {
             Some(query) => AuthzRules::from_query(query).check(identity),
             None => Ok(()),

@@ -41,6 +41,10 @@ pub struct Identity {
     /// the provider did not send has no entry.
     #[serde(rename = "x", default, skip_serializing_if = "BTreeMap::is_empty")]
     pub claims: BTreeMap<String, String>,
+    /// The workspace's machine client (`[[client]]` name) this identity is, when it is one
+    /// rather than a user: it passes only rules that name it. Never in a session.
+    #[serde(skip)]
+    pub client: Option<String>,
 }
 
 /// Why a provider's email claim was not taken as the user's email. An unverified address is

@@ -10,6 +10,7 @@
 //! - [`session`]: the encrypted session and login-state cookies, and their keys.
 //! - [`authz`]: authorization rules as pure predicates.
 //! - [`public`]: public routes inside a protected workspace, matched on the original request.
+//! - [`rules`]: ordered access rules (`[[public]]`, `[[rule]]`), compiled, matched without allocating.
 //! - [`redirect`]: validation of `rd` redirect targets.
 //! - [`forward`]: which host a request is for, and which forwarding headers to believe.
 //! - [`host`]: the one strict parser of hosts, into the canonical [`host::Host`].
@@ -39,6 +40,7 @@ pub mod provider;
 pub mod public;
 pub mod redirect;
 pub mod refresh;
+pub mod rules;
 pub mod secret;
 pub mod server;
 pub mod session;

@@ -9,6 +9,7 @@ mod provider;
 mod public;
 mod raw;
 mod redis;
+mod rules;
 #[cfg(feature = "schema")]
 pub mod schema;
 pub mod secrets;
@@ -294,8 +295,9 @@ pub struct WorkspaceConfig {
     pub headers: HeaderMapping,
     /// Authorization rules.
     pub authz: AuthzRules,
-    /// `[[public]]`: requests that pass without a login (empty for most workspaces).
-    pub public: Vec<crate::public::PublicRule>,
+    /// `[[public]]` then `[[rule]]`, compiled in the order they are tried (empty for most
+    /// workspaces); `authz` when none matches.
+    pub rules: crate::rules::RuleSet,
 }
 
 /// One problem in one file, at one field.

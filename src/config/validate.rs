@@ -320,6 +320,18 @@ fn validate_workspace(
     let authz = authz(raw.authz, report);
     check_open_providers(&providers, &authz, report);
     let public = super::public::validate(raw.public, report);
+    let rules = super::rules::compile(
+        public,
+        raw.rule,
+        &super::rules::Context {
+            hosts: &hosts,
+            domain,
+            auth,
+            headers: &headers,
+            clients: &[],
+        },
+        report,
+    );
     if report.errors.len() > start {
         return None;
     }
@@ -335,7 +347,7 @@ fn validate_workspace(
         session,
         headers,
         authz,
-        public,
+        rules,
     })
 }
 
@@ -652,7 +664,12 @@ fn check_open_providers(providers: &[ProviderConfig], authz: &AuthzRules, report
     }
 }
 
-fn validate_hosts(field: &str, raw: &[String], domain: &str, report: &mut Report<'_>) -> Vec<Host> {
+pub(super) fn validate_hosts(
+    field: &str,
+    raw: &[String],
+    domain: &str,
+    report: &mut Report<'_>,
+) -> Vec<Host> {
     let mut out = Vec::new();
     for (i, h) in raw.iter().enumerate() {
         if h.contains("{domain}") && domain.is_empty() {

@@ -1,0 +1,114 @@
+//! `[[rule]]`: ordered access rules decide `/oauth2/auth` through authgate alone — an admin
+//! area by group, a denied area, a public path — with `[[public]]` first, `[authz]` when no
+//! rule matches, the Ingress's narrowing query narrowing an `allow`, and doubtful spellings
+//! matching no rule.
+
+use crate::forge_flow::{mcd_toml, Env, COOKIE, HOST};
+use crate::helpers::forge::spawn_forge;
+use crate::helpers::{env_with, spawn_in_process, Client, ConfigDir};
+
+/// The forge workspace of `forge_flow` (its `[[public]]` `/healthz`), with rules after it.
+const RULES: &str = r#"
+[[rule]]
+prefix = "/admin/"
+action = "allow"
+groups = ["g-admins"]
+[[rule]]
+prefix = "/ops/"
+action = "allow"
+groups = ["g-ops"]
+[[rule]]
+prefix = "/private/"
+action = "deny"
+[[rule]]
+path = "/status"
+methods = ["GET"]
+action = "public"
+"#;
+
+async fn setup() -> Env {
+    let forge = spawn_forge().await;
+    let config =
+        ConfigDir::new("").workspace("mcd", &format!("{}{RULES}", mcd_toml(&forge.issuer)));
+    let app = spawn_in_process(&config, env_with(&[("MCD_SECRET", "s3cret")])).await;
+    Env::new(forge, app.owning(config))
+}
+
+#[tokio::test]
+async fn the_first_matching_rule_decides_and_authz_applies_when_none_does() {
+    let mut env = setup().await;
+    let s = env.start_armed("/app").await;
+    let iss = env.forge.issuer.clone();
+    let r = env
+        .callback(&[("code", "c-1"), ("state", &s.state), ("iss", &iss)])
+        .await;
+    assert_eq!(r.status, 302, "{}", r.body);
+    let cookie = format!("{COOKIE}={}", env.client.cookie(HOST, COOKIE).unwrap());
+    let url = env.url("authgate.authgate.svc", "/oauth2/auth/mcd");
+    let auth = |target: &str, method: &str, session: bool| {
+        let (url, original, method) = (
+            url.clone(),
+            format!("http://{HOST}{target}"),
+            method.to_string(),
+        );
+        let cookie = session.then(|| cookie.clone());
+        async move {
+            let mut h = vec![
+                ("x-original-url", original.as_str()),
+                ("x-original-method", method.as_str()),
+            ];
+            if let Some(c) = &cookie {
+                h.push(("cookie", c.as_str()));
+            }
+            Client::new().get(&url, &h).await
+        }
+    };
+    // alice is in g-admins and g-staff.
+    let admin = auth("/admin/users", "GET", true).await;
+    assert_eq!(admin.status, 202);
+    assert_eq!(admin.header("x-auth-request-user"), Some("alice"));
+    assert_eq!(auth("/admin/users", "GET", false).await.status, 401);
+    let ops = auth("/ops/restart", "POST", true).await;
+    assert_eq!(ops.status, 403, "not in g-ops");
+    assert!(
+        ops.body.contains("not allowed") || ops.body.contains("denied"),
+        "{}",
+        ops.body
+    );
+    // deny: 403 with or without a session, before any credential is read
+    assert_eq!(auth("/private/x", "GET", true).await.status, 403);
+    assert_eq!(auth("/private/x", "GET", false).await.status, 403);
+    // public: `[[public]]` and a public rule, no identity even with a session
+    for (target, method) in [("/healthz", "GET"), ("/status", "GET")] {
+        let r = auth(target, method, true).await;
+        assert_eq!(r.status, 202, "{target}");
+        assert_eq!(r.header("x-auth-request-user"), None, "{target}");
+        assert_eq!(auth(target, method, false).await.status, 202, "{target}");
+    }
+    assert_eq!(auth("/status", "POST", false).await.status, 401);
+    // no rule: [authz] (empty here: any signed-in user)
+    assert_eq!(auth("/app", "GET", true).await.status, 202);
+    assert_eq!(auth("/app", "GET", false).await.status, 401);
+    // doubtful spellings match no rule: neither the deny nor the public exception
+    for target in [
+        "/private/../app",
+        "/admin/%2e%2e/private/x",
+        "/status/.",
+        "//private/x",
+    ] {
+        assert_eq!(auth(target, "GET", false).await.status, 401, "{target}");
+        assert_eq!(auth(target, "GET", true).await.status, 202, "{target}");
+    }
+    // the Ingress's narrowing query narrows what a rule allows
+    let narrowed = Client::new()
+        .get(
+            &format!("{url}?allowed_groups=g-other"),
+            &[
+                ("x-original-url", &format!("http://{HOST}/admin/users")),
+                ("x-original-method", "GET"),
+                ("cookie", &cookie),
+            ],
+        )
+        .await;
+    assert_eq!(narrowed.status, 403);
+}
