@@ -7,6 +7,8 @@
 //! 5xx by construction: every [`AuthError`] is a 401, every [`Denial`] a 403.
 
 use cookie::Cookie;
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
 
 use crate::authz::Denial;
 use crate::config::AuthzRules;
@@ -35,6 +37,9 @@ pub struct Credentials<'a> {
     pub cookies: Vec<&'a str>,
     /// Its `Authorization: Bearer` token.
     pub bearer: Option<&'a str>,
+    /// The headers the workspace's machine clients send their API key in (lower-case name,
+    /// value), where the request carries them.
+    pub api_keys: Vec<(&'a str, &'a str)>,
 }
 
 /// An authenticated request.
@@ -71,6 +76,24 @@ impl Workspace {
     ) -> Result<Authenticated, AuthError> {
         match (self.session.open_headers(&creds.cookies, now), creds.bearer) {
             (Ok(session), _) => Ok(self.current(session, &creds.cookies, now).await?),
+            (Err(SessionError::Missing), _) if !self.config.clients.is_empty() => {
+                match self.machine_client(creds) {
+                    Some(Ok(name)) => Ok(Authenticated {
+                        identity: Identity::machine_client(name),
+                        tokens: Tokens::default(),
+                        cookies: Vec::new(),
+                    }),
+                    Some(Err(e)) => Err(e.into()),
+                    None => match creds.bearer {
+                        Some(token) => Ok(Authenticated {
+                            identity: self.verify_bearer(token, now)?,
+                            tokens: Tokens::default(),
+                            cookies: Vec::new(),
+                        }),
+                        None => Err(SessionError::Missing.into()),
+                    },
+                }
+            }
             (Err(SessionError::Missing), Some(token)) => Ok(Authenticated {
                 identity: self.verify_bearer(token, now)?,
                 tokens: Tokens::default(),
@@ -127,6 +150,32 @@ impl Workspace {
             Some(query) => AuthzRules::from_query(query).check(identity),
             None => Ok(()),
         }
+    }
+
+    /// The machine client whose API key the request carries: in its named header, or as the
+    /// bearer token for a client without one. The key's SHA-256 is compared with every hash
+    /// of the client in constant time (`subtle`); the key itself is never kept or logged.
+    /// `None` when no client's header is present (and the bearer, if any, matches no key: it
+    /// may be a JWT); an error when a named header carries a key no hash matches.
+    pub fn machine_client(&self, creds: &Credentials<'_>) -> Option<Result<&str, BearerError>> {
+        let mut refused = false;
+        for client in &self.config.clients {
+            let key = match &client.header {
+                None => creds.bearer,
+                Some(h) => creds.api_keys.iter().find(|(n, _)| n == h).map(|(_, v)| *v),
+            };
+            let Some(key) = key else { continue };
+            let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+            let hit = client
+                .key_hashes
+                .iter()
+                .fold(Choice::from(0), |acc, h| acc | h.ct_eq(&digest));
+            if bool::from(hit) {
+                return Some(Ok(&client.name));
+            }
+            refused |= client.header.is_some();
+        }
+        refused.then_some(Err(BearerError::UnknownApiKey))
     }
 
     /// What an opened session holds now: as it is, or renewed at the provider when it is due.

@@ -101,6 +101,16 @@ pub enum UnusableIdentity {
 }
 
 impl Identity {
+    /// The workspace's machine client `name`: `X-Auth-Request-User: client:<name>`, no email,
+    /// no groups; it passes only rules that name it.
+    pub fn machine_client(name: &str) -> Self {
+        Self {
+            user: format!("client:{name}"),
+            client: Some(name.to_string()),
+            ..Self::default()
+        }
+    }
+
     /// Adds groups (roles, Graph's groups) after those of the ID token, each once, in order.
     pub fn add_groups(&mut self, more: impl IntoIterator<Item = String>) {
         for g in more {

@@ -343,6 +343,9 @@ pub enum BearerError {
     /// It verified, but names no user, or values that cannot travel in headers.
     #[error("the token's identity is unusable: {0}")]
     Unusable(#[source] UnusableIdentity),
+    /// A machine client's API-key header carries a key no hash of any client matches.
+    #[error("the API key matches no machine client")]
+    UnknownApiKey,
 }
 
 /// Why no workspace may judge a request.

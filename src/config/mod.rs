@@ -4,6 +4,7 @@
 //! it holds no runtime state and depends on nothing above it. Secrets are named here (where
 //! they come from) and read only by [`Secrets::read`].
 
+mod clients;
 mod parsed;
 mod provider;
 mod public;
@@ -298,6 +299,29 @@ pub struct WorkspaceConfig {
     /// `[[public]]` then `[[rule]]`, compiled in the order they are tried (empty for most
     /// workspaces); `authz` when none matches.
     pub rules: crate::rules::RuleSet,
+    /// `[[client]]`: machine clients by API key.
+    pub clients: Vec<ClientConfig>,
+}
+
+/// One `[[client]]`, validated: a machine client and the SHA-256 digests of its valid keys.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Its name.
+    pub name: String,
+    /// SHA-256 of each valid key.
+    pub key_hashes: Vec<[u8; 32]>,
+    /// The lower-case header carrying the key; `None`: `Authorization: Bearer`.
+    pub header: Option<String>,
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("name", &self.name)
+            .field("keys", &self.key_hashes.len())
+            .field("header", &self.header)
+            .finish()
+    }
 }
 
 /// One problem in one file, at one field.

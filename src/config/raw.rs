@@ -124,6 +124,30 @@ pub(crate) struct RawWorkspace {
     /// when none does.
     #[serde(default)]
     pub(crate) rule: Vec<RawRule>,
+    /// Machine clients (CI jobs, webhooks, other services), named for `[[rule]] clients`.
+    #[serde(default)]
+    pub(crate) client: Vec<RawClient>,
+}
+
+/// One `[[client]]`: a machine client that authenticates with a static API key, whose hashes
+/// only are written down (`sha256:<64 hex digits>`, the SHA-256 of the key); several hashes
+/// let a key be rotated.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(rename = "Client"))]
+pub(crate) struct RawClient {
+    /// Its name, for `[[rule]] clients`; apps see `X-Auth-Request-User: client:<name>`.
+    pub(crate) name: String,
+    /// Hashes of its valid keys (`sha256:<hex>`).
+    #[serde(default)]
+    pub(crate) api_keys: Vec<String>,
+    /// File holding more hashes, one per line.
+    pub(crate) api_keys_file: Option<String>,
+    /// Environment variable holding more hashes, one per line or comma-separated.
+    pub(crate) api_keys_env: Option<String>,
+    /// The header the key is sent in (`X-Api-Key`); default `Authorization: Bearer <key>`.
+    pub(crate) header: Option<String>,
 }
 
 /// One `[[rule]]`: which requests it covers (every condition set must hold) and what it decides.

@@ -92,7 +92,7 @@ pub fn load(dir: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
         },
     );
     let ws_dir = dir.join(workspaces_dir.as_deref().unwrap_or("workspaces"));
-    let workspaces = load_workspaces(dir, &ws_dir, &server, &mut errors);
+    let workspaces = load_workspaces(dir, &ws_dir, &server, env, &mut errors);
     check_unique_hosts(dir, &workspaces, &mut errors);
     if errors.is_empty() {
         Ok(Config {
@@ -111,6 +111,7 @@ fn load_workspaces(
     dir: &Path,
     ws_dir: &Path,
     server: &ServerConfig,
+    env: &dyn Env,
     errors: &mut Vec<ConfigError>,
 ) -> Vec<WorkspaceConfig> {
     let files = match read_workspace_files(ws_dir) {
@@ -138,7 +139,9 @@ fn load_workspaces(
             errors,
         };
         let has_redis = server.redis.is_some();
-        if let Some(ws) = validate_workspace(&path, raw, &server.domain, has_redis, &mut report) {
+        if let Some(ws) =
+            validate_workspace(&path, raw, &server.domain, has_redis, env, &mut report)
+        {
             workspaces.push(ws);
         }
     }
@@ -296,6 +299,7 @@ fn validate_workspace(
     raw: RawWorkspace,
     domain: &str,
     has_redis: bool,
+    env: &dyn Env,
     report: &mut Report<'_>,
 ) -> Option<WorkspaceConfig> {
     let start = report.errors.len();
@@ -320,6 +324,8 @@ fn validate_workspace(
     let authz = authz(raw.authz, report);
     check_open_providers(&providers, &authz, report);
     let public = super::public::validate(raw.public, report);
+    let clients = super::clients::validate(raw.client, env, report);
+    let client_names: Vec<String> = clients.iter().map(|c| c.name.clone()).collect();
     let rules = super::rules::compile(
         public,
         raw.rule,
@@ -328,7 +334,7 @@ fn validate_workspace(
             domain,
             auth,
             headers: &headers,
-            clients: &[],
+            clients: &client_names,
         },
         report,
     );
@@ -348,6 +354,7 @@ fn validate_workspace(
         headers,
         authz,
         rules,
+        clients,
     })
 }
 
@@ -725,7 +732,14 @@ mod tests {
             source: toml_text,
             errors: &mut errors,
         };
-        validate_workspace(Path::new("x.toml"), raw, "", false, &mut report);
+        validate_workspace(
+            Path::new("x.toml"),
+            raw,
+            "",
+            false,
+            &HashMap::new(),
+            &mut report,
+        );
         errors
             .iter()
             .map(|e| format!("{}: {}", e.field, e.problem))
@@ -910,7 +924,14 @@ mod tests {
             source: "",
             errors: &mut errors,
         };
-        let ws = validate_workspace(Path::new("x.toml"), raw, "", true, &mut report);
+        let ws = validate_workspace(
+            Path::new("x.toml"),
+            raw,
+            "",
+            true,
+            &HashMap::new(),
+            &mut report,
+        );
         assert!(errors.is_empty(), "{errors:?}");
         assert!(ws.unwrap().session.backchannel_logout);
     }

@@ -171,7 +171,9 @@ async fn check(state: &AppState, req: &Incoming, ws: &Workspace) -> Result<Respo
         Gate::Deny(denial) => return Err(AppError::Forbidden(denial).into()),
         Gate::Authenticate(verdict) => verdict,
     };
-    let done = ws.authenticate(&req.credentials(true), state.now()).await?;
+    let done = ws
+        .authenticate(&req.credentials_for(&ws.config.clients), state.now())
+        .await?;
     let narrowing = req.query().map(|_| req.query_pairs());
     ws.authorize(&done.identity, verdict, narrowing.as_deref())
         .map_err(|d| Refusal {

@@ -156,7 +156,22 @@ impl Incoming {
         Credentials {
             cookies: self.cookie_headers().collect(),
             bearer: self.bearer().filter(|_| bearer),
+            api_keys: Vec::new(),
         }
+    }
+
+    /// [`Self::credentials`] of the auth route, with the API-key headers `clients` name.
+    pub fn credentials_for<'a>(
+        &'a self,
+        clients: &'a [crate::config::ClientConfig],
+    ) -> Credentials<'a> {
+        let mut creds = self.credentials(true);
+        creds.api_keys = clients
+            .iter()
+            .filter_map(|c| c.header.as_deref())
+            .filter_map(|h| Some((h, header(&self.headers, h)?)))
+            .collect();
+        creds
     }
 
     /// The `Authorization: Bearer` token, if any.

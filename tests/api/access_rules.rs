@@ -112,3 +112,149 @@ async fn the_first_matching_rule_decides_and_authz_applies_when_none_does() {
         .await;
     assert_eq!(narrowed.status, 403);
 }
+
+/// The recipes' machine clients: `ci` by `Authorization: Bearer`, `deploy-hook` by
+/// `X-Hook-Key` from its network, two valid keys for `ci` (a rotation).
+fn clients_toml() -> String {
+    let hash = |key: &str| {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(key.as_bytes());
+        format!(
+            "sha256:{}",
+            d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )
+    };
+    format!(
+        r#"
+[[rule]]
+path = "/hooks/deploy"
+methods = ["POST"]
+networks = ["192.0.2.0/24"]
+action = "allow"
+clients = ["deploy-hook"]
+[[rule]]
+prefix = "/hooks/"
+action = "deny"
+[[rule]]
+prefix = "/api/"
+methods = ["GET"]
+action = "allow"
+clients = ["ci"]
+[[client]]
+name = "ci"
+api_keys = ["{}", "{}"]
+[[client]]
+name = "deploy-hook"
+api_keys = ["{}"]
+header = "X-Hook-Key"
+"#,
+        hash("ci-key-old"),
+        hash("ci-key-new"),
+        hash("hook-key")
+    )
+}
+
+#[tokio::test]
+async fn machine_clients_pass_by_api_key_only_where_a_rule_names_them() {
+    let forge = spawn_forge().await;
+    let config = ConfigDir::new("").workspace(
+        "mcd",
+        &format!("{}{}", mcd_toml(&forge.issuer), clients_toml()),
+    );
+    let app = spawn_in_process(&config, env_with(&[("MCD_SECRET", "s3cret")])).await;
+    let env = Env::new(forge, app.owning(config));
+    let url = env.url("authgate.authgate.svc", "/oauth2/auth/mcd");
+    let auth = |method: &str, target: &str, extra: &[(&str, &str)]| {
+        let original = format!("http://{HOST}{target}");
+        let mut h: Vec<(String, String)> = vec![
+            ("x-original-url".into(), original),
+            ("x-original-method".into(), method.into()),
+        ];
+        h.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let url = url.clone();
+        async move {
+            let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            Client::new().get(&url, &h).await
+        }
+    };
+    // CI by bearer key, either of its two keys; apps see which client it was
+    for key in ["ci-key-old", "ci-key-new"] {
+        let bearer = format!("Bearer {key}");
+        let r = auth("GET", "/api/builds", &[("authorization", &bearer)]).await;
+        assert_eq!(r.status, 202, "{key}");
+        assert_eq!(r.header("x-auth-request-user"), Some("client:ci"));
+        assert_eq!(r.header("x-auth-request-email"), None);
+    }
+    let ci = [("authorization", "Bearer ci-key-new")];
+    assert_eq!(
+        auth("POST", "/api/builds", &ci).await.status,
+        403,
+        "read-only"
+    );
+    assert_eq!(
+        auth("GET", "/app", &ci).await.status,
+        403,
+        "[authz] admits users only"
+    );
+    assert_eq!(
+        auth(
+            "GET",
+            "/api/builds",
+            &[("authorization", "Bearer ci-key-typo")]
+        )
+        .await
+        .status,
+        401
+    );
+    // the hook by its header, from its network only (the client address from a trusted
+    // proxy's X-Forwarded-For)
+    let hook = |ip: &'static str, key: &'static str| [("x-hook-key", key), ("x-forwarded-for", ip)];
+    let r = auth("POST", "/hooks/deploy", &hook("192.0.2.10", "hook-key")).await;
+    assert_eq!(r.status, 202);
+    assert_eq!(r.header("x-auth-request-user"), Some("client:deploy-hook"));
+    assert_eq!(
+        auth("POST", "/hooks/deploy", &hook("198.51.100.7", "hook-key"))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        auth("POST", "/hooks/deploy", &hook("192.0.2.10", "wrong"))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        auth("POST", "/hooks/deploy", &hook("192.0.2.10", "ci-key-new"))
+            .await
+            .status,
+        401
+    );
+    // the ci key in the hook's header, and the hook's key as a bearer, are not the hook
+    assert_eq!(
+        auth(
+            "POST",
+            "/hooks/deploy",
+            &[
+                ("authorization", "Bearer hook-key"),
+                ("x-forwarded-for", "192.0.2.10")
+            ]
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(
+        auth(
+            "POST",
+            "/hooks/deploy",
+            &[
+                ("authorization", "Bearer ci-key-new"),
+                ("x-forwarded-for", "192.0.2.10")
+            ]
+        )
+        .await
+        .status,
+        403
+    );
+}

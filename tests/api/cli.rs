@@ -350,3 +350,27 @@ fn zero_workers_is_refused_naming_the_option() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--workers"), "{err}");
 }
+
+#[test]
+fn check_names_a_bad_rule_and_warns_about_a_shadowed_one() {
+    let ws = "hosts = [\"x.test\"]\nauth = \"oidc\"\ninsecure_http = true\n[[provider]]\nissuer = \"https://idp.test\"\nclient_id = \"c\"\nclient_secret_env = \"S\"\n";
+    let bad = ConfigDir::new("").workspace(
+        "mcd",
+        &format!("{ws}[[rule]]\nprefix = \"/a\"\naction = \"deny\"\n"),
+    );
+    let out = authgate(&["check", bad.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("workspaces/mcd.toml: rule[0].prefix: `/a` must end with '/'"),
+        "{err}"
+    );
+    let shadowed = ConfigDir::new("").workspace(
+        "mcd",
+        &format!("{ws}[[rule]]\nprefix = \"/a/\"\naction = \"deny\"\n[[rule]]\npath = \"/a/b\"\naction = \"allow\"\nany_user = true\n"),
+    );
+    let out = authgate(&["check", shadowed.path().to_str().unwrap()]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("workspaces/mcd.toml: rule[1]: can never match: every request it covers is decided first by rule[0]"), "{err}");
+}
