@@ -11,6 +11,7 @@
 //! - [`authz`]: authorization rules as pure predicates.
 //! - [`public`]: public routes inside a protected workspace, matched on the original request.
 //! - [`rules`]: ordered access rules (`[[public]]`, `[[rule]]`), compiled, matched without allocating.
+//! - [`explain`]: `authgate explain`: which rule decides a request, and the answer.
 //! - [`redirect`]: validation of `rd` redirect targets.
 //! - [`forward`]: which host a request is for, and which forwarding headers to believe.
 //! - [`host`]: the one strict parser of hosts, into the canonical [`host::Host`].
@@ -29,6 +30,7 @@ pub mod authn;
 pub mod authz;
 pub mod callback;
 pub mod config;
+pub mod explain;
 pub mod forward;
 pub mod host;
 pub mod http;
