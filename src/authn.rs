@@ -76,6 +76,22 @@ impl Workspace {
     ) -> Result<Authenticated, AuthError> {
         match (self.session.open_headers(&creds.cookies, now), creds.bearer) {
             (Ok(session), _) => Ok(self.current(session, &creds.cookies, now).await?),
+            (Err(SessionError::Missing), Some(token))
+                if !self.jwt_clients.is_empty() && token.split('.').count() == 3 =>
+            {
+                match self.jwt_client(token, now) {
+                    Some(result) => Ok(Authenticated {
+                        identity: result?,
+                        tokens: Tokens::default(),
+                        cookies: Vec::new(),
+                    }),
+                    None => Ok(Authenticated {
+                        identity: self.verify_bearer(token, now)?,
+                        tokens: Tokens::default(),
+                        cookies: Vec::new(),
+                    }),
+                }
+            }
             (Err(SessionError::Missing), _) if !self.config.clients.is_empty() => {
                 match self.machine_client(creds) {
                     Some(Ok(name)) => Ok(Authenticated {
@@ -176,6 +192,35 @@ impl Workspace {
             refused |= client.header.is_some();
         }
         refused.then_some(Err(BearerError::UnknownApiKey))
+    }
+
+    /// The JWT machine client whose issuer signed `token`: its identity, or why the token is
+    /// not that client's; `None` when no client's issuer signed it (a provider's token may).
+    /// Cached keys only; a hit is remembered in the verified-token cache until `exp`.
+    fn jwt_client(&self, token: &str, now: u64) -> Option<Result<Identity, BearerError>> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(hit) = self.bearer_cache.get(&key) {
+            if hit.identity.client.is_some() && now < hit.expires_at {
+                return Some(Ok(hit.identity.clone()));
+            }
+        }
+        for client in &self.jwt_clients {
+            match client.verify(token, now) {
+                Some(Ok((identity, exp))) => {
+                    self.bearer_cache.insert(
+                        key,
+                        std::sync::Arc::new(crate::provider::BearerIdentity {
+                            identity: identity.clone(),
+                            expires_at: exp,
+                        }),
+                    );
+                    return Some(Ok(identity));
+                }
+                Some(Err(e)) => return Some(Err(BearerError::Client(e))),
+                None => {}
+            }
+        }
+        None
     }
 
     /// What an opened session holds now: as it is, or renewed at the provider when it is due.

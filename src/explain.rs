@@ -121,7 +121,11 @@ pub fn explain(ws: &WorkspaceConfig, q: &Question<'_>) -> Result<Explanation, Ex
         None => &ws.hosts[0],
     };
     if let Caller::Client(name) = &q.caller {
-        if !ws.clients.iter().any(|c| &c.name == name) {
+        let known = ws.clients.iter().map(|c| &c.name);
+        if !known
+            .chain(ws.jwt_clients.iter().map(|c| &c.name))
+            .any(|n| n == name)
+        {
             return Err(ExplainError::UnknownClient(name.clone()));
         }
     }

@@ -5,6 +5,7 @@
 //! - [`config`]: the server file and one file per workspace, typed and validated at load.
 //! - [`workspace`]: the host → workspace registry built from a config; swapped whole on reload.
 //! - [`provider`]: one trait, one file per identity provider kind.
+//! - [`machine`]: machine clients by JWT from an issuer of their own (service accounts, CI).
 //! - [`metrics`]: Prometheus metrics, their bounded labels, and the lock-free histogram.
 //! - [`oidc`]: discovery, the JWKS cache, and pure token verification.
 //! - [`session`]: the encrypted session and login-state cookies, and their keys.
@@ -36,6 +37,7 @@ pub mod host;
 pub mod http;
 pub mod identity;
 pub mod import;
+pub mod machine;
 pub mod metrics;
 pub mod oidc;
 pub mod provider;

@@ -53,6 +53,8 @@ pub struct Workspace {
     pub metrics: WorkspaceMetrics,
     /// Renews sessions at the provider, when `session.refresh_interval` is set.
     pub refresher: Option<Refresher>,
+    /// Machine clients by JWT (`[[client]]` with an `issuer`).
+    pub jwt_clients: Vec<Arc<crate::machine::JwtClient>>,
 }
 
 /// A server-side session's record in the store. Records written before tokens were kept are
@@ -346,6 +348,9 @@ pub enum BearerError {
     /// A machine client's API-key header carries a key no hash of any client matches.
     #[error("the API key matches no machine client")]
     UnknownApiKey,
+    /// A JWT of a machine client's issuer that is not that client's.
+    #[error("machine client token refused: {0}")]
+    Client(#[source] crate::machine::ClientTokenError),
 }
 
 /// Why no workspace may judge a request.
@@ -461,6 +466,17 @@ impl Registry {
                     .time_to_live(Duration::from_secs(300))
                     .build(),
                 refresher: wc.session.refresh_interval.map(Refresher::new),
+                jwt_clients: wc
+                    .jwt_clients
+                    .iter()
+                    .map(|c| {
+                        Arc::new(crate::machine::JwtClient::new(
+                            c.clone(),
+                            ctx.http.clone(),
+                            ctx.jwks.clone(),
+                        ))
+                    })
+                    .collect(),
             });
             for h in &wc.hosts {
                 by_host.insert(h.clone(), ws.clone());

@@ -1,12 +1,16 @@
-//! The checks on `[[client]]` tables: machine clients that authenticate with a static API key.
+//! The checks on `[[client]]` tables: machine clients that authenticate with a static API key,
+//! or with a JWT from an issuer of their own (`issuer`, `audience`, required `claims`).
 //!
 //! Owns reading the key hashes (written inline, in a file, or in an environment variable:
 //! `sha256:<64 hex digits>` each, never a key) and the header a key travels in. Each problem
 //! names `client[i].<field>`; a client with no valid hash, a name used twice, a header a proxy
 //! writes (or that carries cookies) is refused.
 
+use url::Url;
+
+use super::provider::is_loopback;
 use super::validate::Report;
-use super::{ClientConfig, Env};
+use super::{ClientConfig, Env, JwtClientConfig};
 use crate::config::raw::RawClient;
 
 /// Headers a key may never travel in: the ones a proxy writes or overwrites, and the
@@ -20,14 +24,31 @@ const RESERVED_HEADERS: &[&str] = &[
     "x-request-id",
 ];
 
-/// Validates every client; invalid ones are left out (the report refuses the file anyway).
+/// Validates every client: those with keys, then those with an issuer. Invalid ones are left
+/// out (the report refuses the file anyway).
 pub(super) fn validate(
     raw: Vec<RawClient>,
     env: &dyn Env,
     report: &mut Report<'_>,
-) -> Vec<ClientConfig> {
+) -> (Vec<ClientConfig>, Vec<JwtClientConfig>) {
     let mut out: Vec<ClientConfig> = Vec::new();
-    for (i, c) in raw.into_iter().enumerate() {
+    let mut jwt: Vec<JwtClientConfig> = Vec::new();
+    for (i, mut c) in raw.into_iter().enumerate() {
+        if c.issuer.is_some() {
+            let taken =
+                out.iter().any(|o| o.name == c.name) || jwt.iter().any(|o| o.name == c.name);
+            if let Some(j) = jwt_client(i, &mut c, taken, report) {
+                jwt.push(j);
+            }
+            continue;
+        }
+        if c.audience.is_some() || !c.claims.is_empty() || c.user_claim.is_some() {
+            report.error(
+                format!("client[{i}]"),
+                "audience, claims and user_claim belong to a client with an `issuer`",
+            );
+            continue;
+        }
         let start = report.errors.len();
         let at = |field: &str| format!("client[{i}].{field}");
         if c.name.is_empty()
@@ -43,7 +64,7 @@ pub(super) fn validate(
                     c.name
                 ),
             );
-        } else if out.iter().any(|o| o.name == c.name) {
+        } else if out.iter().any(|o| o.name == c.name) || jwt.iter().any(|o| o.name == c.name) {
             report.error(at("name"), format!("`{}` names two clients", c.name));
         }
         let mut hashes = Vec::new();
@@ -97,7 +118,92 @@ pub(super) fn validate(
             });
         }
     }
-    out
+    (out, jwt)
+}
+
+/// Signature algorithms a JWT client's tokens may use.
+const JWT_ALGORITHMS: &[jsonwebtoken::Algorithm] = &[
+    jsonwebtoken::Algorithm::RS256,
+    jsonwebtoken::Algorithm::ES256,
+    jsonwebtoken::Algorithm::PS256,
+];
+
+/// A `[[client]]` with an `issuer`: https (or http on loopback), its own audience, and at
+/// least one claim condition.
+fn jwt_client(
+    i: usize,
+    c: &mut RawClient,
+    taken: bool,
+    report: &mut Report<'_>,
+) -> Option<JwtClientConfig> {
+    let start = report.errors.len();
+    let at = |field: &str| format!("client[{i}].{field}");
+    let plain = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_';
+    if c.name.is_empty() || !c.name.bytes().all(plain) {
+        report.error(
+            at("name"),
+            format!(
+                "`{}` is not a name of lower-case letters, digits, `-` and `_`",
+                c.name
+            ),
+        );
+    } else if taken {
+        report.error(at("name"), format!("`{}` names two clients", c.name));
+    }
+    if !c.api_keys.is_empty()
+        || c.api_keys_file.is_some()
+        || c.api_keys_env.is_some()
+        || c.header.is_some()
+    {
+        report.error(
+            format!("client[{i}]"),
+            "has both an `issuer` and API keys: one client authenticates one way",
+        );
+    }
+    let text = c.issuer.take().unwrap_or_default();
+    let issuer = match Url::parse(&text) {
+        Ok(u)
+            if (u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u)))
+                && u.query().is_none()
+                && u.fragment().is_none() =>
+        {
+            Some(u)
+        }
+        _ => {
+            report.error(at("issuer"), format!("`{text}` is not an https URL"));
+            None
+        }
+    };
+    let audience = c.audience.take().unwrap_or_default();
+    if audience.is_empty() {
+        report.error(
+            at("audience"),
+            "is required with `issuer`: the audience its tokens are issued for (authgate's own,              never another service's)",
+        );
+    }
+    if c.claims.is_empty() {
+        report.error(
+            at("claims"),
+            "is required with `issuer`: an issuer serves many clients (every workflow, every \
+             service account), so name this one (`claims = { sub = \"…\" }`)",
+        );
+    }
+    for (k, v) in &c.claims {
+        if v.is_empty() {
+            report.error(at(&format!("claims.{k}")), "is empty");
+        }
+    }
+    if report.errors.len() > start {
+        return None;
+    }
+    Some(JwtClientConfig {
+        name: std::mem::take(&mut c.name),
+        issuer: issuer?,
+        audience,
+        claims: std::mem::take(&mut c.claims).into_iter().collect(),
+        user_claim: c.user_claim.take(),
+        algorithms: JWT_ALGORITHMS.to_vec(),
+    })
 }
 
 /// Hashes one per line (or comma-separated); blank lines and `#` comments skipped.
@@ -192,6 +298,27 @@ mod tests {
     }
 
     #[test]
+    fn a_jwt_client_names_its_issuer_audience_and_claims() {
+        let ws = load_ws(
+            &format!(
+                "{WS}[[client]]\nname = \"gha\"\nissuer = \"https://token.actions.githubusercontent.com\"\n\
+                 audience = \"authgate-x\"\nclaims = {{ repository = \"devlabai/app\", ref = \"refs/heads/main\" }}\n\
+                 user_claim = \"repository\"\n[[rule]]\nprefix = \"/api/\"\naction = \"allow\"\nclients = [\"gha\"]\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        let c = &ws.jwt_clients[0];
+        assert_eq!(
+            c.issuer.as_str(),
+            "https://token.actions.githubusercontent.com/"
+        );
+        assert_eq!(c.claims.len(), 2);
+        assert_eq!(c.user_claim.as_deref(), Some("repository"));
+        assert!(ws.clients.is_empty());
+    }
+
+    #[test]
     fn each_bad_client_is_named_with_its_field() {
         for (client, env, want) in [
             (
@@ -252,6 +379,20 @@ mod tests {
                 !errs[0].contains("s3cr3t"),
                 "a key is never repeated: {errs:?}"
             );
+        }
+        for (client, want) in [
+            ("name = \"k8s\"\nissuer = \"ftp://x\"\naudience = \"a\"\nclaims = { sub = \"s\" }", "client[0].issuer: `ftp://x` is not an https URL"),
+            ("name = \"k8s\"\nissuer = \"http://k8s.example.com\"\naudience = \"a\"\nclaims = { sub = \"s\" }", "client[0].issuer: `http://k8s.example.com` is not an https URL"),
+            ("name = \"k8s\"\nissuer = \"https://k8s.example.com\"\nclaims = { sub = \"s\" }", "client[0].audience: is required with `issuer`"),
+            ("name = \"k8s\"\nissuer = \"https://k8s.example.com\"\naudience = \"a\"", "client[0].claims: is required with `issuer`"),
+            ("name = \"k8s\"\nissuer = \"https://k8s.example.com\"\naudience = \"a\"\nclaims = { sub = \"\" }", "client[0].claims.sub: is empty"),
+            ("name = \"k8s\"\nissuer = \"https://k8s.example.com\"\naudience = \"a\"\nclaims = { sub = \"s\" }\napi_keys = [\"H\"]", "client[0]: has both an `issuer` and API keys"),
+            ("name = \"ci\"\napi_keys = [\"H\"]\naudience = \"a\"", "client[0]: audience, claims and user_claim belong to a client with an `issuer`"),
+        ] {
+            let client = client.replace("\"H\"", &format!("\"{HASH}\""));
+            let errs = load_ws(&format!("{WS}[[client]]\n{client}\n"), &[]).unwrap_err();
+            assert_eq!(errs.len(), 1, "{client}: {errs:?}");
+            assert!(errs[0].starts_with(&format!("workspaces/x.toml: {want}")), "{client}: {errs:?}");
         }
         let twice = format!("{WS}[[client]]\nname = \"ci\"\napi_keys = [\"{HASH}\"]\n[[client]]\nname = \"ci\"\napi_keys = [\"{HASH}\"]\n");
         assert!(

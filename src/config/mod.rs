@@ -301,6 +301,25 @@ pub struct WorkspaceConfig {
     pub rules: crate::rules::RuleSet,
     /// `[[client]]`: machine clients by API key.
     pub clients: Vec<ClientConfig>,
+    /// `[[client]]`: machine clients by JWT from an issuer of their own.
+    pub jwt_clients: Vec<JwtClientConfig>,
+}
+
+/// One `[[client]]` with an `issuer`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtClientConfig {
+    /// Its name.
+    pub name: String,
+    /// The issuer, as its tokens' `iss` names it.
+    pub issuer: Url,
+    /// The audience its tokens must name.
+    pub audience: String,
+    /// Claims its tokens must carry with exactly these values; never empty.
+    pub claims: Vec<(String, String)>,
+    /// A claim appended to the user apps see.
+    pub user_claim: Option<String>,
+    /// Signature algorithms accepted.
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
 }
 
 /// One `[[client]]`, validated: a machine client and the SHA-256 digests of its valid keys.

@@ -148,6 +148,17 @@ pub(crate) struct RawClient {
     pub(crate) api_keys_env: Option<String>,
     /// The header the key is sent in (`X-Api-Key`); default `Authorization: Bearer <key>`.
     pub(crate) header: Option<String>,
+    /// Instead of keys: the issuer of its JWTs (`Authorization: Bearer`), discovered at
+    /// `<issuer>/.well-known/openid-configuration` with its JWKS.
+    pub(crate) issuer: Option<String>,
+    /// With `issuer`: the audience its tokens must name (its own, not a login client id).
+    pub(crate) audience: Option<String>,
+    /// With `issuer`: claims its tokens must carry with exactly these values (`sub`,
+    /// `repository`…); required, as an issuer serves many clients.
+    #[serde(default)]
+    pub(crate) claims: BTreeMap<String, String>,
+    /// With `issuer`: a claim appended to the user apps see (`client:<name>:<value>`).
+    pub(crate) user_claim: Option<String>,
 }
 
 /// One `[[rule]]`: which requests it covers (every condition set must hold) and what it decides.

@@ -324,8 +324,12 @@ fn validate_workspace(
     let authz = authz(raw.authz, report);
     check_open_providers(&providers, &authz, report);
     let public = super::public::validate(raw.public, report);
-    let clients = super::clients::validate(raw.client, env, report);
-    let client_names: Vec<String> = clients.iter().map(|c| c.name.clone()).collect();
+    let (clients, jwt_clients) = super::clients::validate(raw.client, env, report);
+    let client_names: Vec<String> = clients
+        .iter()
+        .map(|c| c.name.clone())
+        .chain(jwt_clients.iter().map(|c| c.name.clone()))
+        .collect();
     let rules = super::rules::compile(
         public,
         raw.rule,
@@ -355,6 +359,7 @@ fn validate_workspace(
         authz,
         rules,
         clients,
+        jwt_clients,
     })
 }
 

@@ -258,3 +258,111 @@ async fn machine_clients_pass_by_api_key_only_where_a_rule_names_them() {
         403
     );
 }
+
+#[tokio::test]
+async fn a_service_account_token_from_its_own_issuer_passes_only_as_its_client() {
+    use crate::helpers::forge::tokens;
+    use serde_json::json;
+    // The workspace's login provider, and a cluster's service-account issuer beside it.
+    let forge = spawn_forge().await;
+    let cluster = spawn_forge().await;
+    let config = ConfigDir::new("").workspace(
+        "mcd",
+        &format!(
+            r#"{}
+[[rule]]
+prefix = "/deploy/"
+action = "allow"
+clients = ["deployer"]
+[[client]]
+name = "deployer"
+issuer = "{}"
+audience = "authgate-mcd"
+claims = {{ sub = "system:serviceaccount:ci:deployer" }}
+user_claim = "sub"
+"#,
+            mcd_toml(&forge.issuer),
+            cluster.issuer
+        ),
+    );
+    let app = spawn_in_process(&config, env_with(&[("MCD_SECRET", "s3cret")])).await;
+    // Readiness: the issuer discovered and its keys loaded, as the start-up warm-up does.
+    for c in &app.state.registry().by_name("mcd").unwrap().jwt_clients {
+        c.warm_up().await;
+    }
+    let env = Env::new(forge, app.owning(config));
+    let url = env.url("authgate.authgate.svc", "/oauth2/auth/mcd");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut c = json!({
+            "iss": cluster.issuer, "sub": "system:serviceaccount:ci:deployer",
+            "aud": ["https://kubernetes.default.svc.cluster.local", "authgate-mcd"],
+            "iat": now, "exp": now + 600,
+            "kubernetes.io": {"namespace": "ci", "serviceaccount": {"name": "deployer"}},
+        });
+        edit(&mut c);
+        tokens::sign(jsonwebtoken::Algorithm::RS256, Some(tokens::RSA_KID), &c)
+    };
+    let call = |target: &str, token: String| {
+        let (url, original) = (url.clone(), format!("http://{HOST}{target}"));
+        async move {
+            let bearer = format!("Bearer {token}");
+            Client::new()
+                .get(
+                    &url,
+                    &[
+                        ("x-original-url", original.as_str()),
+                        ("x-original-method", "POST"),
+                        ("authorization", bearer.as_str()),
+                    ],
+                )
+                .await
+        }
+    };
+    let ok = call("/deploy/app", token(&|_| {})).await;
+    assert_eq!(ok.status, 202, "{}", ok.body);
+    assert_eq!(
+        ok.header("x-auth-request-user"),
+        Some("client:deployer:system:serviceaccount:ci:deployer")
+    );
+    assert_eq!(
+        call("/deploy/app", token(&|_| {})).await.status,
+        202,
+        "cached"
+    );
+    assert_eq!(
+        call("/app", token(&|_| {})).await.status,
+        403,
+        "not under [authz]"
+    );
+    for (name, edit) in [
+        (
+            "another service account",
+            Box::new(|c: &mut serde_json::Value| c["sub"] = json!("system:serviceaccount:ci:other"))
+                as Box<dyn Fn(&mut serde_json::Value)>,
+        ),
+        (
+            "another audience",
+            Box::new(|c: &mut serde_json::Value| {
+                c["aud"] = json!("https://kubernetes.default.svc.cluster.local")
+            }),
+        ),
+        (
+            "expired",
+            Box::new(move |c: &mut serde_json::Value| c["exp"] = json!(now - 3600)),
+        ),
+        (
+            "another issuer",
+            Box::new(|c: &mut serde_json::Value| c["iss"] = json!("https://evil.test")),
+        ),
+    ] {
+        assert_eq!(
+            call("/deploy/app", token(&*edit)).await.status,
+            401,
+            "{name}"
+        );
+    }
+}
