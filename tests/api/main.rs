@@ -9,6 +9,7 @@
 
 mod helpers;
 
+mod access_recipes;
 mod access_rules;
 mod auth_request_headers;
 mod backchannel;
