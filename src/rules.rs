@@ -7,8 +7,9 @@
 //! ([`Verdict::Default`]). A rule reads only the one [`OriginalRequest`] the route's own proxy
 //! describes, the host already checked against the workspace, and the client address
 //! `forward::client_address` found. The path is compared as written and only when plain
-//! (`public::is_plain_path`): a doubtful spelling, a missing original request or a missing
-//! method matches no rule at all, so it gets the workspace's default, never a rule's exception.
+//! (`public::is_plain_path`): a doubtful spelling, a missing original request, or a method
+//! missing or not in upper-case letters matches no rule at all, so it gets the workspace's
+//! default, never a rule's exception.
 //! Pure and allocation-free when matching; it never authenticates (an `allow` says who may
 //! pass, `authn` finds out who it is).
 
@@ -136,6 +137,8 @@ pub struct RuleRequest<'a> {
 pub enum Mismatch {
     /// No original request (an untrusted peer, or the route's proxy wrote none), or no method.
     NoOriginalRequest,
+    /// The method is not upper-case letters (`get`): a server may read it as `GET` or not.
+    DoubtfulMethod,
     /// The path is not plain (`public::is_plain_path`): no rule judges a doubtful spelling.
     DoubtfulPath,
     /// The path is not the rule's.
@@ -152,6 +155,7 @@ impl std::fmt::Display for Mismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::NoOriginalRequest => "no original request or method from a trusted proxy",
+            Self::DoubtfulMethod => "the method is not upper-case letters",
             Self::DoubtfulPath => "the path is not plain (encoded, dot or empty segments)",
             Self::Path => "path differs",
             Self::Method => "method not listed",
@@ -210,6 +214,9 @@ impl Rule {
         let Some((method, path)) = req.original.and_then(|o| Some((o.method?, o.path()))) else {
             return Some(Mismatch::NoOriginalRequest);
         };
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Some(Mismatch::DoubtfulMethod);
+        }
         if !is_plain_path(path) {
             return Some(Mismatch::DoubtfulPath);
         }
@@ -396,6 +403,9 @@ mod tests {
             ("GET", "//admin/x", a, "10.0.0.1", None),
             ("GET", "/api;x/items", a, "10.0.0.1", None),
             ("get", "/api/items", a, "10.0.0.1", None),
+            // a rule without methods still never judges a method spelled another way
+            ("get", "/hooks/deploy", a, "10.0.0.1", None),
+            ("Post", "/admin/x", a, "10.0.0.1", None),
         ] {
             assert_eq!(
                 decide(method, target, host, client),
