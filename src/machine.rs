@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::config::JwtClientConfig;
 use crate::identity::Identity;
+use crate::oidc::logout::unverified_claims;
 use crate::oidc::verify::{check_issuer, check_times, verify_signature};
 use crate::oidc::{
     Claims, Discovered, IssuerRule, JwksCache, MetadataCell, MetadataSource, RefreshTask,
@@ -89,15 +90,20 @@ impl JwtClient {
         }
     }
 
-    /// The identity `token` proves for this client, from cached keys only; `None` when the
-    /// issuer is not discovered yet or the token names another issuer.
-    /// With the identity, the token's `exp`.
+    /// The identity `token` proves for this client, with the token's `exp`, from cached keys
+    /// only; `None` when the issuer is not discovered yet or the token names another issuer
+    /// (read before any key is looked at: another client's or a provider's token is not this
+    /// client's to refuse).
     pub fn verify(
         &self,
         token: &str,
         now: u64,
     ) -> Option<Result<(Identity, u64), ClientTokenError>> {
         let d: Arc<Discovered> = self.metadata.current()?;
+        let named = unverified_claims(token).ok()?;
+        if check_issuer(&named, &d.issuer_rule).is_err() {
+            return None;
+        }
         let claims = match verify_signature(
             &self.jwks.keys(&d.metadata.jwks_uri),
             &self.config.algorithms,
@@ -111,10 +117,6 @@ impl JwtClient {
                 return Some(Err(e.into()));
             }
         };
-        // A token of another issuer is another client's, not a refusal by this one.
-        if check_issuer(&claims, &d.issuer_rule).is_err() {
-            return None;
-        }
         let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(now);
         Some(check_client_claims(&claims, &self.config, &d.issuer_rule, now).map(|id| (id, exp)))
     }

@@ -1,7 +1,7 @@
 //! README's access-rule recipes end to end through each real proxy — NGINX (the subrequest),
 //! Traefik and Caddy (the redirect form) — with the real authgate binary, real users signed in
-//! at the real OpenID Provider, static API keys, and service-account tokens from an issuer the
-//! test starts: the admin area by group, a read-only API for a CI token, a webhook by API key
+//! at the real OpenID Provider, static API keys, a CI job's client-credentials token from a
+//! second real OpenID Provider, and service-account tokens from an issuer the test starts: the admin area by group, a read-only API for a CI token, a webhook by API key
 //! and source network, a public health check.
 
 use serde_json::json;
@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::helpers::caddy::spawn_caddy_at;
 use crate::helpers::forge::{spawn_forge, tokens};
 use crate::helpers::nginx::{spawn_nginx_at, Site};
+use crate::helpers::node::spawn_oidc_provider;
 use crate::helpers::platform::{spawn_workspaces_with, MCD};
 use crate::helpers::redis::eventually;
 use crate::helpers::traefik::{self, spawn_traefik_at};
@@ -27,7 +28,7 @@ fn hash(key: &str) -> String {
 /// The recipes, after mcd's provider: the test client comes from loopback (each proxy writes
 /// the address it saw), so the deploy hook's network is loopback and the partner hook's is one
 /// the client is not on.
-fn recipes(sa_issuer: &str) -> String {
+fn recipes(sa_issuer: &str, ci_issuer: &str) -> String {
     format!(
         r#"
 [[public]]
@@ -51,7 +52,7 @@ action = "deny"
 prefix = "/api/"
 methods = ["GET", "HEAD"]
 action = "allow"
-clients = ["ci", "deployer"]
+clients = ["ci", "ci-token", "deployer"]
 [[rule]]
 prefix = "/admin/"
 action = "allow"
@@ -62,6 +63,11 @@ api_keys = ["{ci}"]
 [[client]]
 name = "deploy-hook"
 api_keys = ["{hook}"]
+[[client]]
+name = "ci-token"
+issuer = "{ci_issuer}"
+audience = "ci-runner"
+claims = {{ client_id = "ci-runner" }}
 [[client]]
 name = "deployer"
 issuer = "{sa_issuer}"
@@ -97,12 +103,21 @@ async fn the_recipes_through_caddy() {
 
 async fn recipes_through(proxy: Proxy) {
     let cluster = spawn_forge().await;
+    // The CI system's own OpenID Provider, issuing client-credentials tokens (Keycloak-shaped:
+    // JWT access tokens, aud = the client id).
+    let ci_idp = spawn_oidc_provider(
+        "keycloak",
+        "ci-runner",
+        "ci-secret",
+        &["http://127.0.0.1:9/unused".to_string()],
+        json!({"client_credentials": true}),
+    );
     let port = free_port();
     let ws = spawn_workspaces_with(
         &format!("recipes-{proxy:?}"),
         port,
         "generic",
-        &recipes(&cluster.issuer),
+        &recipes(&cluster.issuer, &ci_idp.issuer),
         "groups = \"groups\"\n",
     )
     .await;
@@ -203,6 +218,52 @@ async fn recipes_through(proxy: Proxy) {
     let other = sa("system:serviceaccount:ci:other");
     let r = Client::new().get(&api, &[("authorization", &other)]).await;
     assert!(needs_login(&r), "{proxy:?}: another service account: {r:?}");
+
+    // The same API for the CI system's client-credentials token from its own provider.
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "ci-runner:ci-secret"
+        )
+    );
+    let issued = Client::new()
+        .send(
+            "POST",
+            &format!("{}/protocol/openid-connect/token", ci_idp.issuer),
+            &[
+                ("authorization", &basic),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            Some("grant_type=client_credentials".into()),
+        )
+        .await;
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    let access: serde_json::Value = serde_json::from_str(&issued.body).unwrap();
+    let ci_token = format!("Bearer {}", access["access_token"].as_str().unwrap());
+    let r = eventually(
+        std::time::Duration::from_secs(10),
+        "the CI provider's keys are loaded",
+        || {
+            let (api, h) = (api.clone(), ci_token.clone());
+            async move {
+                let r = Client::new().get(&api, &[("authorization", &h)]).await;
+                (!needs_login(&r)).then_some(r)
+            }
+        },
+    )
+    .await;
+    assert!(reached(&r), "{proxy:?}: {r:?}");
+    assert_eq!(user_of(&r).as_deref(), Some("client:ci-token"));
+    let post = Client::new()
+        .send(
+            "POST",
+            &api,
+            &[("authorization", &ci_token)],
+            Some(String::new()),
+        )
+        .await;
+    assert_eq!(post.status, 403, "{proxy:?}: the CI token writes");
 
     // A webhook by API key and source network.
     let hook = [("authorization", "Bearer hook-key")];
