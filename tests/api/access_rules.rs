@@ -75,9 +75,17 @@ async fn the_first_matching_rule_decides_and_authz_applies_when_none_does() {
         "{}",
         ops.body
     );
-    // deny: 403 with or without a session, before any credential is read
-    assert_eq!(auth("/private/x", "GET", true).await.status, 403);
-    assert_eq!(auth("/private/x", "GET", false).await.status, 403);
+    // deny: 403 with or without a session, before any credential is read, with a page that
+    // does not ask a visitor to sign in with another account
+    for session in [true, false] {
+        let denied = auth("/private/x", "GET", session).await;
+        assert_eq!(denied.status, 403);
+        assert!(
+            denied.body.contains("not available here, whoever asks"),
+            "{}",
+            denied.body
+        );
+    }
     // public: `[[public]]` and a public rule, no identity even with a session
     for (target, method) in [("/healthz", "GET"), ("/status", "GET")] {
         let r = auth(target, method, true).await;
