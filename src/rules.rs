@@ -177,9 +177,13 @@ pub enum Verdict<'r> {
 impl RuleSet {
     /// The first rule matching `req`, or [`Verdict::Default`].
     pub fn decide(&self, req: &RuleRequest<'_>) -> Verdict<'_> {
+        // What every rule would check the same way is checked once.
+        let Ok(facts) = Facts::of(req) else {
+            return Verdict::Default;
+        };
         self.rules
             .iter()
-            .find(|r| r.mismatch(req).is_none())
+            .find(|r| r.differs(&facts).is_none())
             .map_or(Verdict::Default, Verdict::Rule)
     }
 
@@ -191,6 +195,44 @@ impl RuleSet {
     /// Whether a rule names client networks, so the client's address must be found.
     pub fn reads_client(&self) -> bool {
         self.rules.iter().any(|r| !r.networks.is_empty())
+    }
+}
+
+/// A request's values as every rule compares them, found once per decision: the method and
+/// path, checked plain; the host; the client address with a v4-mapped v6 address read as v4.
+struct Facts<'a> {
+    method: &'a str,
+    path: &'a str,
+    host: Option<&'a Host>,
+    client: Option<IpAddr>,
+    /// An `OPTIONS` with both CORS preflight headers.
+    preflight: bool,
+}
+
+impl<'a> Facts<'a> {
+    /// The facts, or why no rule can match: no original request or method, a method not in
+    /// upper-case letters, a path that is not plain.
+    fn of(req: &RuleRequest<'a>) -> Result<Self, Mismatch> {
+        let (method, path) = req
+            .original
+            .and_then(|o| Some((o.method?, o.path())))
+            .ok_or(Mismatch::NoOriginalRequest)?;
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(Mismatch::DoubtfulMethod);
+        }
+        if !is_plain_path(path) {
+            return Err(Mismatch::DoubtfulPath);
+        }
+        Ok(Self {
+            method,
+            path,
+            host: req.host,
+            client: req.client.map(|c| match c {
+                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(c, IpAddr::V4),
+                v4 => v4,
+            }),
+            preflight: method == "OPTIONS" && req.preflight_headers,
+        })
     }
 }
 
@@ -211,34 +253,31 @@ impl Rule {
 
     /// Why this rule does not match `req`, or `None` when it does.
     pub fn mismatch(&self, req: &RuleRequest<'_>) -> Option<Mismatch> {
-        let Some((method, path)) = req.original.and_then(|o| Some((o.method?, o.path()))) else {
-            return Some(Mismatch::NoOriginalRequest);
-        };
-        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Some(Mismatch::DoubtfulMethod);
+        match Facts::of(req) {
+            Ok(facts) => self.differs(&facts),
+            Err(why) => Some(why),
         }
-        if !is_plain_path(path) {
-            return Some(Mismatch::DoubtfulPath);
-        }
-        if self.path.as_ref().is_some_and(|p| !p.covers(path)) {
+    }
+
+    /// The conditions of this rule on a request whose spelling is already known to be plain.
+    fn differs(&self, f: &Facts<'_>) -> Option<Mismatch> {
+        if self.path.as_ref().is_some_and(|p| !p.covers(f.path)) {
             return Some(Mismatch::Path);
         }
-        let preflight = self.cors_preflight && method == "OPTIONS" && req.preflight_headers;
-        let listed = |ms: &Vec<String>| ms.iter().any(|m| m == method);
+        let preflight = self.cors_preflight && f.preflight;
+        let listed = |ms: &Vec<String>| ms.iter().any(|m| m == f.method);
         if !preflight && self.methods.as_ref().is_some_and(|ms| !listed(ms)) {
             return Some(Mismatch::Method);
         }
-        if !self.hosts.is_empty() && !req.host.is_some_and(|h| self.hosts.contains(h)) {
+        if !self.hosts.is_empty() && !f.host.is_some_and(|h| self.hosts.contains(h)) {
             return Some(Mismatch::Host);
         }
-        if !self.networks.is_empty() {
-            let client = req.client.map(|c| match c {
-                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(c, IpAddr::V4),
-                v4 => v4,
-            });
-            if !client.is_some_and(|c| self.networks.iter().any(|n| n.contains(&c))) {
-                return Some(Mismatch::Network);
-            }
+        if !self.networks.is_empty()
+            && !f
+                .client
+                .is_some_and(|c| self.networks.iter().any(|n| n.contains(&c)))
+        {
+            return Some(Mismatch::Network);
         }
         None
     }
