@@ -313,4 +313,21 @@ async fn recipes_through(proxy: Proxy) {
         403,
         "{proxy:?}: a forged address"
     );
+    // Keys, wrong keys included, and tokens never reach authgate's log; its refusals are there
+    // (so the log is the one the refusals went to).
+    let log = ws.authgate.log_text();
+    assert!(log.contains("refused"), "{log}");
+    for secret in [
+        "ci-key",
+        "ci-kex",
+        "hook-key",
+        "ci-secret",
+        &ci_token[7..],
+        &deployer[7..],
+    ] {
+        assert!(
+            !log.contains(secret),
+            "{proxy:?}: {secret} in authgate's log"
+        );
+    }
 }
