@@ -23,6 +23,18 @@ pub enum Denial {
     /// A rule needs an email, and the provider sent one it did not vouch for.
     #[error("{EMAIL_UNVERIFIED} ({0}) and a rule admits users by email")]
     EmailUnverified(EmailWithheld),
+    /// A `deny` rule decides the request.
+    #[error("denied by {0}")]
+    Rule(crate::rules::Origin),
+    /// The rule admits machine clients only.
+    #[error("the rule admits only machine clients")]
+    UsersNotAllowed,
+    /// The machine client is not one the rule (or the default) names.
+    #[error("machine client `{0}` is not allowed here")]
+    Client(String),
+    /// A claim condition of the rule does not hold.
+    #[error("claim `{0}` does not match")]
+    Claim(String),
 }
 
 impl AuthzRules {
@@ -56,23 +68,35 @@ impl AuthzRules {
     /// [`Identity::email_withheld`]): it passes where no rule reads an email, and is refused with
     /// [`Denial::EmailUnverified`] where one does, so the user learns why.
     pub fn check(&self, id: &Identity) -> Result<(), Denial> {
-        if !self.emails.is_empty() || !self.email_domains.is_empty() {
-            if let (true, Some(why)) = (id.email.is_empty(), id.email_withheld) {
-                return Err(Denial::EmailUnverified(why));
-            }
-            let email = id.email.to_ascii_lowercase();
-            let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-            let ok = !email.is_empty()
-                && (self.emails.contains(&email) || self.email_domains.iter().any(|d| d == domain));
-            if !ok {
-                return Err(Denial::Email(id.email.clone()));
-            }
-        }
-        if !self.groups.is_empty() && !id.groups.iter().any(|g| self.groups.contains(g)) {
-            return Err(Denial::Group);
-        }
-        Ok(())
+        check_lists(&self.emails, &self.email_domains, &self.groups, id)
     }
+}
+
+/// The check of [`AuthzRules::check`] on its lists, shared with the `allow` rules
+/// (`rules::Subject`): emails and domains one condition, groups another, each set one must pass.
+pub fn check_lists(
+    emails: &[String],
+    email_domains: &[String],
+    groups: &[String],
+    id: &Identity,
+) -> Result<(), Denial> {
+    if !emails.is_empty() || !email_domains.is_empty() {
+        if let (true, Some(why)) = (id.email.is_empty(), id.email_withheld) {
+            return Err(Denial::EmailUnverified(why));
+        }
+        // Addresses are compared without case; the config and the query hold them lower-cased.
+        let domain = id.email.rsplit_once('@').map_or("", |(_, d)| d);
+        let ok = !id.email.is_empty()
+            && (emails.iter().any(|e| e.eq_ignore_ascii_case(&id.email))
+                || email_domains.iter().any(|d| d.eq_ignore_ascii_case(domain)));
+        if !ok {
+            return Err(Denial::Email(id.email.clone()));
+        }
+    }
+    if !groups.is_empty() && !id.groups.iter().any(|g| groups.contains(g)) {
+        return Err(Denial::Group);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

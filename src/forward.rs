@@ -134,20 +134,18 @@ const MAX_HOPS: usize = 16;
 /// untrusted peer, writes it alone), so entries left of the first untrusted one are the
 /// client's own word and never read. A malformed entry ends the walk at the last trusted hop;
 /// a chain of trusted hops only gives its leftmost.
-pub fn client_address<'a>(
-    peer: IpAddr,
-    trusted: &[IpNet],
-    forwarded_for: impl IntoIterator<Item = &'a str>,
-) -> IpAddr {
+pub fn client_address<'a, I>(peer: IpAddr, trusted: &[IpNet], forwarded_for: I) -> IpAddr
+where
+    I: IntoIterator<Item = &'a str>,
+    I::IntoIter: DoubleEndedIterator,
+{
     if !is_trusted(peer, trusted) {
         return peer;
     }
-    let entries: Vec<&str> = forwarded_for
-        .into_iter()
-        .flat_map(|v| v.split(','))
-        .collect();
+    // Read from the right without collecting: the access rules ask on the hot path.
+    let entries = forwarded_for.into_iter().flat_map(|v| v.split(','));
     let mut client = peer;
-    for entry in entries.iter().rev().take(MAX_HOPS) {
+    for entry in entries.rev().take(MAX_HOPS) {
         let Some(ip) = hop_address(entry.trim()) else {
             return client;
         };

@@ -41,6 +41,10 @@ pub struct Identity {
     /// the provider did not send has no entry.
     #[serde(rename = "x", default, skip_serializing_if = "BTreeMap::is_empty")]
     pub claims: BTreeMap<String, String>,
+    /// The workspace's machine client (`[[client]]` name) this identity is, when it is one
+    /// rather than a user: it passes only rules that name it. Never in a session.
+    #[serde(skip)]
+    pub client: Option<String>,
 }
 
 /// Why a provider's email claim was not taken as the user's email. An unverified address is
@@ -97,6 +101,16 @@ pub enum UnusableIdentity {
 }
 
 impl Identity {
+    /// The workspace's machine client `name`: `X-Auth-Request-User: client:<name>`, no email,
+    /// no groups; it passes only rules that name it.
+    pub fn machine_client(name: &str) -> Self {
+        Self {
+            user: format!("client:{name}"),
+            client: Some(name.to_string()),
+            ..Self::default()
+        }
+    }
+
     /// Adds groups (roles, Graph's groups) after those of the ID token, each once, in order.
     pub fn add_groups(&mut self, more: impl IntoIterator<Item = String>) {
         for g in more {

@@ -98,10 +98,9 @@ const DROPPED: &[(&str, &str)] = &[
     ("htpasswd_file", "no local password logins: its users no longer get in"),
     ("htpasswd_user_groups", "no local password logins"),
     ("trusted_ips", "no address passes without a login: those clients now sign in"),
-    ("extra_jwt_issuers", "bearer tokens are verified against the workspace's providers only"),
     ("oidc_extra_audiences", "tokens must name the client_id as audience"),
     ("oidc_audience_claims", "tokens must name the client_id in `aud`"),
-    ("api_routes", "authgate answers /oauth2/auth with 401; the proxy in front decides on a redirect"),
+    ("api_routes", "it changes no access: authgate answers /oauth2/auth with 401, NGINX's auth-signin makes the redirect, and on the Traefik/Caddy route only a browser (Accept: text/html, no bearer token) is redirected, every other client gets the 401"),
     ("ping_user_agent", "/ping answers by path only; no User-Agent passes without a login"),
     ("gcp_healthchecks", "/ping and /ready answer by path only"),
     ("acr_values", "authgate does not ask the provider for an authentication level: require it at the provider (a Keycloak flow, Entra Conditional Access)"),
@@ -363,6 +362,9 @@ pub fn oauth2_proxy(text: &str, opts: &Options<'_>) -> Result<Imported, ImportEr
             None => notes.push(format!("{option}: `{route}` is not carried over (it now needs a login): a regular expression with no [[public]] path or prefix equal to it; write the rule by hand")),
         }
     }
+    for (i, entry) in strings(cfg.remove("extra_jwt_issuers")).iter().enumerate() {
+        public.push_str(&jwt_client(i, entry, &mut notes));
+    }
     if preflight {
         public.push_str("\n# From skip_auth_preflight: CORS preflights pass without a login.\n[[public]]\nprefix = \"/\"\nmethods = []\ncors_preflight = true\n");
     }
@@ -449,6 +451,31 @@ fn public_rule(route: &str) -> Option<String> {
         return None;
     }
     Some(format!("\n[[public]]\n{key} = {}\n{methods}", quote(&path)))
+}
+
+/// An `extra_jwt_issuers` entry (`issuer=audience`) as a machine client, written commented
+/// out: oauth2-proxy let every token of the issuer for that audience in as a user, and
+/// authgate's `[[client]]` passes only tokens with the claims it names (an issuer serves many
+/// clients) and only where a `[[rule]]` names it. Until the operator names them, the issuer's
+/// tokens no longer pass: the import narrows, never widens.
+fn jwt_client(i: usize, entry: &str, notes: &mut Vec<String>) -> String {
+    let Some((issuer, audience)) = entry
+        .split_once('=')
+        .filter(|(i, a)| i.starts_with("https://") && !a.is_empty())
+    else {
+        notes.push(format!("extra_jwt_issuers: `{entry}` is not `https://issuer=audience`; not carried over: its tokens no longer pass"));
+        return String::new();
+    };
+    let name = format!("issuer-{i}");
+    notes.push(format!("extra_jwt_issuers: `{entry}` is written as a commented [[client]] `{name}`: its tokens no longer pass until you name the claims that identify the client (claims = {{ sub = \"…\" }}) and a [[rule]] that lets it in (clients = [\"{name}\"])"));
+    format!(
+        "\n# From extra_jwt_issuers `{entry}`: a machine client once its claims are named; it then\n\
+         # passes only the [[rule]]s that list it in `clients`, never [authz].\n\
+         # [[client]]\n# name = {}\n# issuer = {}\n# audience = {}\n# claims = {{ sub = \"…\" }}\n",
+        quote(&name),
+        quote(issuer),
+        quote(audience)
+    )
 }
 
 fn need(v: Option<String>, why: &str) -> Result<String, ImportError> {

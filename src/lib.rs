@@ -5,11 +5,14 @@
 //! - [`config`]: the server file and one file per workspace, typed and validated at load.
 //! - [`workspace`]: the host → workspace registry built from a config; swapped whole on reload.
 //! - [`provider`]: one trait, one file per identity provider kind.
+//! - [`machine`]: machine clients by JWT from an issuer of their own (service accounts, CI).
 //! - [`metrics`]: Prometheus metrics, their bounded labels, and the lock-free histogram.
 //! - [`oidc`]: discovery, the JWKS cache, and pure token verification.
 //! - [`session`]: the encrypted session and login-state cookies, and their keys.
 //! - [`authz`]: authorization rules as pure predicates.
 //! - [`public`]: public routes inside a protected workspace, matched on the original request.
+//! - [`rules`]: ordered access rules (`[[public]]`, `[[rule]]`), compiled, matched without allocating.
+//! - [`explain`]: `authgate explain`: which rule decides a request, and the answer.
 //! - [`redirect`]: validation of `rd` redirect targets.
 //! - [`forward`]: which host a request is for, and which forwarding headers to believe.
 //! - [`host`]: the one strict parser of hosts, into the canonical [`host::Host`].
@@ -29,17 +32,20 @@ pub mod authn;
 pub mod authz;
 pub mod callback;
 pub mod config;
+pub mod explain;
 pub mod forward;
 pub mod host;
 pub mod http;
 pub mod identity;
 pub mod import;
+pub mod machine;
 pub mod metrics;
 pub mod oidc;
 pub mod provider;
 pub mod public;
 pub mod redirect;
 pub mod refresh;
+pub mod rules;
 pub mod secret;
 pub mod server;
 pub mod session;

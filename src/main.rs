@@ -10,12 +10,15 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use authgate::config::{self, ProcessEnv};
+use authgate::explain::{Caller, Question};
 use authgate::server::{Application, Drain};
 use authgate::session::MasterSecrets;
 use authgate::watch;
 
 /// Exit code for invalid configuration (EX_CONFIG from sysexits.h).
 const EXIT_CONFIG: u8 = 78;
+/// Exit code for a question `authgate explain` cannot answer (EX_USAGE).
+const EXIT_USAGE: u8 = 64;
 /// Exit code for a start-up failure other than config (EX_UNAVAILABLE).
 const EXIT_UNAVAILABLE: u8 = 69;
 
@@ -62,6 +65,43 @@ enum Command {
         /// Config directory.
         #[arg(env = "AUTHGATE_CONFIG", default_value = "config")]
         dir: PathBuf,
+    },
+    /// Say which rule decides a request and what /oauth2/auth answers. Exit 0: 202 with
+    /// identity; 20: public; 41: 401; 43: 403; 64: a bad question; 78: invalid config.
+    Explain {
+        /// Config directory.
+        #[arg(env = "AUTHGATE_CONFIG", default_value = "config")]
+        dir: PathBuf,
+        /// The workspace (file stem).
+        #[arg(long, short)]
+        workspace: String,
+        /// The request's method.
+        #[arg(long, short, default_value = "GET")]
+        method: String,
+        /// The request's path and query, as the client writes them.
+        #[arg(long, short)]
+        path: String,
+        /// The host [default: the workspace's first].
+        #[arg(long)]
+        host: Option<String>,
+        /// The client's address, as the trusted proxy reports it.
+        #[arg(long)]
+        client_ip: Option<std::net::IpAddr>,
+        /// Ask as a signed-in user with this (verified) email.
+        #[arg(long, conflicts_with = "machine_client")]
+        email: Option<String>,
+        /// The user's groups (repeat, or comma-separated).
+        #[arg(long = "group", value_delimiter = ',', requires = "email")]
+        groups: Vec<String>,
+        /// A claim of the user, `name=value` (repeat).
+        #[arg(long = "claim", requires = "email")]
+        claims: Vec<String>,
+        /// Ask as this machine client (`[[client]]` name).
+        #[arg(long)]
+        machine_client: Option<String>,
+        /// The Ingress's narrowing query (`allowed_groups=a,b`).
+        #[arg(long)]
+        query: Option<String>,
     },
     /// Print a fresh master cookie secret.
     Secret,
@@ -158,6 +198,51 @@ fn main() -> ExitCode {
                 accept_loss,
             },
         ),
+        Command::Explain {
+            dir,
+            workspace,
+            method,
+            path,
+            host,
+            client_ip,
+            email,
+            groups,
+            claims,
+            machine_client,
+            query,
+        } => {
+            let caller = match (email, machine_client) {
+                (Some(email), _) => Caller::User {
+                    email,
+                    groups,
+                    claims: match claims
+                        .iter()
+                        .map(|c| c.split_once('=').map(|(k, v)| (k.into(), v.into())))
+                        .collect::<Option<Vec<_>>>()
+                    {
+                        Some(c) => c,
+                        None => {
+                            eprintln!("--claim takes name=value");
+                            return ExitCode::from(EXIT_USAGE);
+                        }
+                    },
+                },
+                (None, Some(name)) => Caller::Client(name),
+                (None, None) => Caller::Anonymous,
+            };
+            explain(
+                &dir,
+                &workspace,
+                ExplainArgs {
+                    method: &method,
+                    path: &path,
+                    host: host.as_deref(),
+                    client: client_ip,
+                    caller,
+                    query: query.as_deref(),
+                },
+            )
+        }
         Command::Check { dir } => match config::load(&dir, &ProcessEnv) {
             Ok(c) => {
                 for w in config::warnings(&c) {
@@ -197,6 +282,69 @@ fn main() -> ExitCode {
             watch_interval,
             metrics == Switch::On,
         ),
+    }
+}
+
+/// The question of `authgate explain`, as given on the command line.
+struct ExplainArgs<'a> {
+    method: &'a str,
+    path: &'a str,
+    host: Option<&'a str>,
+    client: Option<std::net::IpAddr>,
+    caller: Caller,
+    query: Option<&'a str>,
+}
+
+fn explain(dir: &std::path::Path, workspace: &str, args: ExplainArgs<'_>) -> ExitCode {
+    let config = match config::load(dir, &ProcessEnv) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{}", with_dir(dir, e));
+            }
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let Some(ws) = config.workspaces.iter().find(|w| w.name == workspace) else {
+        let names: Vec<_> = config.workspaces.iter().map(|w| w.name.as_str()).collect();
+        eprintln!(
+            "no workspace `{workspace}` (there are: {})",
+            names.join(", ")
+        );
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let host = match args.host.map(authgate::host::Host::parse).transpose() {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("--host: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let narrowing = args
+        .query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let question = Question {
+        method: args.method,
+        target: args.path,
+        host,
+        client: args.client,
+        caller: args.caller,
+        narrowing,
+    };
+    match authgate::explain::explain(ws, &question) {
+        Ok(e) => {
+            print!("{e}");
+            ExitCode::from(e.answer.exit_code())
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_USAGE)
+        }
     }
 }
 

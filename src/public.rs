@@ -1,7 +1,8 @@
-//! Public routes inside a protected workspace: which original requests pass without a login.
+//! Public routes inside a protected workspace: the `[[public]]` rule and the path spelling
+//! every rule is compared in.
 //!
-//! Owns the decision "is this method and path one of the workspace's `[[public]]` rules?",
-//! taken on the *original* request as the route's own proxy describes it
+//! Owns what a `[[public]]` rule is and whether a path is plain; `crate::rules` compiles the
+//! rules (first in the workspace's list) and matches them, always on the *original* request as the route's own proxy describes it
 //! ([`crate::forward::OriginalRequest`], built by the route's extractor: no header is read
 //! here). The path is compared exactly as the client wrote it, never decoded or normalised:
 //! the app behind the proxy sees that raw path, and an app may read a spelling differently
@@ -9,8 +10,6 @@
 //! percent-encoding at all, no `.` or `..` segment, no `//`, and none of `;`, `\`, `#` — and a
 //! path that is not plain is never public (the normal login check applies). The query is never
 //! looked at. Pure: takes plain values, never a framework request, and never errs.
-
-use crate::forward::OriginalRequest;
 
 /// One `[[public]]` rule, validated (`config::public`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,37 +33,25 @@ pub enum PathPattern {
     Prefix(String),
 }
 
-/// Whether `req` is public under `rules`. False whenever anything is missing or doubtful: no
-/// original request (an untrusted peer, a browser route), no method, a path that is not plain.
-/// `preflight_headers`: the request carried both `Origin` and `Access-Control-Request-Method`.
-pub fn is_public(
-    rules: &[PublicRule],
-    req: Option<&OriginalRequest<'_>>,
-    preflight_headers: bool,
-) -> bool {
-    let Some(req) = req.filter(|_| !rules.is_empty()) else {
-        return false;
-    };
-    let Some(method) = req.method else {
-        return false;
-    };
-    let path = req.path();
-    if !is_plain_path(path) {
-        return false;
-    }
-    let preflight = method == "OPTIONS" && preflight_headers;
-    rules.iter().any(|r| {
-        (r.methods.iter().any(|m| m == method) || (preflight && r.cors_preflight))
-            && r.path.covers(path)
-    })
-}
-
 impl PathPattern {
-    fn covers(&self, path: &str) -> bool {
+    /// Whether `path` (plain, as the request wrote it) is this path or under this prefix.
+    pub fn covers(&self, path: &str) -> bool {
         match self {
             Self::Exact(p) => path == p,
             Self::Prefix(p) => path.starts_with(p.as_str()),
         }
+    }
+
+    /// The path or prefix as written.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Exact(p) | Self::Prefix(p) => p,
+        }
+    }
+
+    /// Whether this is a prefix.
+    pub fn is_prefix(&self) -> bool {
+        matches!(self, Self::Prefix(_))
     }
 }
 
@@ -85,6 +72,8 @@ pub fn is_plain_path(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::forward::OriginalRequest;
+    use crate::rules::{Action, Rule, RuleRequest, RuleSet, Verdict};
 
     fn rules() -> Vec<PublicRule> {
         vec![
@@ -113,6 +102,29 @@ mod tests {
 
     fn request<'a>(method: Option<&'a str>, target: &'a str) -> OriginalRequest<'a> {
         OriginalRequest { method, target }
+    }
+
+    /// Whether the rules, compiled as a workspace compiles them, make the request public.
+    fn is_public(
+        rules: &[PublicRule],
+        req: Option<&OriginalRequest<'_>>,
+        preflight_headers: bool,
+    ) -> bool {
+        let set = RuleSet {
+            rules: rules
+                .iter()
+                .cloned()
+                .enumerate()
+                .map(Rule::public)
+                .collect(),
+        };
+        let req = RuleRequest {
+            original: req.copied(),
+            host: None,
+            client: None,
+            preflight_headers,
+        };
+        matches!(set.decide(&req), Verdict::Rule(r) if r.action == Action::Public)
     }
 
     fn public(method: &str, target: &str) -> bool {

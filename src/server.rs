@@ -244,12 +244,17 @@ impl Application {
     }
 }
 
-/// Discovery and JWKS for every provider, in the background; failures only log.
+/// Discovery and JWKS for every provider and JWT machine client, in the background; failures
+/// only log.
 pub fn warm_up(state: &AppState) {
     for ws in state.registry().workspaces.iter() {
         for p in &ws.providers {
             let p = p.clone();
             tokio::spawn(async move { p.warm_up().await });
+        }
+        for c in &ws.jwt_clients {
+            let c = c.clone();
+            tokio::spawn(async move { c.warm_up().await });
         }
     }
 }

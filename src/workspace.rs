@@ -53,6 +53,8 @@ pub struct Workspace {
     pub metrics: WorkspaceMetrics,
     /// Renews sessions at the provider, when `session.refresh_interval` is set.
     pub refresher: Option<Refresher>,
+    /// Machine clients by JWT (`[[client]]` with an `issuer`).
+    pub jwt_clients: Vec<Arc<crate::machine::JwtClient>>,
 }
 
 /// A server-side session's record in the store. Records written before tokens were kept are
@@ -328,6 +330,11 @@ impl Workspace {
     /// The identity a bearer JWT proves, from the verified-token cache or the providers' cached
     /// keys; never does I/O. The error says why the last provider refused it.
     pub fn verify_bearer(&self, token: &str, now: u64) -> Result<Identity, BearerError> {
+        // `bearer = false`: the providers' tokens are no credential here (machine clients,
+        // which the workspace names one by one, still are).
+        if !self.config.bearer {
+            return Err(BearerError::Off);
+        }
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(hit) = self.bearer_cache.get(&key) {
             if now < hit.expires_at + LEEWAY {
@@ -381,6 +388,12 @@ pub enum BearerError {
     /// It verified, but names no user, or values that cannot travel in headers.
     #[error("the token's identity is unusable: {0}")]
     Unusable(#[source] UnusableIdentity),
+    /// A machine client's API-key header carries a key no hash of any client matches.
+    #[error("the API key matches no machine client")]
+    UnknownApiKey,
+    /// A JWT of a machine client's issuer that is not that client's.
+    #[error("machine client token refused: {0}")]
+    Client(#[source] crate::machine::ClientTokenError),
 }
 
 /// Why no workspace may judge a request.
@@ -496,6 +509,17 @@ impl Registry {
                     .time_to_live(Duration::from_secs(300))
                     .build(),
                 refresher: wc.session.refresh_interval.map(Refresher::new),
+                jwt_clients: wc
+                    .jwt_clients
+                    .iter()
+                    .map(|c| {
+                        Arc::new(crate::machine::JwtClient::new(
+                            c.clone(),
+                            ctx.http.clone(),
+                            ctx.jwks.clone(),
+                        ))
+                    })
+                    .collect(),
             });
             for h in &wc.hosts {
                 by_host.insert(h.clone(), ws.clone());

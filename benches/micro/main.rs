@@ -7,14 +7,16 @@
 //!
 //! Groups: `session` (cookie decode and check), `jwt_verify` (ID-token verification, RS256 and
 //! ES256), `bearer` (bearer JWTs with the verified-token cache warm and cold), `rd_validate`,
-//! and `auth_request` (a whole `/oauth2/auth` through the router). Nothing leaves loopback: the
-//! provider the workspace discovers is a static one in this process (`testkit::idp`, crates/testkit).
+//! `rules` (50 access rules), and `auth_request` (a whole `/oauth2/auth` through the router).
+//! Nothing leaves loopback: the provider the workspace discovers is a static one in this process
+//! (`testkit::idp`, crates/testkit).
 //! Under `cargo test --all-targets` each benchmark runs once as a smoke test.
 
 mod fixture;
 mod jwt;
 mod redirect;
 mod router;
+mod rules;
 mod runner;
 mod session;
 
@@ -24,6 +26,7 @@ fn main() {
     session::bench(&mut runner, &fx);
     jwt::bench(&mut runner, &fx);
     redirect::bench(&mut runner);
+    rules::bench(&mut runner);
     router::bench(&mut runner, &fx);
     runner.finish();
 }

@@ -4,11 +4,13 @@
 //! it holds no runtime state and depends on nothing above it. Secrets are named here (where
 //! they come from) and read only by [`Secrets::read`].
 
+mod clients;
 mod parsed;
 mod provider;
 mod public;
 mod raw;
 mod redis;
+mod rules;
 #[cfg(feature = "schema")]
 pub mod schema;
 pub mod secrets;
@@ -296,8 +298,51 @@ pub struct WorkspaceConfig {
     pub headers: HeaderMapping,
     /// Authorization rules.
     pub authz: AuthzRules,
-    /// `[[public]]`: requests that pass without a login (empty for most workspaces).
-    pub public: Vec<crate::public::PublicRule>,
+    /// `[[public]]` then `[[rule]]`, compiled in the order they are tried (empty for most
+    /// workspaces); `authz` when none matches.
+    pub rules: crate::rules::RuleSet,
+    /// `[[client]]`: machine clients by API key.
+    pub clients: Vec<ClientConfig>,
+    /// `[[client]]`: machine clients by JWT from an issuer of their own.
+    pub jwt_clients: Vec<JwtClientConfig>,
+}
+
+/// One `[[client]]` with an `issuer`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtClientConfig {
+    /// Its name.
+    pub name: String,
+    /// The issuer, as its tokens' `iss` names it.
+    pub issuer: Url,
+    /// The audience its tokens must name.
+    pub audience: String,
+    /// Claims its tokens must carry with exactly these values; never empty.
+    pub claims: Vec<(String, String)>,
+    /// A claim appended to the user apps see.
+    pub user_claim: Option<String>,
+    /// Signature algorithms accepted.
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+}
+
+/// One `[[client]]`, validated: a machine client and the SHA-256 digests of its valid keys.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Its name.
+    pub name: String,
+    /// SHA-256 of each valid key.
+    pub key_hashes: Vec<[u8; 32]>,
+    /// The lower-case header carrying the key; `None`: `Authorization: Bearer`.
+    pub header: Option<String>,
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("name", &self.name)
+            .field("keys", &self.key_hashes.len())
+            .field("header", &self.header)
+            .finish()
+    }
 }
 
 /// One problem in one file, at one field.

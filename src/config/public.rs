@@ -80,7 +80,7 @@ fn rule(i: usize, raw: RawPublic, report: &mut Report<'_>) -> Option<PublicRule>
 
 /// A rule's path must be plain (`public::is_plain_path`), the one spelling request paths are
 /// compared in: absolute, visible ASCII, no `.`/`..` segments, no `//`, no `;`, `#`, `?`, `\` or `%`.
-fn check_path(p: &str) -> Result<(), PathProblem> {
+pub(super) fn check_path(p: &str) -> Result<(), PathProblem> {
     if !p.starts_with('/') {
         return Err(PathProblem::Relative(p.into()));
     }
@@ -104,7 +104,7 @@ fn check_path(p: &str) -> Result<(), PathProblem> {
 
 /// Why a `[[public]]` path is refused.
 #[derive(Debug, thiserror::Error)]
-enum PathProblem {
+pub(super) enum PathProblem {
     #[error("`{0}` must start with '/'")]
     Relative(String),
     #[error("`{0}` holds `{1}`: rules are plain decoded paths, matched without query, parameters or encoding")]

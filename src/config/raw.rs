@@ -120,9 +120,117 @@ pub(crate) struct RawWorkspace {
     /// Who may pass once signed in.
     #[serde(default)]
     pub(crate) authz: RawAuthz,
-    /// Requests that pass without a login (health checks, webhooks, static assets).
+    /// Requests that pass without a login (health checks, webhooks, static assets). Tried
+    /// before every `[[rule]]`.
     #[serde(default)]
     pub(crate) public: Vec<RawPublic>,
+    /// Ordered access rules, after `[[public]]`: the first that matches decides; `[authz]`
+    /// when none does.
+    #[serde(default)]
+    pub(crate) rule: Vec<RawRule>,
+    /// Machine clients (CI jobs, webhooks, other services), named for `[[rule]] clients`.
+    #[serde(default)]
+    pub(crate) client: Vec<RawClient>,
+}
+
+/// One `[[client]]`: a machine client that authenticates with a static API key, whose hashes
+/// only are written down (`sha256:<64 hex digits>`, the SHA-256 of the key); several hashes
+/// let a key be rotated.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(rename = "Client"))]
+pub(crate) struct RawClient {
+    /// Its name, for `[[rule]] clients`; apps see `X-Auth-Request-User: client:<name>`.
+    pub(crate) name: String,
+    /// Hashes of its valid keys (`sha256:<hex>`).
+    #[serde(default)]
+    pub(crate) api_keys: Vec<String>,
+    /// File holding more hashes, one per line.
+    pub(crate) api_keys_file: Option<String>,
+    /// Environment variable holding more hashes, one per line or comma-separated.
+    pub(crate) api_keys_env: Option<String>,
+    /// The header the key is sent in (`X-Api-Key`); default `Authorization: Bearer <key>`.
+    pub(crate) header: Option<String>,
+    /// Instead of keys: the issuer of its JWTs (`Authorization: Bearer`), discovered at
+    /// `<issuer>/.well-known/openid-configuration` with its JWKS.
+    pub(crate) issuer: Option<String>,
+    /// With `issuer`: the audience its tokens must name (its own, not a login client id).
+    pub(crate) audience: Option<String>,
+    /// With `issuer`: claims its tokens must carry with exactly these values (`sub`,
+    /// `repository`…); required, as an issuer serves many clients.
+    #[serde(default)]
+    pub(crate) claims: BTreeMap<String, String>,
+    /// With `issuer`: a claim appended to the user apps see (`client:<name>:<value>`).
+    pub(crate) user_claim: Option<String>,
+}
+
+/// One `[[rule]]`: which requests it covers (every condition set must hold) and what it decides.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(rename = "Rule"))]
+pub(crate) struct RawRule {
+    /// One exact path, plain and decoded (`/healthz`).
+    pub(crate) path: Option<String>,
+    /// Every path under this one; ends with `/` (`/admin/`).
+    pub(crate) prefix: Option<String>,
+    /// Methods covered, upper-case (default: every method).
+    pub(crate) methods: Option<Vec<String>>,
+    /// Hosts covered, of the workspace's own (default: all of them).
+    #[serde(default)]
+    pub(crate) hosts: Vec<String>,
+    /// Client networks covered, as CIDRs, matched on the address the trusted proxy reports (default: every client).
+    #[serde(default)]
+    pub(crate) networks: Vec<String>,
+    /// `public` (no login, no identity headers), `deny` (403) or `allow` (the subject below, after login).
+    pub(crate) action: RuleActionKind,
+    /// allow: every signed-in user passes (with the conditions below, if any).
+    #[serde(default)]
+    pub(crate) any_user: bool,
+    /// allow: exact email addresses.
+    #[serde(default)]
+    pub(crate) emails: Vec<String>,
+    /// allow: email domains.
+    #[serde(default)]
+    pub(crate) email_domains: Vec<String>,
+    /// allow: groups or roles, any of which passes.
+    #[serde(default)]
+    pub(crate) groups: Vec<String>,
+    /// allow: claim conditions, all of which must hold; each claim must be kept through `[headers.claims]`.
+    #[serde(default)]
+    pub(crate) claims: Vec<RawClaimMatch>,
+    /// allow: machine clients (`[[client]]` names) that pass.
+    #[serde(default)]
+    pub(crate) clients: Vec<String>,
+}
+
+/// A rule's `action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(inline))]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RuleActionKind {
+    /// No login, no identity headers.
+    Public,
+    /// 403 with the denial page.
+    Deny,
+    /// The rule's subject, after login.
+    Allow,
+}
+
+/// One `[[rule.claims]]` condition: exactly one of `equals` and `contains`.
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(rename = "ClaimMatch"))]
+pub(crate) struct RawClaimMatch {
+    /// The claim's name in the token.
+    pub(crate) claim: String,
+    /// The value equals one of these.
+    pub(crate) equals: Option<Vec<String>>,
+    /// The value (a list) holds this item.
+    pub(crate) contains: Option<String>,
 }
 
 /// One `[[public]]` table: a method and path rule that passes without a login.

@@ -92,7 +92,7 @@ pub fn load(dir: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
         },
     );
     let ws_dir = dir.join(workspaces_dir.as_deref().unwrap_or("workspaces"));
-    let workspaces = load_workspaces(dir, &ws_dir, &server, &mut errors);
+    let workspaces = load_workspaces(dir, &ws_dir, &server, env, &mut errors);
     check_unique_hosts(dir, &workspaces, &mut errors);
     if errors.is_empty() {
         Ok(Config {
@@ -111,6 +111,7 @@ fn load_workspaces(
     dir: &Path,
     ws_dir: &Path,
     server: &ServerConfig,
+    env: &dyn Env,
     errors: &mut Vec<ConfigError>,
 ) -> Vec<WorkspaceConfig> {
     let files = match read_workspace_files(ws_dir) {
@@ -138,7 +139,9 @@ fn load_workspaces(
             errors,
         };
         let has_redis = server.redis.is_some();
-        if let Some(ws) = validate_workspace(&path, raw, &server.domain, has_redis, &mut report) {
+        if let Some(ws) =
+            validate_workspace(&path, raw, &server.domain, has_redis, env, &mut report)
+        {
             workspaces.push(ws);
         }
     }
@@ -296,6 +299,7 @@ fn validate_workspace(
     raw: RawWorkspace,
     domain: &str,
     has_redis: bool,
+    env: &dyn Env,
     report: &mut Report<'_>,
 ) -> Option<WorkspaceConfig> {
     let start = report.errors.len();
@@ -320,6 +324,24 @@ fn validate_workspace(
     let authz = authz(raw.authz, report);
     check_open_providers(&providers, &authz, report);
     let public = super::public::validate(raw.public, report);
+    let (clients, jwt_clients) = super::clients::validate(raw.client, env, report);
+    let client_names: Vec<String> = clients
+        .iter()
+        .map(|c| c.name.clone())
+        .chain(jwt_clients.iter().map(|c| c.name.clone()))
+        .collect();
+    let rules = super::rules::compile(
+        public,
+        raw.rule,
+        &super::rules::Context {
+            hosts: &hosts,
+            domain,
+            auth,
+            headers: &headers,
+            clients: &client_names,
+        },
+        report,
+    );
     if report.errors.len() > start {
         return None;
     }
@@ -336,7 +358,9 @@ fn validate_workspace(
         session,
         headers,
         authz,
-        public,
+        rules,
+        clients,
+        jwt_clients,
     })
 }
 
@@ -653,7 +677,12 @@ fn check_open_providers(providers: &[ProviderConfig], authz: &AuthzRules, report
     }
 }
 
-fn validate_hosts(field: &str, raw: &[String], domain: &str, report: &mut Report<'_>) -> Vec<Host> {
+pub(super) fn validate_hosts(
+    field: &str,
+    raw: &[String],
+    domain: &str,
+    report: &mut Report<'_>,
+) -> Vec<Host> {
     let mut out = Vec::new();
     for (i, h) in raw.iter().enumerate() {
         if h.contains("{domain}") && domain.is_empty() {
@@ -709,7 +738,14 @@ mod tests {
             source: toml_text,
             errors: &mut errors,
         };
-        validate_workspace(Path::new("x.toml"), raw, "", false, &mut report);
+        validate_workspace(
+            Path::new("x.toml"),
+            raw,
+            "",
+            false,
+            &HashMap::new(),
+            &mut report,
+        );
         errors
             .iter()
             .map(|e| format!("{}: {}", e.field, e.problem))
@@ -894,7 +930,14 @@ mod tests {
             source: "",
             errors: &mut errors,
         };
-        let ws = validate_workspace(Path::new("x.toml"), raw, "", true, &mut report);
+        let ws = validate_workspace(
+            Path::new("x.toml"),
+            raw,
+            "",
+            true,
+            &HashMap::new(),
+            &mut report,
+        );
         assert!(errors.is_empty(), "{errors:?}");
         assert!(ws.unwrap().session.backchannel_logout);
     }

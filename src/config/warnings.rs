@@ -22,6 +22,19 @@ pub fn warnings(config: &Config) -> Vec<ConfigError> {
         if let Some(problem) = cookie_without_host_prefix(ws) {
             warn("session.cookie_name", problem);
         }
+        let rules = &ws.rules.rules;
+        for (j, later) in rules.iter().enumerate() {
+            if let Some(earlier) = rules[..j].iter().find(|e| later.shadowed_by(e)) {
+                warn(
+                    &later.origin.to_string(),
+                    format!(
+                        "can never match: every request it covers is decided first by {} \
+                         (rules are tried in order, [[public]] before [[rule]])",
+                        earlier.origin
+                    ),
+                );
+            }
+        }
     }
     out
 }
@@ -59,6 +72,26 @@ mod tests {
 
     const LOGIN: &str = "hosts = [\"x.example.com\"]\nauth = \"oidc\"\n[[provider]]\n\
          issuer = \"https://idp.example.com\"\nclient_id = \"c\"\nclient_secret_env = \"S\"\n";
+
+    #[test]
+    fn a_rule_shadowed_by_an_earlier_one_is_warned_about() {
+        let text = format!(
+            "{LOGIN}[session]\ncookie_name = \"__Host-s\"\n[[public]]\nprefix = \"/static/\"\n\
+             [[rule]]\nprefix = \"/admin/\"\naction = \"allow\"\ngroups = [\"admins\"]\n\
+             [[rule]]\npath = \"/admin/users\"\nmethods = [\"GET\"]\naction = \"deny\"\n\
+             [[rule]]\npath = \"/static/app.js\"\nmethods = [\"GET\"]\naction = \"deny\"\n\
+             [[rule]]\npath = \"/static/app.js\"\nmethods = [\"POST\"]\naction = \"deny\"\n"
+        );
+        assert_eq!(
+            warned(&text),
+            [
+                "workspaces/x.toml: rule[1]: can never match: every request it covers is decided \
+                 first by rule[0] (rules are tried in order, [[public]] before [[rule]])",
+                "workspaces/x.toml: rule[2]: can never match: every request it covers is decided \
+                 first by public[0] (rules are tried in order, [[public]] before [[rule]])",
+            ]
+        );
+    }
 
     #[test]
     fn a_session_cookie_over_https_without_the_host_prefix_is_warned_about() {

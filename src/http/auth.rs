@@ -18,6 +18,7 @@ use super::error::{log_errors, RefusalContext};
 use super::extract::{ForwardAuth, Subrequest};
 use super::metrics::{decision, refusal_counters};
 use super::{AppError, Incoming};
+use crate::authn::Gate;
 use crate::config::HeaderMapping;
 use crate::identity::Identity;
 use crate::session::Tokens;
@@ -152,13 +153,17 @@ impl<E: Into<AppError>> From<E> for Refusal {
 
 async fn check(state: &AppState, req: &Incoming, ws: &Workspace) -> Result<Response, Refusal> {
     // A public route passes as a workspace without login does: 202 and no identity, even
-    // when the request carries a session.
-    if !ws.requires_login() || req.is_public(&ws.config.public) {
-        return Ok(StatusCode::ACCEPTED.into_response());
-    }
-    let done = ws.authenticate(&req.credentials(true), state.now()).await?;
+    // when the request carries a session; a `deny` rule refuses before any credential is read.
+    let verdict = match ws.gate(&req.rule_request(&ws.config.rules)) {
+        Gate::Public => return Ok(StatusCode::ACCEPTED.into_response()),
+        Gate::Deny(denial) => return Err(AppError::Forbidden(denial).into()),
+        Gate::Authenticate(verdict) => verdict,
+    };
+    let done = ws
+        .authenticate(&req.credentials_for(&ws.config.clients), state.now())
+        .await?;
     let narrowing = req.query().map(|_| req.query_pairs());
-    ws.authorize(&done.identity, narrowing.as_deref())
+    ws.authorize(&done.identity, verdict, narrowing.as_deref())
         .map_err(|d| Refusal {
             error: AppError::Forbidden(d),
             user: Some(done.identity.user.clone()),

@@ -162,6 +162,12 @@ impl AppError {
             Forbidden(Denial::EmailUnverified(_)) | LoginDenied(Denial::EmailUnverified(_)) => {
                 email_unverified()
             }
+            // A `deny` rule: the same for everyone, signed in or not.
+            Forbidden(Denial::Rule(_)) => Page::error(
+                "Access denied",
+                "This page is not available here, whoever asks.",
+                None,
+            ),
             Forbidden(_) | LoginDenied(_) => Page::error(
                 "Access denied",
                 "You are signed in, but this account is not allowed here. Ask the workspace's owner for access, or sign in with another account.",

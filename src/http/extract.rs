@@ -156,7 +156,22 @@ impl Incoming {
         Credentials {
             cookies: self.cookie_headers().collect(),
             bearer: self.bearer().filter(|_| bearer),
+            api_keys: Vec::new(),
         }
+    }
+
+    /// [`Self::credentials`] of the auth route, with the API-key headers `clients` name.
+    pub fn credentials_for<'a>(
+        &'a self,
+        clients: &'a [crate::config::ClientConfig],
+    ) -> Credentials<'a> {
+        let mut creds = self.credentials(true);
+        creds.api_keys = clients
+            .iter()
+            .filter_map(|c| c.header.as_deref())
+            .filter_map(|h| Some((h, header(&self.headers, h)?)))
+            .collect();
+        creds
     }
 
     /// The `Authorization: Bearer` token, if any.
@@ -182,18 +197,18 @@ impl Incoming {
         }
     }
 
-    /// Whether the original request is one of `rules`' public routes
-    /// ([`crate::public::is_public`] on [`Self::original`]); nothing is read without rules.
-    pub fn is_public(&self, rules: &[crate::public::PublicRule]) -> bool {
-        if rules.is_empty() {
-            return false;
-        }
+    /// What `rules` are matched against ([`crate::rules::RuleRequest`]): the original request
+    /// the route's proxy describes, the host already checked against the workspace, and the
+    /// client's address (looked up only when a rule names networks).
+    pub fn rule_request(&self, rules: &crate::rules::RuleSet) -> crate::rules::RuleRequest<'_> {
         let h = &self.headers;
-        crate::public::is_public(
-            rules,
-            self.original().as_ref(),
-            h.contains_key("origin") && h.contains_key("access-control-request-method"),
-        )
+        crate::rules::RuleRequest {
+            original: self.original(),
+            host: self.target_host(),
+            client: rules.reads_client().then(|| self.client()),
+            preflight_headers: h.contains_key("origin")
+                && h.contains_key("access-control-request-method"),
+        }
     }
 
     /// The raw query string.

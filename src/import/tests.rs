@@ -538,3 +538,42 @@ fn only_anchored_literal_routes_become_public_rules() {
         }
     }
 }
+
+#[test]
+fn extra_jwt_issuers_become_commented_machine_clients_and_narrow() {
+    let cfg = format!(
+        "{OIDC}email_domains = [\"example.com\"]\nskip_jwt_bearer_tokens = true\n\
+         extra_jwt_issuers = [\"https://token.actions.githubusercontent.com=authgate\", \"k8s=x\"]\n\
+         api_routes = [\"^/api/\"]\n"
+    );
+    let i = run(&cfg, false).unwrap();
+    assert!(
+        i.workspace.contains(
+            "# [[client]]\n# name = \"issuer-0\"\n# issuer = \"https://token.actions.githubusercontent.com\"\n# audience = \"authgate\"\n"
+        ),
+        "{}",
+        i.workspace
+    );
+    // Loaded as written: no client is active, so no token of the issuer passes.
+    let ws = load(&i.workspace);
+    assert!(ws.jwt_clients.is_empty() && ws.clients.is_empty());
+    let notes = i.notes.join("\n");
+    assert!(notes.contains("extra_jwt_issuers: `https://token.actions.githubusercontent.com=authgate` is written as a commented [[client]] `issuer-0`"), "{notes}");
+    assert!(
+        notes.contains("extra_jwt_issuers: `k8s=x` is not `https://issuer=audience`"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("api_routes: not carried over: it changes no access"),
+        "{notes}"
+    );
+    // Uncommented with the claims named, the client loads.
+    let active = i
+        .workspace
+        .replace("# [[client]]", "[[client]]")
+        .replace("# name", "name")
+        .replace("# issuer =", "issuer =")
+        .replace("# audience", "audience")
+        .replace("# claims", "claims");
+    assert_eq!(load(&active).jwt_clients[0].audience, "authgate");
+}

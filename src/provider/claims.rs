@@ -117,6 +117,7 @@ pub fn identity_from_claims(
         email_withheld,
         sid: text("sid"),
         claims: extra,
+        client: None,
     }
 }
 

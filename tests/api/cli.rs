@@ -350,3 +350,135 @@ fn zero_workers_is_refused_naming_the_option() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--workers"), "{err}");
 }
+
+#[test]
+fn explain_prints_the_deciding_rule_and_exits_by_answer() {
+    let dir = repo().join("examples/rules");
+    let dir = dir.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["explain", dir, "-w", "mcd"];
+        all.extend_from_slice(args);
+        let out = authgate(&all);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = run(&["-p", "/healthz"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            Some(20),
+            "public[0]  decides: public\nanswer: 202 public (no login, no identity headers)\n"
+        )
+    );
+    let (code, out, _) = run(&[
+        "-p",
+        "/admin/users",
+        "--email",
+        "ann@example.com",
+        "--group",
+        "staff,admins",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(
+            "rule[2]    no match: path differs\nrule[3]    decides: allow groups admins\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("X-Auth-Request-Groups: staff,admins"), "{out}");
+    assert_eq!(run(&["-p", "/admin/users"]).0, Some(41));
+    assert_eq!(
+        run(&["-p", "/admin/users", "--email", "bob@example.com"]).0,
+        Some(43)
+    );
+    let (code, out, _) = run(&[
+        "-m",
+        "POST",
+        "-p",
+        "/hooks/deploy",
+        "--machine-client",
+        "deploy-hook",
+        "--client-ip",
+        "198.51.100.7",
+    ]);
+    assert_eq!(code, Some(43));
+    assert!(out.contains("rule[0]    no match: client address in none of its networks\nrule[1]    decides: deny\n"), "{out}");
+    let (code, out, _) = run(&[
+        "-m",
+        "POST",
+        "-p",
+        "/hooks/deploy",
+        "--machine-client",
+        "deploy-hook",
+        "--client-ip",
+        "192.0.2.9",
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("X-Auth-Request-User: client:deploy-hook"),
+        "{out}"
+    );
+    assert_eq!(
+        run(&[
+            "-p",
+            "/admin/users",
+            "--email",
+            "ann@example.com",
+            "--group",
+            "admins",
+            "--query",
+            "allowed_groups=ops"
+        ])
+        .0,
+        Some(43)
+    );
+    // questions it cannot answer: 64, naming why
+    let (code, _, err) = run(&["-p", "/", "--machine-client", "nobody"]);
+    assert_eq!(code, Some(64));
+    assert!(err.contains("`nobody` is not a [[client]]"), "{err}");
+    let (code, _, err) = run(&["-p", "/", "--host", "elsewhere.example.com"]);
+    assert_eq!(code, Some(64));
+    assert!(err.contains("not one of the workspace's hosts"), "{err}");
+    let out = authgate(&["explain", dir, "-w", "perso", "-p", "/"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no workspace `perso` (there are: mcd)"));
+    // an invalid config: 78 with its problems
+    let broken = ConfigDir::new("").workspace("mcd", "hosts = [\"x.test\"]\nauth = \"none\"\n[[rule]]\npath = \"/a\"\naction = \"allow\"\nany_user = true\n");
+    let out = authgate(&[
+        "explain",
+        broken.path().to_str().unwrap(),
+        "-w",
+        "mcd",
+        "-p",
+        "/a",
+    ]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rule[0].action"));
+}
+
+#[test]
+fn check_names_a_bad_rule_and_warns_about_a_shadowed_one() {
+    let ws = "hosts = [\"x.test\"]\nauth = \"oidc\"\ninsecure_http = true\n[[provider]]\nissuer = \"https://idp.test\"\nclient_id = \"c\"\nclient_secret_env = \"S\"\n";
+    let bad = ConfigDir::new("").workspace(
+        "mcd",
+        &format!("{ws}[[rule]]\nprefix = \"/a\"\naction = \"deny\"\n"),
+    );
+    let out = authgate(&["check", bad.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("workspaces/mcd.toml: rule[0].prefix: `/a` must end with '/'"),
+        "{err}"
+    );
+    let shadowed = ConfigDir::new("").workspace(
+        "mcd",
+        &format!("{ws}[[rule]]\nprefix = \"/a/\"\naction = \"deny\"\n[[rule]]\npath = \"/a/b\"\naction = \"allow\"\nany_user = true\n"),
+    );
+    let out = authgate(&["check", shadowed.path().to_str().unwrap()]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("workspaces/mcd.toml: rule[1]: can never match: every request it covers is decided first by rule[0]"), "{err}");
+}

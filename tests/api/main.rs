@@ -9,6 +9,8 @@
 
 mod helpers;
 
+mod access_recipes;
+mod access_rules;
 mod auth_request_headers;
 mod backchannel;
 mod browser_login;

@@ -1,12 +1,14 @@
 //! The trust matrix: every header a client can write, through each real proxy in front of its
 //! own form of the auth route — NGINX (the ingress-nginx subrequest, `/oauth2/auth/<ws>`),
 //! Traefik and Caddy (the redirect form, `/oauth2/auth/<ws>/redirect`) — against a workspace
-//! with public rules, from a client without a session.
+//! with public rules, and against one with ordered access rules (`[[rule]]`: public by path
+//! and by client network, deny), from a client without a session.
 //!
 //! What must hold, whatever the client adds:
 //! - the app is reached without a login only on a public path, with a method its rule allows,
-//!   spelled exactly as the rule names it (checked on the path and method the app itself saw);
-//! - every public path still reaches the app;
+//!   spelled exactly as the rule names it (checked on the path and method the app itself saw),
+//!   from a network its rule names (the address the proxy saw, never one the client wrote);
+//! - every public path still reaches the app, and a denied one is refused with 403;
 //! - no forged value reaches the app as an identity header, in any spelling of `-` and `_` a
 //!   CGI-style app server reads as the same name, nor authgate's log as authgate's own (as a
 //!   user, a host, a client address or its request id).
@@ -40,6 +42,39 @@ path = "/healthz"
 [[public]]
 prefix = "/static/"
 methods = ["GET"]
+"#;
+
+/// The same login and tokens, with access rules after a `[[public]]`: a public prefix by
+/// rule, a public prefix for the network the test client really is on (loopback), one for a
+/// network only a forged `X-Forwarded-For` names, and a denied area.
+const RULES_WORKSPACE: &str = r#"hosts = ["mcd.localhost"]
+auth = "oidc"
+insecure_http = true
+[[provider]]
+issuer = "http://127.0.0.1:9/unreachable"
+client_id = "authgate"
+client_secret_env = "CLIENT_SECRET"
+[headers]
+pass_access_token = true
+pass_id_token = true
+[[public]]
+path = "/healthz"
+[[rule]]
+prefix = "/static/"
+methods = ["GET"]
+action = "public"
+[[rule]]
+prefix = "/partner/"
+networks = ["203.0.113.0/24"]
+action = "public"
+[[rule]]
+prefix = "/internal/"
+methods = ["GET"]
+networks = ["127.0.0.0/8", "::1/128"]
+action = "public"
+[[rule]]
+prefix = "/admin/"
+action = "deny"
 "#;
 
 /// Distinctive forged values: none may show in authgate's log or as the app's identity.
@@ -84,23 +119,61 @@ fn forged_headers() -> Vec<(String, String)> {
     h
 }
 
-/// The requests tried, and whether each is public: only the rules' own spellings are.
-const REQUESTS: &[(&str, &str, bool)] = &[
-    ("GET", "/healthz", true),
-    ("HEAD", "/healthz", true),
-    ("GET", "/healthz?probe=1", true),
-    ("GET", "/static/app.js", true),
-    ("GET", "/admin", false),
-    ("POST", "/admin/delete", false),
-    ("POST", "/healthz", false),
-    ("POST", "/static/app.js", false),
-    ("GET", "/admin/../healthz", false),
-    ("GET", "/static/../admin", false),
-    ("GET", "/static/./app.js", false),
-    ("GET", "/heal%74hz", false),
-    ("GET", "/static/%2e%2e/admin", false),
-    ("GET", "/healthz;x", false),
-    ("GET", "//healthz", false),
+/// What a request without a session must get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Reaches the app.
+    Public,
+    /// Sent to the sign-in.
+    SignIn,
+    /// 403 from a `deny` rule.
+    Denied,
+    /// Sent to the sign-in or denied: a doubtful spelling matches no rule in authgate, but a
+    /// proxy that normalises the path itself (Traefik) hands on, and serves, the path it made.
+    Refused,
+}
+
+use Expect::{Denied, Public, Refused, SignIn};
+
+/// The requests tried on the `[[public]]` workspace: only the rules' own spellings are public.
+const REQUESTS: &[(&str, &str, Expect)] = &[
+    ("GET", "/healthz", Public),
+    ("HEAD", "/healthz", Public),
+    ("GET", "/healthz?probe=1", Public),
+    ("GET", "/static/app.js", Public),
+    ("GET", "/admin", SignIn),
+    ("POST", "/admin/delete", SignIn),
+    ("POST", "/healthz", SignIn),
+    ("POST", "/static/app.js", SignIn),
+    ("GET", "/admin/../healthz", SignIn),
+    ("GET", "/static/../admin", SignIn),
+    ("GET", "/static/./app.js", SignIn),
+    ("GET", "/heal%74hz", SignIn),
+    ("GET", "/static/%2e%2e/admin", SignIn),
+    ("GET", "/healthz;x", SignIn),
+    ("GET", "//healthz", SignIn),
+];
+
+/// The requests tried on the rules workspace: besides the above, the network rules (the
+/// client is on loopback; a forged `X-Forwarded-For` names 203.0.113.66) and the denied area,
+/// whose doubtful spellings match no rule and get the login instead.
+const RULE_REQUESTS: &[(&str, &str, Expect)] = &[
+    ("GET", "/healthz", Public),
+    ("HEAD", "/healthz", Public),
+    ("GET", "/static/app.js", Public),
+    ("POST", "/static/app.js", SignIn),
+    ("GET", "/internal/status", Public),
+    ("POST", "/internal/status", SignIn),
+    ("GET", "/partner/feed", SignIn),
+    ("GET", "/admin/users", Denied),
+    ("POST", "/admin/delete", Denied),
+    ("GET", "/admin", SignIn),
+    ("GET", "/internal/../admin/users", Refused),
+    ("GET", "/static/../partner/feed", Refused),
+    ("GET", "/internal/%2e%2e/admin/users", Refused),
+    ("GET", "/internal;x/status", Refused),
+    ("GET", "//internal/status", Refused),
+    ("GET", "/heal%74hz", Refused),
 ];
 
 /// The public paths and the methods their rules allow, as the app must see them.
@@ -111,6 +184,21 @@ fn public_as_seen(method: &str, path: &str) -> bool {
         "HEAD" => path == "/healthz",
         _ => false,
     }
+}
+
+/// The same for the rules workspace: `/internal/` is public too (for the loopback client),
+/// `/partner/` never (the client is not on its network).
+fn rule_public_as_seen(method: &str, path: &str) -> bool {
+    let plain = path.split_once('?').map_or(path, |(p, _)| p);
+    public_as_seen(method, path)
+        || method == "GET" && plain.starts_with("/internal/") && !plain.contains("..")
+}
+
+/// One matrix: a workspace, the requests tried on it, and what the app may serve.
+struct Matrix {
+    workspace: &'static str,
+    requests: &'static [(&'static str, &'static str, Expect)],
+    public_as_seen: fn(&str, &str) -> bool,
 }
 
 /// What the echoing app saw, when the request reached it: the method and path it answers
@@ -127,8 +215,34 @@ fn reached(r: &RawResp) -> Option<(String, String)> {
 
 #[tokio::test]
 async fn no_header_a_client_writes_opens_a_path_or_forges_an_identity_through_any_proxy() {
-    let config = ConfigDir::new("").workspace("mcd", WORKSPACE);
-    let authgate = spawn_authgate(&config, &[("CLIENT_SECRET", "s")], "trust-matrix");
+    run(
+        "trust-matrix",
+        &Matrix {
+            workspace: WORKSPACE,
+            requests: REQUESTS,
+            public_as_seen,
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn no_header_a_client_writes_moves_a_request_to_another_access_rule_through_any_proxy() {
+    run(
+        "trust-matrix-rules",
+        &Matrix {
+            workspace: RULES_WORKSPACE,
+            requests: RULE_REQUESTS,
+            public_as_seen: rule_public_as_seen,
+        },
+    )
+    .await;
+}
+
+/// The matrix `m` through NGINX, Traefik and Caddy, authgate's log named after `name`.
+async fn run(name: &str, m: &Matrix) {
+    let config = ConfigDir::new("").workspace("mcd", m.workspace);
+    let authgate = spawn_authgate(&config, &[("CLIENT_SECRET", "s")], name);
     let upstream = spawn_upstream().await;
     let (nginx_port, traefik_port, caddy_port) = (free_port(), free_port(), free_port());
     let _nginx = spawn_nginx_at(
@@ -156,7 +270,7 @@ async fn no_header_a_client_writes_opens_a_path_or_forges_an_identity_through_an
     // logged whole (authgate logs at most 50 refusals a second), so the log is checked on them.
     let mut refusals = 0;
     for (proxy, port) in proxies {
-        refusals += try_every_request(proxy, port, &forged).await;
+        refusals += try_every_request(m, proxy, port, &forged).await;
         // A browser route too: its log lines carry authgate's own request id.
         let host = format!("{HOST}:{port}");
         let mut headers: Vec<(&str, &str)> = vec![("Host", host.as_str())];
@@ -178,7 +292,7 @@ async fn no_header_a_client_writes_opens_a_path_or_forges_an_identity_through_an
     sets.push(vec![]);
     for (proxy, port) in proxies {
         for set in &sets {
-            try_every_request(proxy, port, set).await;
+            try_every_request(m, proxy, port, set).await;
         }
     }
     assert_no_forged_value_in(&authgate.log_text());
@@ -201,12 +315,17 @@ fn assert_no_forged_value_in(log: &str) {
     }
 }
 
-/// Every request of [`REQUESTS`] through the proxy on `port`, with `forged` headers added;
+/// Every request of the matrix through the proxy on `port`, with `forged` headers added;
 /// returns how many authgate refused (each one a line in its log).
-async fn try_every_request(proxy: &str, port: u16, forged: &[(String, String)]) -> usize {
+async fn try_every_request(
+    m: &Matrix,
+    proxy: &str,
+    port: u16,
+    forged: &[(String, String)],
+) -> usize {
     let mut refused = 0;
     let host = format!("{HOST}:{port}");
-    for &(method, target, public) in REQUESTS {
+    for &(method, target, expect) in m.requests {
         let mut headers: Vec<(&str, &str)> = vec![
             ("Host", host.as_str()),
             ("Accept", "text/html"),
@@ -218,7 +337,7 @@ async fn try_every_request(proxy: &str, port: u16, forged: &[(String, String)]) 
         match reached(&r) {
             Some((seen_method, seen_path)) => {
                 assert!(
-                    public_as_seen(&seen_method, &seen_path),
+                    (m.public_as_seen)(&seen_method, &seen_path),
                     "{what}: the app served {seen_method} {seen_path} without a login"
                 );
                 // A header the app would read as an identity header, `_` and `-` alike.
@@ -238,17 +357,28 @@ async fn try_every_request(proxy: &str, port: u16, forged: &[(String, String)]) 
             }
             None => {
                 assert!(
-                    !public,
+                    expect != Public,
                     "{what}: a public path did not reach the app: {r:?}"
                 );
                 // Sent to the sign-in (NGINX's auth-signin, authgate's own 302 on the redirect
-                // form), or refused by the proxy itself as malformed.
+                // form), refused by a deny rule, or refused by the proxy itself as malformed.
                 let to_sign_in = r.status == 302 && r.text.contains("/oauth2/start?rd=");
-                assert!(
-                    to_sign_in || r.status == 400,
-                    "{what}: neither the sign-in nor the proxy's 400: {r:?}"
-                );
-                refused += usize::from(to_sign_in);
+                let denied = r.status == 403;
+                match expect {
+                    Denied => assert!(
+                        denied || r.status == 400,
+                        "{what}: neither the deny rule's 403 nor the proxy's 400: {r:?}"
+                    ),
+                    Refused => assert!(
+                        to_sign_in || denied || r.status == 400,
+                        "{what}: neither the sign-in, a deny rule's 403 nor the proxy's 400: {r:?}"
+                    ),
+                    _ => assert!(
+                        to_sign_in || r.status == 400,
+                        "{what}: neither the sign-in nor the proxy's 400: {r:?}"
+                    ),
+                }
+                refused += usize::from(to_sign_in || denied);
             }
         }
     }

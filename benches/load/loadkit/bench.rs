@@ -25,6 +25,10 @@ pub(crate) const OPEN_HOST: &str = "perso.bench.test";
 pub(crate) const AUTH_LOGIN: &str = "/oauth2/auth/mcd";
 /// The auth route naming the `auth = "none"` workspace.
 pub(crate) const AUTH_OPEN: &str = "/oauth2/auth/perso";
+/// Host of the login workspace with 50 access rules.
+pub(crate) const RULES_HOST: &str = "rules.bench.test";
+/// The auth route naming it.
+pub(crate) const AUTH_RULES: &str = "/oauth2/auth/rules";
 /// Client id bearer tokens are issued for.
 pub(crate) const CLIENT_ID: &str = "authgate-bench";
 
@@ -114,13 +118,58 @@ fn subrequest_with_host(
     v
 }
 
+/// 50 `[[rule]]`s of every condition (prefixes, exact paths, methods, the host, client
+/// networks, deny and allow by group), of which only the last, `prefix = "/app/"` for any
+/// signed-in user, matches the rows' `/app/page?x=1`: every request tries all 50.
+fn fifty_rules() -> String {
+    let mut out = String::new();
+    for i in 0..49 {
+        let path = match i % 2 {
+            0 => format!("prefix = \"/area-{i}/\""),
+            _ => format!("path = \"/hooks/service-{i}\""),
+        };
+        let methods = if i % 3 == 0 {
+            "methods = [\"POST\", \"PUT\"]\n"
+        } else {
+            ""
+        };
+        let hosts = if i % 5 == 0 {
+            format!("hosts = [\"{RULES_HOST}\"]\n")
+        } else {
+            String::new()
+        };
+        let nets = if i % 7 == 0 {
+            "networks = [\"192.0.2.0/24\"]\n"
+        } else {
+            ""
+        };
+        let action = if i % 4 == 0 {
+            "action = \"deny\"\n"
+        } else {
+            "action = \"allow\"\ngroups = [\"admins\"]\n"
+        };
+        out.push_str(&format!("[[rule]]\n{path}\n{methods}{hosts}{nets}{action}"));
+    }
+    out.push_str("[[rule]]\nprefix = \"/app/\"\naction = \"allow\"\nany_user = true\n");
+    out
+}
+
 fn authgate_config(dir: &Path, issuer: &str) -> Result<PathBuf, String> {
     let config = dir.join("authgate-config");
     let login = bench_workspace(LOGIN_HOST, issuer, CLIENT_ID, "authgate-mcd");
+    let rules = format!(
+        "{}{}",
+        bench_workspace(RULES_HOST, issuer, CLIENT_ID, "authgate-rules"),
+        fifty_rules()
+    );
     write_config(
         &config,
         "",
-        &[("mcd", &login), ("perso", &open_workspace(OPEN_HOST))],
+        &[
+            ("mcd", &login),
+            ("perso", &open_workspace(OPEN_HOST)),
+            ("rules", &rules),
+        ],
     )
     .map_err(|e| format!("{}: {e}", config.display()))?;
     Ok(config)
@@ -499,6 +548,9 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
     let (cookie_name, cookie_value) =
         testkit::session::session_cookie(&config, &env_map, LOGIN_HOST)?;
     let ag_cookie = format!("{cookie_name}={cookie_value}");
+    let (rules_name, rules_value) =
+        testkit::session::session_cookie(&config, &env_map, RULES_HOST)?;
+    let ag_rules_cookie = format!("{rules_name}={rules_value}");
     let start_authgate = |name: &str| -> Result<Server, String> {
         let ag = servers::authgate(&s.authgate, &config, &env, dir.join(format!("{name}.log")))?;
         wait_for(
@@ -544,6 +596,7 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
     let ag_warm_h = subrequest(LOGIN_HOST, &[("Authorization", &bearer)]);
     let ag_cold_h = subrequest(LOGIN_HOST, &[]);
     let ag_none_h = subrequest(OPEN_HOST, &[]);
+    let ag_rules_h = subrequest(RULES_HOST, &[("Cookie", &ag_rules_cookie)]);
     let ap_bearer_h = subrequest_with_host(LOGIN_HOST, LOGIN_HOST, &[("Authorization", &bearer)]);
     let ap_session_h = subrequest_with_host(LOGIN_HOST, LOGIN_HOST, &[("Cookie", &ap_cookie)]);
     let ap_nothing_h = subrequest_with_host(LOGIN_HOST, LOGIN_HOST, &[]);
@@ -552,6 +605,7 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
     check(ag, AUTH_LOGIN, &ag_cookie_h, 202, true)?;
     check(ag, AUTH_LOGIN, &ag_warm_h, 202, true)?;
     check(ag, AUTH_OPEN, &ag_none_h, 202, false)?;
+    check(ag, AUTH_RULES, &ag_rules_h, 202, true)?;
     check(ag, AUTH_LOGIN, &ag_cold_h, 401, false)?;
     check(ap, "/bearer", &ap_bearer_h, 200, true)?;
     check(ap, "/bearer", &ap_nothing_h, 401, false)?;
@@ -585,6 +639,12 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
             Role::Cookie,
             AUTH_LOGIN,
             &ag_cookie_h,
+        ),
+        (
+            "authgate: session cookie, 50 access rules (the 50th decides)",
+            Role::CookieRules,
+            AUTH_RULES,
+            &ag_rules_h,
         ),
         (
             "authgate: workspace with auth = \"none\"",

@@ -25,6 +25,7 @@ pub(crate) enum Role {
     Floor1,
     FloorAuto,
     Cookie,
+    CookieRules,
     CookieBaseline,
     CookieNoMetrics,
     CookieOneWorker,
@@ -197,6 +198,7 @@ impl Report {
     fn peer_cell(&self, r: &Row) -> String {
         let peer = match r.role {
             Role::Cookie
+            | Role::CookieRules
             | Role::CookieBaseline
             | Role::CookieNoMetrics
             | Role::CookieOneWorker
@@ -452,7 +454,11 @@ impl Report {
             .filter(|r| {
                 matches!(
                     r.role,
-                    Role::Cookie | Role::NoAuth | Role::BearerWarm | Role::BearerCold
+                    Role::Cookie
+                        | Role::CookieRules
+                        | Role::NoAuth
+                        | Role::BearerWarm
+                        | Role::BearerCold
                 )
             })
             .map(|r| r.peak_rss)

@@ -21,6 +21,9 @@
 //            host in the Host header (so http://ws.localhost:PORT/... works without DNS),
 //            and oidc-provider's refusal of loopback addresses (SSRF protection) is lifted:
 //            a test IdP talking to the test's authgate only.
+//   client_credentials  true: every client may also use the client_credentials grant (a
+//            machine's token, no user); with the keycloak shape its access token is an RS256
+//            JWT with aud = the client id, as Keycloak's service accounts get.
 //
 // Startup protocol: listens on 127.0.0.1 with an OS-picked port, then builds the
 // provider with an issuer containing that port and prints exactly one line on stdout:
@@ -183,7 +186,9 @@ if (!['generic', 'azure', 'keycloak'].includes(shape)) {
 const tenant = config.tenant || '72f988bf-86f1-41af-91ab-2d7cd011db47';
 const realm = config.realm || 'test';
 const clients = (config.clients || []).map((c) => ({
-  grant_types: ['authorization_code', 'refresh_token'],
+  grant_types: ['authorization_code', 'refresh_token'].concat(
+    config.client_credentials ? ['client_credentials'] : [],
+  ),
   response_types: ['code'],
   ...c,
 }));
@@ -434,6 +439,7 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: true },
     backchannelLogout: { enabled: !!config.backchannel_logout },
+    clientCredentials: { enabled: !!config.client_credentials },
     pushedAuthorizationRequests: { enabled: shape !== 'azure' },
     revocation: { enabled: true },
     introspection: { enabled: true },
