@@ -139,6 +139,12 @@ fn secret_files(config: &Config) -> Vec<PathBuf> {
         )
         .filter_map(|s| s.file.clone())
         .chain(
+            config
+                .workspaces
+                .iter()
+                .flat_map(|w| w.clients.iter().filter_map(|c| c.keys_file.clone())),
+        )
+        .chain(
             server
                 .redis
                 .iter()
@@ -418,6 +424,35 @@ mod tests {
         assert_eq!(config_digest(dir), moved, "the old directory is not read");
         write(&dir.join("ws/c.toml"), "");
         assert_ne!(config_digest(dir), moved, "the named directory is");
+    }
+
+    /// A machine client's key file is watched like the other secret files: rotating its keys
+    /// reloads the config.
+    #[test]
+    fn a_machine_clients_key_file_is_a_watched_secret_file() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        let keys = dir.join("ci.keys");
+        write(&keys, &format!("sha256:{}\n", "ab".repeat(32)));
+        write(
+            &dir.join("authgate.toml"),
+            "[secrets]\ncookie_secrets_env = \"C\"\n",
+        );
+        write(
+            &dir.join("workspaces/mcd.toml"),
+            &format!(
+                "hosts = [\"mcd.test\"]\nauth = \"none\"\n[[client]]\nname = \"ci\"\napi_keys_file = \"{}\"\n",
+                keys.display()
+            ),
+        );
+        let env: std::collections::HashMap<String, String> =
+            [("C".to_string(), "c".repeat(64))].into();
+        let config = crate::config::load(dir, &env).unwrap();
+        assert!(
+            secret_files(&config).contains(&keys),
+            "{:?}",
+            secret_files(&config)
+        );
     }
 
     #[test]

@@ -115,6 +115,7 @@ pub(super) fn validate(
                 name: c.name,
                 key_hashes: hashes,
                 header,
+                keys_file: c.api_keys_file.map(std::path::PathBuf::from),
             });
         }
     }

@@ -333,6 +333,8 @@ pub struct ClientConfig {
     pub key_hashes: Vec<[u8; 32]>,
     /// The lower-case header carrying the key; `None`: `Authorization: Bearer`.
     pub header: Option<String>,
+    /// `api_keys_file`, when the hashes come from one: watched, so a rotation reloads.
+    pub keys_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for ClientConfig {
