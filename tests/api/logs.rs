@@ -74,6 +74,18 @@ async fn login(
     (c.get(&url, &[("x-request-id", request_id)]).await, state)
 }
 
+/// The lines of `log` holding `needle`, counted per wall-clock second of the log's own
+/// timestamps (`2026-12-02T05:21:17.440931Z`).
+fn lines_per_second(log: &str, needle: &str) -> std::collections::BTreeMap<String, u64> {
+    let mut per_second = std::collections::BTreeMap::new();
+    for line in log.lines().filter(|l| l.contains(needle)) {
+        *per_second
+            .entry(line.chars().take(19).collect())
+            .or_default() += 1;
+    }
+    per_second
+}
+
 fn json_lines(text: &str) -> Vec<Value> {
     text.lines()
         .filter(|l| l.starts_with('{'))
@@ -358,14 +370,8 @@ async fn a_flood_of_refusals_logs_at_a_bounded_rate() {
     for f in floods {
         f.await.unwrap();
     }
-    // Count the refusal lines of each wall-clock second from the log's own timestamps
-    // (`2026-12-02T05:21:17.440931Z`): none may pass the budget, however slow the machine.
-    let mut per_second = std::collections::BTreeMap::<String, u64>::new();
-    for line in ag.log_text().lines().filter(|l| l.contains(" refused")) {
-        *per_second
-            .entry(line.chars().take(19).collect())
-            .or_default() += 1;
-    }
+    // None of the log's own seconds may pass the budget, however slow the machine.
+    let per_second = lines_per_second(&ag.log_text(), " refused");
     let busiest = per_second.values().copied().max().unwrap_or(0);
     assert!(
         busiest <= 50,
@@ -411,16 +417,7 @@ async fn back_channel_refusals_share_the_log_budget() {
     for f in floods {
         f.await.unwrap();
     }
-    let mut per_second = std::collections::BTreeMap::<String, u64>::new();
-    for line in ag
-        .log_text()
-        .lines()
-        .filter(|l| l.contains("back-channel logout refused"))
-    {
-        *per_second
-            .entry(line.chars().take(19).collect())
-            .or_default() += 1;
-    }
+    let per_second = lines_per_second(&ag.log_text(), "back-channel logout refused");
     let busiest = per_second.values().copied().max().unwrap_or(0);
     assert!(
         busiest <= 50,
@@ -457,12 +454,7 @@ async fn a_flood_of_login_starts_and_empty_sign_outs_logs_at_a_bounded_rate() {
         f.await.unwrap();
     }
     let log = ag.log_text();
-    let mut per_second = std::collections::BTreeMap::<String, u64>::new();
-    for line in log.lines().filter(|l| l.contains("login started")) {
-        *per_second
-            .entry(line.chars().take(19).collect())
-            .or_default() += 1;
-    }
+    let per_second = lines_per_second(&log, "login started");
     let busiest = per_second.values().copied().max().unwrap_or(0);
     assert!(
         busiest <= 50,
