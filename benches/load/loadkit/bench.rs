@@ -175,6 +175,21 @@ fn authgate_config(dir: &Path, issuer: &str) -> Result<PathBuf, String> {
     Ok(config)
 }
 
+/// The same workspaces but the one with access rules, for the `--baseline` binary: an earlier
+/// build may not know `[[rule]]`. The session cookie of `mcd` opens in both (its keys derive
+/// from the master secret and the workspace's name).
+fn baseline_config(dir: &Path, issuer: &str) -> Result<PathBuf, String> {
+    let config = dir.join("authgate-config-baseline");
+    let login = bench_workspace(LOGIN_HOST, issuer, CLIENT_ID, "authgate-mcd");
+    write_config(
+        &config,
+        "",
+        &[("mcd", &login), ("perso", &open_workspace(OPEN_HOST))],
+    )
+    .map_err(|e| format!("{}: {e}", config.display()))?;
+    Ok(config)
+}
+
 /// Polls until `path` answers `status` (authgate discovers its provider in the background).
 fn wait_for(
     addr: SocketAddr,
@@ -706,8 +721,16 @@ pub(crate) fn run(s: &Settings) -> Result<(), String> {
             "authgate-baseline.log",
         ));
     }
+    let baseline = match &s.baseline {
+        Some(_) => Some(baseline_config(&dir, &issuer)?),
+        None => None,
+    };
     for (label, role, bin, env, log) in variants {
-        let server = servers::authgate(&bin, &config, &env, dir.join(log))?;
+        let cfg = match (&role, &baseline) {
+            (Role::CookieBaseline, Some(b)) => b,
+            _ => &config,
+        };
+        let server = servers::authgate(&bin, cfg, &env, dir.join(log))?;
         check(server.addr(), AUTH_LOGIN, &ag_cookie_h, 202, true)?;
         rows.push(runner.row(Load::direct(label, role, &server, AUTH_LOGIN, &ag_cookie_h))?);
     }
