@@ -25,9 +25,9 @@ use std::time::Duration;
 
 const HOST: &str = "mcd.localhost";
 
-/// The workspace: a login at a provider that is never reached (no request here gets that far),
-/// two public rules, tokens passed to apps (so a forged token header would show).
-const WORKSPACE: &str = r#"hosts = ["mcd.localhost"]
+/// The login both workspaces share: a provider that is never reached (no request here gets
+/// that far), tokens passed to apps (so a forged token header would show).
+const LOGIN: &str = r#"hosts = ["mcd.localhost"]
 auth = "oidc"
 insecure_http = true
 [[provider]]
@@ -37,27 +37,20 @@ client_secret_env = "CLIENT_SECRET"
 [headers]
 pass_access_token = true
 pass_id_token = true
-[[public]]
+"#;
+
+/// The workspace's own rules after [`LOGIN`]: two public rules.
+const WORKSPACE: &str = r#"[[public]]
 path = "/healthz"
 [[public]]
 prefix = "/static/"
 methods = ["GET"]
 "#;
 
-/// The same login and tokens, with access rules after a `[[public]]`: a public prefix by
+/// The rules after [`LOGIN`] of the workspace with access rules, after a `[[public]]`: a public prefix by
 /// rule, a public prefix for the network the test client really is on (loopback), one for a
 /// network only a forged `X-Forwarded-For` names, and a denied area.
-const RULES_WORKSPACE: &str = r#"hosts = ["mcd.localhost"]
-auth = "oidc"
-insecure_http = true
-[[provider]]
-issuer = "http://127.0.0.1:9/unreachable"
-client_id = "authgate"
-client_secret_env = "CLIENT_SECRET"
-[headers]
-pass_access_token = true
-pass_id_token = true
-[[public]]
+const RULES_WORKSPACE: &str = r#"[[public]]
 path = "/healthz"
 [[rule]]
 prefix = "/static/"
@@ -196,6 +189,7 @@ fn rule_public_as_seen(method: &str, path: &str) -> bool {
 
 /// One matrix: a workspace, the requests tried on it, and what the app may serve.
 struct Matrix {
+    /// The workspace's rules, after [`LOGIN`].
     workspace: &'static str,
     requests: &'static [(&'static str, &'static str, Expect)],
     public_as_seen: fn(&str, &str) -> bool,
@@ -241,7 +235,7 @@ async fn no_header_a_client_writes_moves_a_request_to_another_access_rule_throug
 
 /// The matrix `m` through NGINX, Traefik and Caddy, authgate's log named after `name`.
 async fn run(name: &str, m: &Matrix) {
-    let config = ConfigDir::new("").workspace("mcd", m.workspace);
+    let config = ConfigDir::new("").workspace("mcd", &format!("{LOGIN}{}", m.workspace));
     let authgate = spawn_authgate(&config, &[("CLIENT_SECRET", "s")], name);
     let upstream = spawn_upstream().await;
     let (nginx_port, traefik_port, caddy_port) = (free_port(), free_port(), free_port());
